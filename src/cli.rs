@@ -1,0 +1,203 @@
+//! Command line: argument parsing and the subcommands that are not the daemon.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use k8s_openapi::api::core::v1::Secret;
+use serde::Deserialize;
+
+use vinod::config::{self, Config};
+use vinod::ipam::NetworkClaims;
+use vinod::plan::{self, NodeFacts, NumaNode, PlanInput};
+use vinod::render::objects::Credentials;
+use vinod::spec::{self, cpuset::CpuSet};
+
+/// vinod: builds the VMs of the Vinos that select this host and publishes them to metal3.
+#[derive(Parser, Debug)]
+#[command(name = "vinod", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        /// Configuration file.
+        #[arg(long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// Run without a cluster, from a Vino manifest on disk.
+        #[arg(long, value_name = "FILE")]
+        standalone: Option<PathBuf>,
+    },
+    /// Print what a Vino wants on a host: bridges, DHCP, volumes, domains, BareMetalHosts.
+    /// Needs no root, no libvirt and no cluster.
+    Plan(PlanArgs),
+    /// Print the CustomResourceDefinition YAML.
+    Crd {
+        /// Print the BareMetalHost CRD subset (for clusters without metal3) instead.
+        #[arg(long)]
+        bmh: bool,
+    },
+    /// Validate a configuration file.
+    CheckConfig {
+        /// The file.
+        #[arg(default_value = config::DEFAULT_PATH)]
+        path: PathBuf,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(clap::Args, Debug)]
+struct PlanArgs {
+    /// Vino manifest (YAML or JSON).
+    #[arg(long, value_name = "FILE")]
+    vino: PathBuf,
+    /// Node (host) name. Default: this machine's hostname.
+    #[arg(long)]
+    node: Option<String>,
+    /// Node labels, `k=v,k2=v2`.
+    #[arg(long, value_name = "LABELS", default_value = "")]
+    node_labels: String,
+    /// Node InternalIP (repeatable; the first is published as the BMC address).
+    #[arg(long = "node-address", value_name = "IP")]
+    node_addresses: Vec<IpAddr>,
+    /// NUMA layout, `0:0-7;1:8-15`. Default: this machine's.
+    #[arg(long, value_name = "LAYOUT")]
+    numa: Option<String>,
+    /// Configuration file. Default: the packaged one if present, else built-in defaults.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Secret manifests to resolve `bmcCredentials.secretRef` from (repeatable).
+    #[arg(long = "secret", value_name = "FILE")]
+    secrets: Vec<PathBuf>,
+    /// Existing IP claims (YAML: network → host → claims), e.g. from other hosts.
+    #[arg(long, value_name = "FILE")]
+    claims: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Yaml)]
+    output: Output,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Output {
+    Yaml,
+    Json,
+}
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run { .. } => bail!("`vinod run` (the daemon) is not built yet; use `vinod plan` to see what it would do"),
+        Command::Plan(args) => plan_cmd(&args),
+        Command::Crd { bmh } => {
+            print!("{}", if bmh { spec::crd::bmh_crd_yaml() } else { spec::crd::vino_crd_yaml() });
+            Ok(())
+        }
+        Command::CheckConfig { path } => {
+            load_config(&path)?;
+            println!("{}: OK", path.display());
+            Ok(())
+        }
+        Command::Version => {
+            println!("vinod {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
+}
+
+fn load_config(path: &Path) -> Result<Config> {
+    let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Config::parse(&text, &path.display().to_string())?)
+}
+
+fn plan_cmd(args: &PlanArgs) -> Result<()> {
+    let text = fs::read_to_string(&args.vino).with_context(|| format!("cannot read {}", args.vino.display()))?;
+    let vino = spec::parse_vino(&text).with_context(|| args.vino.display().to_string())?;
+    let config = match &args.config {
+        Some(p) => load_config(p)?,
+        None if Path::new(config::DEFAULT_PATH).exists() => load_config(Path::new(config::DEFAULT_PATH))?,
+        None => Config::parse("", "(defaults)")?,
+    };
+    let node = NodeFacts {
+        name: args.node.clone().unwrap_or_else(|| if config.node_name.is_empty() { vinod::host::facts::hostname() } else { config.node_name.clone() }),
+        labels: parse_labels(&args.node_labels)?,
+        addresses: args.node_addresses.clone(),
+        numa: match &args.numa {
+            Some(layout) => parse_numa(layout)?,
+            None => vinod::host::facts::numa_nodes(Path::new("/sys")),
+        },
+    };
+    if !plan::selects(&vino, &node) {
+        eprintln!("Vino {} does not select node {}: its nodeSelector does not match the node's labels", vino.metadata.name.as_deref().unwrap_or(""), node.name);
+        return Ok(());
+    }
+    let claims: BTreeMap<String, NetworkClaims> = match &args.claims {
+        Some(p) => serde_yaml::from_str(&fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?).with_context(|| format!("{}: not a claims file", p.display()))?,
+        None => BTreeMap::new(),
+    };
+    let credentials = resolve_credentials(&vino, &args.secrets)?;
+    let plan = plan::plan(PlanInput { vino: &vino, node: &node, config: &config, claims: &claims, credentials: credentials.as_ref(), taken_cpus: &CpuSet::default() })?;
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+    let redacted = plan.redacted();
+    match args.output {
+        Output::Yaml => print!("{}", serde_yaml::to_string(&redacted)?),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&redacted)?),
+    }
+    Ok(())
+}
+
+fn parse_labels(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut labels = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((k, v)) = item.split_once('=') else { bail!("--node-labels: {item:?} is not key=value") };
+        if let Some(e) = spec::syntax::label_key_error(k) {
+            bail!("--node-labels: {e}");
+        }
+        labels.insert(k.to_string(), v.to_string());
+    }
+    Ok(labels)
+}
+
+fn parse_numa(text: &str) -> Result<Vec<NumaNode>> {
+    text.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let (id, cpus) = item.split_once(':').with_context(|| format!("--numa: {item:?} is not <node>:<cpulist>"))?;
+            let id = id.trim().parse().with_context(|| format!("--numa: {id:?} is not a NUMA node number"))?;
+            let cpus = cpus.parse::<CpuSet>().map_err(|e| anyhow::anyhow!("--numa: {e}"))?;
+            Ok(NumaNode { id, cpus })
+        })
+        .collect()
+}
+
+fn resolve_credentials(vino: &spec::Vino, files: &[PathBuf]) -> Result<Option<Credentials>> {
+    let Some(r) = vino.spec.bmc_credentials.as_ref().and_then(|c| c.secret_ref.as_ref()) else { return Ok(None) };
+    for f in files {
+        let text = fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let secret = Secret::deserialize(doc).with_context(|| format!("{}: not a Secret manifest", f.display()))?;
+            if secret.metadata.name.as_deref() != Some(r.name.as_str()) {
+                continue;
+            }
+            let get = |key: &str| -> Result<String> {
+                if let Some(v) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
+                    return Ok(v.clone());
+                }
+                let bytes = secret.data.as_ref().and_then(|d| d.get(key)).with_context(|| format!("spec.bmcCredentials.secretRef: Secret {:?} has no key {key:?}", r.name))?;
+                String::from_utf8(bytes.0.clone()).with_context(|| format!("Secret {:?} key {key:?} is not UTF-8", r.name))
+            };
+            return Ok(Some(Credentials { username: get("username")?, password: get("password")? }));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,292 @@
+//! The daemon's configuration file (`/etc/vino/vinod.toml`): strict TOML, every key optional
+//! with a documented default (see `packaging/vinod.toml`). Parsing is pure; callers read the file.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Where the packaged configuration lives.
+pub const DEFAULT_PATH: &str = "/etc/vino/vinod.toml";
+
+/// Errors of the configuration module.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is not valid TOML or has an unknown key or a wrongly typed value.
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// The parser's message, which names the key and line.
+        message: String,
+    },
+    /// A value is well-typed but unusable.
+    #[error("{path}: {key}: {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Dotted key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// vinod's configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This host's Kubernetes Node name. Empty: the machine's hostname.
+    pub node_name: String,
+    /// Persistent state (claims, certificates, standalone output).
+    pub state_dir: PathBuf,
+    /// Runtime files (dnsmasq configs and pid files, the status socket).
+    pub run_dir: PathBuf,
+    /// Logging.
+    pub log: LogConfig,
+    /// libvirt.
+    pub libvirt: LibvirtConfig,
+    /// DHCP/TFTP servers.
+    pub dhcp: DhcpConfig,
+    /// The Redfish BMC.
+    pub redfish: RedfishConfig,
+    /// VNC consoles.
+    pub vnc: VncConfig,
+    /// BareMetalHost labels.
+    pub labels: LabelsConfig,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Level or tracing filter; `RUST_LOG` overrides it.
+    pub level: String,
+    /// `auto` (journald under systemd, text on a terminal), `journald`, `text` or `json`.
+    pub format: String,
+}
+
+/// libvirt settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LibvirtConfig {
+    /// Connection URI.
+    pub uri: String,
+    /// Domain type: `kvm` on real hosts, `qemu` (TCG) where KVM is unavailable.
+    pub domain_type: String,
+    /// QEMU machine type.
+    pub machine: String,
+    /// Name of vinod's own storage pool.
+    pub pool_name: String,
+    /// Directory of that pool.
+    pub pool_path: PathBuf,
+    /// Directory of the VMs' serial console logs.
+    pub console_log_dir: PathBuf,
+}
+
+/// DHCP/TFTP settings for the per-network dnsmasq.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhcpConfig {
+    /// dnsmasq binary.
+    pub dnsmasq: PathBuf,
+    /// Lease time, in dnsmasq syntax (`1h`, `30m`, `infinite`).
+    pub lease_time: String,
+    /// TFTP root. Empty: TFTP off.
+    pub tftp_root: PathBuf,
+    /// With TFTP on: the file PXE ROMs that are not iPXE get (they then chain to iPXE).
+    pub tftp_boot_file: String,
+    /// Boot URL for iPXE clients. Empty: `http://<pxeBootImageHost>:<port>/dualboot.ipxe` as
+    /// in ViNO. `{bridge_ip}` is replaced by the host's bridge address on the network.
+    pub ipxe_boot_url: String,
+}
+
+/// Redfish BMC settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedfishConfig {
+    /// Listen address. Empty: all addresses.
+    pub listen_address: String,
+    /// TCP port.
+    pub port: u16,
+    /// Address published in BareMetalHosts. Empty: the Node's InternalIP.
+    pub advertise_address: String,
+    /// Serve HTTPS (with `tls_cert`/`tls_key`, or a self-signed certificate).
+    pub tls: bool,
+    /// PEM certificate chain. Empty: self-signed, kept in the state directory.
+    pub tls_cert: PathBuf,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: PathBuf,
+}
+
+/// VNC settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VncConfig {
+    /// Address VNC consoles listen on (`enableVNC`). Loopback by default: reach it over SSH.
+    pub listen: String,
+}
+
+/// BareMetalHost label settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LabelsConfig {
+    /// Node label holding the host's rack, published as `vino.airshipit.org/rack`.
+    pub rack_label: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: "auto".into() }
+    }
+}
+
+impl Default for LibvirtConfig {
+    fn default() -> Self {
+        Self {
+            uri: "qemu:///system".into(),
+            domain_type: "kvm".into(),
+            machine: "pc".into(),
+            pool_name: "vinod".into(),
+            pool_path: "/var/lib/vinod/pool".into(),
+            console_log_dir: "/var/log/vinod/console".into(),
+        }
+    }
+}
+
+impl Default for DhcpConfig {
+    fn default() -> Self {
+        Self {
+            dnsmasq: "/usr/sbin/dnsmasq".into(),
+            lease_time: "1h".into(),
+            tftp_root: PathBuf::new(),
+            tftp_boot_file: "undionly.kpxe".into(),
+            ipxe_boot_url: String::new(),
+        }
+    }
+}
+
+impl Default for RedfishConfig {
+    fn default() -> Self {
+        Self {
+            listen_address: String::new(),
+            port: 8000,
+            advertise_address: String::new(),
+            tls: true,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+        }
+    }
+}
+
+impl Default for VncConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1".into() }
+    }
+}
+
+impl Default for LabelsConfig {
+    fn default() -> Self {
+        Self { rack_label: "airshipit.org/rack".into() }
+    }
+}
+
+impl Config {
+    /// Parses and validates the text of a configuration file; `path` only names it in errors.
+    pub fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Syntax { path: path.into(), message: e.to_string().trim().replace('\n', " ") })?;
+        if config.state_dir.as_os_str().is_empty() {
+            config.state_dir = "/var/lib/vinod".into();
+        }
+        if config.run_dir.as_os_str().is_empty() {
+            config.run_dir = "/run/vinod".into();
+        }
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: String| Err(ConfigError::Invalid { path: path.into(), key: key.into(), reason });
+        if !self.node_name.is_empty() && !crate::spec::syntax::is_dns_subdomain(&self.node_name) {
+            return bad("node_name", format!("{:?} is not a valid Node name", self.node_name));
+        }
+        if !matches!(self.log.format.as_str(), "auto" | "journald" | "text" | "json") {
+            return bad("log.format", format!("{:?}: use auto, journald, text or json", self.log.format));
+        }
+        if !matches!(self.libvirt.domain_type.as_str(), "kvm" | "qemu") {
+            return bad("libvirt.domain_type", format!("{:?}: use kvm or qemu", self.libvirt.domain_type));
+        }
+        for (key, dir) in [("state_dir", &self.state_dir), ("run_dir", &self.run_dir), ("libvirt.pool_path", &self.libvirt.pool_path), ("libvirt.console_log_dir", &self.libvirt.console_log_dir)] {
+            if !dir.is_absolute() {
+                return bad(key, format!("{} is not an absolute path", dir.display()));
+            }
+        }
+        if !self.dhcp.tftp_root.as_os_str().is_empty() && !self.dhcp.tftp_root.is_absolute() {
+            return bad("dhcp.tftp_root", format!("{} is not an absolute path", self.dhcp.tftp_root.display()));
+        }
+        if !valid_lease_time(&self.dhcp.lease_time) {
+            return bad("dhcp.lease_time", format!("{:?}: use seconds, or a number with s/m/h/d/w, or infinite", self.dhcp.lease_time));
+        }
+        if self.redfish.port == 0 {
+            return bad("redfish.port", "0 is not a usable port".into());
+        }
+        for (key, addr) in [("redfish.listen_address", &self.redfish.listen_address), ("redfish.advertise_address", &self.redfish.advertise_address), ("vnc.listen", &self.vnc.listen)] {
+            if !addr.is_empty() && addr.parse::<IpAddr>().is_err() {
+                return bad(key, format!("{addr:?} is not an IP address"));
+            }
+        }
+        if self.redfish.tls_cert.as_os_str().is_empty() != self.redfish.tls_key.as_os_str().is_empty() {
+            return bad("redfish.tls_cert", "tls_cert and tls_key go together".into());
+        }
+        if let Some(e) = crate::spec::syntax::label_key_error(&self.labels.rack_label) {
+            return bad("labels.rack_label", e);
+        }
+        Ok(())
+    }
+}
+
+fn valid_lease_time(s: &str) -> bool {
+    if s == "infinite" {
+        return true;
+    }
+    let digits = s.trim_end_matches(['s', 'm', 'h', 'd', 'w']);
+    let unit_len = s.len() - digits.len();
+    unit_len <= 1 && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("", "t.toml").unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/vinod"));
+        assert_eq!(c.libvirt.domain_type, "kvm");
+        assert_eq!(c.redfish.port, 8000);
+        assert!(c.redfish.tls);
+    }
+
+    #[test]
+    fn shipped_example_is_the_defaults() {
+        let text = include_str!("../packaging/vinod.toml");
+        let uncommented: String = text.lines().map(|l| l.strip_prefix("# ").filter(|r| !r.starts_with(['#', ' '])).map_or(l.to_string(), |r| r.to_string())).collect::<Vec<_>>().join("\n");
+        let from_example = Config::parse(&uncommented, "vinod.toml").unwrap();
+        assert_eq!(from_example, Config::parse("", "t").unwrap());
+    }
+
+    #[test]
+    fn unknown_and_bad_keys_are_named() {
+        let e = Config::parse("nodename = \"x\"", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("nodename"), "{e}");
+        let e = Config::parse("[libvirt]\ndomain_type = \"xen\"", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("libvirt.domain_type"), "{e}");
+        let e = Config::parse("[redfish]\nport = \"x\"", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("port"), "{e}");
+        let e = Config::parse("[dhcp]\nlease_time = \"1 hour\"", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("dhcp.lease_time"), "{e}");
+        let e = Config::parse("state_dir = \"relative\"", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("state_dir"), "{e}");
+    }
+}

@@ -1,0 +1,3 @@
+//! Adapters: the only code that reads or changes the machine.
+
+pub mod facts;

@@ -1,0 +1,15 @@
+//! vinod: one daemon per bare-metal host that builds the VMs of the `Vino` resources selecting
+//! the host, serves their Redfish BMC, and publishes them to metal3 as BareMetalHosts.
+//!
+//! The pure core (`spec`, `ipam`, `state`, `plan`, `render`) computes what the host should look
+//! like; adapters observe and change the host.
+
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod host;
+pub mod ipam;
+pub mod plan;
+pub mod render;
+pub mod spec;
+pub mod state;

@@ -1,0 +1,313 @@
+//! The desired state of one Vino on one host.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::Ipv4Net;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+use super::labels::{bmh_labels, ownership};
+use super::names::{self, VmNames};
+use super::{NicPlan, PlanError, PlanInput, VinoPlan, VmPlan, cpu};
+use crate::config::Config;
+use crate::ipam::{self, HostClaims, Pool};
+use crate::render::dnsmasq::{self, DnsmasqSpec, Reservation};
+use crate::render::domain::{self, DomainSpec};
+use crate::render::network_data::{self, NicData};
+use crate::render::objects::{self, Credentials, VmObjects};
+use crate::spec::cpuset::CpuSet;
+use crate::spec::flavor::flavor_name;
+use crate::spec::validate::{Checked, check};
+use crate::spec::vino::{NodeSet, VinoSpec};
+use crate::state::{Bridge, DhcpServer, Domain, HostState, Owner, Volume};
+
+const GIB: u64 = 1 << 30;
+
+/// One VM before rendering.
+struct Vm<'a> {
+    set: &'a NodeSet,
+    index: u32,
+    names: VmNames,
+    flavor: String,
+}
+
+/// Computes what `input.vino` wants on `input.node`.
+pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
+    let spec = &input.vino.spec;
+    let checked = check(spec)?;
+    let owner = Owner {
+        namespace: input.vino.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+        name: input.vino.metadata.name.clone().unwrap_or_default(),
+    };
+    let node = input.node;
+    let credentials = credentials(spec, &owner, input.credentials)?;
+    let bmc_ip = bmc_address(input.config, node)?;
+
+    let vms: Vec<Vm> = spec
+        .nodes
+        .iter()
+        .flat_map(|set| (0..set.count).map(move |index| (set, index)))
+        .map(|(set, index)| Vm {
+            set,
+            index,
+            names: names::vm_names(&owner.namespace, &owner.name, &node.name, &set.name, index),
+            flavor: flavor_name(set).to_string(),
+        })
+        .collect();
+
+    let claims = allocate(&checked, spec, &vms, input)?;
+    let pins = match &checked.cpu_exclude {
+        None => vec![None; vms.len()],
+        Some(exclude) => {
+            let wants: Vec<(String, u32)> = vms.iter().map(|v| (v.names.domain.clone(), checked.flavors[&v.flavor].vcpus)).collect();
+            cpu::pin(&node.numa, exclude, input.taken_cpus, &wants).map_err(PlanError::Pinning)?.into_iter().map(Some).collect()
+        }
+    };
+
+    let mut host = HostState::default();
+    for net in &spec.networks {
+        let pool = &checked.pools[&net.name];
+        let bridge = &checked.bridges[&net.name];
+        let bridge_ip = claims[&net.name].addresses[&ipam::bridge_key()];
+        host.bridges.insert(bridge.clone(), Bridge {
+            name: bridge.clone(),
+            address: Ipv4Net::new(bridge_ip, pool.subnet.prefix_len()).unwrap_or(pool.subnet),
+            mtu: net.mtu,
+            uplink: net.physical_interface.clone(),
+            owner: owner.clone(),
+        });
+        let dns: Vec<IpAddr> = net.dns_servers.iter().filter_map(|d| d.parse().ok()).collect();
+        let dspec = DnsmasqSpec {
+            owner: owner.clone(),
+            network: net.name.clone(),
+            bridge: bridge.clone(),
+            bridge_ip,
+            netmask: pool.netmask(),
+            subnet_address: pool.subnet.network(),
+            block: pool.dhcp.zip(claims[&net.name].block).map(|(span, b)| span.block(b)),
+            lease_time: input.config.dhcp.lease_time.clone(),
+            dns_servers: dns,
+            ipxe_url: boot_url(input.config, spec, bmc_ip, bridge_ip),
+            tftp: tftp(input.config),
+            hostsdir: input.config.run_dir.join("dnsmasq").join(bridge).join("hosts"),
+            leasefile: input.config.state_dir.join("dnsmasq").join(format!("{bridge}.leases")),
+        };
+        let hosts = vms
+            .iter()
+            .flat_map(|vm| vm.set.network_interfaces.iter().filter(|n| n.network == net.name).map(move |nic| (vm, nic)))
+            .map(|(vm, nic)| {
+                let ip = claims[&net.name].addresses[&ipam::nic_key(&vm.names.domain, &nic.name)];
+                let r = Reservation { file: format!("{}-{}", vm.names.domain, nic.name), mac: mac(pool, ip), ip, hostname: vm.names.hostname.clone() };
+                (r.file.clone(), dnsmasq::render_host(&r))
+            })
+            .collect();
+        host.dhcp.insert(bridge.clone(), DhcpServer { bridge: bridge.clone(), network: net.name.clone(), owner: owner.clone(), config: dnsmasq::render_config(&dspec), hosts });
+    }
+
+    let mut out = VinoPlan {
+        owner: owner.clone(),
+        node: node.name.clone(),
+        vms: Vec::new(),
+        host,
+        bare_metal_hosts: Vec::new(),
+        secrets: Vec::new(),
+        claims: claims.clone(),
+        pinned_cpus: pins.iter().flatten().flatten().copied().collect::<CpuSet>().to_string(),
+        warnings: checked.warnings.iter().map(ToString::to_string).collect(),
+    };
+    let owner_ref = owner_reference(input.vino);
+    for (vm, pinned) in vms.iter().zip(pins) {
+        let flavor = &checked.flavors[&vm.flavor];
+        let nics: Vec<NicPlan> = vm
+            .set
+            .network_interfaces
+            .iter()
+            .map(|nic| {
+                let ip = claims[&nic.network].addresses[&ipam::nic_key(&vm.names.domain, &nic.name)];
+                NicPlan { name: nic.name.clone(), network: nic.network.clone(), bridge: checked.bridges[&nic.network].clone(), mac: mac(&checked.pools[&nic.network], ip), ip }
+            })
+            .collect();
+
+        let mut disks = vec![(input.config.libvirt.pool_name.clone(), names::volume(&vm.names.domain, "root"), "vda".to_string())];
+        out.host.volumes.insert(disks[0].1.clone(), Volume { name: disks[0].1.clone(), capacity_bytes: flavor.root_disk_gib * GIB, sparse: true, owner: owner.clone() });
+        let mut next_dev = b'b';
+        for d in &vm.set.disk_drives {
+            let target = match &d.path {
+                Some(p) => p.trim_start_matches("/dev/").to_string(),
+                None => {
+                    while vm.set.disk_drives.iter().any(|o| o.path.as_deref() == Some(&format!("/dev/vd{}", next_dev as char))) {
+                        next_dev += 1;
+                    }
+                    let t = format!("vd{}", next_dev as char);
+                    next_dev += 1;
+                    t
+                }
+            };
+            let opts = d.options.clone().unwrap_or_default();
+            let name = names::volume(&vm.names.domain, &d.name);
+            out.host.volumes.insert(name.clone(), Volume { name: name.clone(), capacity_bytes: u64::from(opts.size_gb.unwrap_or(1)) * GIB, sparse: opts.sparse.unwrap_or(true), owner: owner.clone() });
+            disks.push((input.config.libvirt.pool_name.clone(), name, target));
+        }
+
+        let dspec = DomainSpec {
+            name: vm.names.domain.clone(),
+            uuid: vm.names.uuid.clone(),
+            owner: owner.clone(),
+            node: node.name.clone(),
+            domain_type: input.config.libvirt.domain_type.clone(),
+            machine: input.config.libvirt.machine.clone(),
+            vcpus: flavor.vcpus,
+            memory_mib: flavor.memory_mib,
+            hugepages: flavor.hugepages,
+            pinned_cpus: pinned.clone(),
+            disks,
+            nics: nics.iter().map(|n| (n.bridge.clone(), n.mac.clone())).collect(),
+            console_log: input.config.libvirt.console_log_dir.join(format!("{}.log", vm.names.domain)),
+            vnc_listen: vm.set.enable_vnc.then(|| input.config.vnc.listen.clone()),
+        };
+        let (xml, spec_hash) = domain::render(&dspec);
+        out.host.domains.insert(vm.names.domain.clone(), Domain { name: vm.names.domain.clone(), uuid: vm.names.uuid.clone(), owner: owner.clone(), spec_hash, xml });
+
+        let objs = vm_objects(vm, spec, &checked, &claims, input, &owner, bmc_ip, &nics, &credentials, owner_ref.clone());
+        out.bare_metal_hosts.push(objects::bare_metal_host(&objs));
+        out.secrets.extend(objects::secrets(&objs));
+        out.vms.push(VmPlan {
+            name: vm.names.domain.clone(),
+            bare_metal_host: vm.names.bmh.clone(),
+            set: vm.set.name.clone(),
+            index: vm.index,
+            flavor: vm.flavor.clone(),
+            vcpus: flavor.vcpus,
+            memory_mib: flavor.memory_mib,
+            nics,
+            pinned_cpus: pinned,
+        });
+    }
+    Ok(out)
+}
+
+/// Claims every network's bridge address and DHCP block and every NIC's address for this host.
+fn allocate(checked: &Checked, spec: &VinoSpec, vms: &[Vm], input: PlanInput<'_>) -> Result<BTreeMap<String, HostClaims>, PlanError> {
+    let empty = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for net in &spec.networks {
+        let mut wanted = BTreeSet::from([ipam::bridge_key()]);
+        for vm in vms {
+            for nic in vm.set.network_interfaces.iter().filter(|n| n.network == net.name) {
+                wanted.insert(ipam::nic_key(&vm.names.domain, &nic.name));
+            }
+        }
+        let all = input.claims.get(&net.name).unwrap_or(&empty);
+        out.insert(net.name.clone(), ipam::allocate(&checked.pools[&net.name], all, &input.node.name, &wanted)?);
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn vm_objects(vm: &Vm, spec: &VinoSpec, checked: &Checked, claims: &BTreeMap<String, HostClaims>, input: PlanInput<'_>, owner: &Owner, bmc_ip: IpAddr, nics: &[NicPlan], credentials: &Credentials, owner_ref: Option<OwnerReference>) -> VmObjects {
+    let rf = &input.config.redfish;
+    let scheme = if rf.tls { "redfish+https" } else { "redfish+http" };
+    let host = match bmc_ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    let boot_mac = match &vm.set.boot_interface_name {
+        Some(name) => nics.iter().find(|n| &n.name == name),
+        None => nics.first(),
+    }
+    .map(|n| n.mac.clone())
+    .unwrap_or_default();
+    let nic_data: Vec<NicData> = vm
+        .set
+        .network_interfaces
+        .iter()
+        .zip(nics)
+        .map(|(spec_nic, nic)| {
+            let net = spec.networks.iter().find(|n| n.name == nic.network);
+            let bridge_ip = claims[&nic.network].addresses[&ipam::bridge_key()];
+            NicData {
+                name: nic.name.clone(),
+                network: nic.network.clone(),
+                mac: nic.mac.clone(),
+                ip: nic.ip,
+                netmask: checked.pools[&nic.network].netmask(),
+                mtu: spec_nic.mtu,
+                options: spec_nic.options.clone(),
+                routes: net
+                    .map(|n| n.routes.iter().map(|r| (r.network.clone(), r.netmask.clone(), if r.gateway == "$vinobridge" { bridge_ip.to_string() } else { r.gateway.clone() })).collect())
+                    .unwrap_or_default(),
+                dns: net.map(|n| n.dns_servers.iter().filter_map(|d| d.parse().ok()).collect()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    VmObjects {
+        bmh: vm.names.bmh.clone(),
+        credentials_secret: names::credentials_secret(&vm.names.bmh),
+        network_data_secret: names::network_data_secret(&vm.names.bmh),
+        namespace: owner.namespace.clone(),
+        labels: bmh_labels(owner, spec, input.node, &input.config.labels.rack_label, vm.set, &vm.flavor),
+        secret_labels: ownership(owner, &input.node.name),
+        bmc_address: format!("{scheme}://{host}:{}/redfish/v1/Systems/{}", rf.port, vm.names.domain),
+        // Without a configured certificate the BMC's is self-signed.
+        disable_certificate_verification: !rf.tls || rf.tls_cert.as_os_str().is_empty(),
+        boot_mac,
+        root_device: vm.set.root_device_name.clone().unwrap_or_else(|| "/dev/vda".into()),
+        credentials: credentials.clone(),
+        network_data: network_data::render(&nic_data),
+        owner: owner_ref,
+    }
+}
+
+fn credentials(spec: &VinoSpec, owner: &Owner, resolved: Option<&Credentials>) -> Result<Credentials, PlanError> {
+    let c = spec.bmc_credentials.as_ref();
+    if let Some(r) = c.and_then(|c| c.secret_ref.as_ref()) {
+        return resolved.cloned().ok_or_else(|| PlanError::MissingSecret {
+            field: "spec.bmcCredentials.secretRef".into(),
+            name: r.name.clone(),
+            namespace: owner.namespace.clone(),
+        });
+    }
+    Ok(Credentials {
+        username: c.and_then(|c| c.username.clone()).unwrap_or_default(),
+        password: c.and_then(|c| c.password.clone()).unwrap_or_default(),
+    })
+}
+
+fn bmc_address(config: &Config, node: &super::NodeFacts) -> Result<IpAddr, PlanError> {
+    if let Ok(ip) = config.redfish.advertise_address.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    node.addresses.first().copied().ok_or_else(|| PlanError::NoAddress { node: node.name.clone() })
+}
+
+fn boot_url(config: &Config, spec: &VinoSpec, host_ip: IpAddr, bridge_ip: Ipv4Addr) -> String {
+    if !config.dhcp.ipxe_boot_url.is_empty() {
+        return config.dhcp.ipxe_boot_url.replace("{bridge_ip}", &bridge_ip.to_string());
+    }
+    let host = spec.pxe_boot_image_host.clone().unwrap_or_else(|| match host_ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    });
+    format!("http://{host}:{}/dualboot.ipxe", spec.pxe_boot_image_host_port.unwrap_or(80))
+}
+
+fn tftp(config: &Config) -> Option<(std::path::PathBuf, String)> {
+    (!config.dhcp.tftp_root.as_os_str().is_empty()).then(|| (config.dhcp.tftp_root.clone(), config.dhcp.tftp_boot_file.clone()))
+}
+
+fn mac(pool: &Pool, ip: Ipv4Addr) -> String {
+    // Validation guarantees the whole static range has MACs; claims are inside it.
+    pool.mac_for(ip).map(|m| m.to_string()).unwrap_or_default()
+}
+
+fn owner_reference(vino: &crate::spec::Vino) -> Option<OwnerReference> {
+    let uid = vino.metadata.uid.clone()?;
+    Some(OwnerReference {
+        api_version: "airship.airshipit.org/v1".into(),
+        kind: "Vino".into(),
+        name: vino.metadata.name.clone().unwrap_or_default(),
+        uid,
+        controller: Some(false),
+        block_owner_deletion: Some(false),
+    })
+}

@@ -1,0 +1,60 @@
+//! What the planner knows about the host: its Node name, labels and addresses, and its CPUs.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::Vino;
+use crate::spec::cpuset::CpuSet;
+
+/// Facts about this host.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeFacts {
+    /// Kubernetes Node name.
+    pub name: String,
+    /// Node labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Node addresses, InternalIP first.
+    #[serde(default)]
+    pub addresses: Vec<IpAddr>,
+    /// CPUs by NUMA node.
+    #[serde(default)]
+    pub numa: Vec<NumaNode>,
+}
+
+/// One NUMA node's CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NumaNode {
+    /// NUMA node number.
+    pub id: u32,
+    /// Its CPUs, as a cpulist (`0-7,16-23`).
+    #[serde(with = "cpulist")]
+    pub cpus: CpuSet,
+}
+
+mod cpulist {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::spec::cpuset::CpuSet;
+
+    pub fn serialize<S: Serializer>(set: &CpuSet, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&set.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<CpuSet, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Whether `vino` selects the host described by `node`: every `matchLabels` entry must be
+/// among the Node's labels. A Vino without a selector selects nothing.
+pub fn selects(vino: &Vino, node: &NodeFacts) -> bool {
+    vino.spec
+        .node_selector
+        .as_ref()
+        .is_some_and(|sel| sel.match_labels.iter().all(|(k, v)| node.labels.get(k) == Some(v)))
+}

@@ -1,0 +1,109 @@
+//! The Kubernetes objects published for each VM: its BareMetalHost and the credentials and
+//! network-data Secrets the BareMetalHost references.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use crate::spec::bmh::{BareMetalHost, BareMetalHostSpec, BmcDetails, RootDeviceHints, SecretReference};
+
+/// BMC user name and password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("username", &self.username).field("password", &"<redacted>").finish()
+    }
+}
+
+/// Inputs of one VM's objects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VmObjects {
+    /// BareMetalHost name.
+    pub bmh: String,
+    /// Credentials Secret name.
+    pub credentials_secret: String,
+    /// Network-data Secret name.
+    pub network_data_secret: String,
+    /// Namespace of all three (the Vino's).
+    pub namespace: String,
+    /// Labels of the BareMetalHost.
+    pub labels: BTreeMap<String, String>,
+    /// Labels of the Secrets (vinod's ownership labels only).
+    pub secret_labels: BTreeMap<String, String>,
+    /// `bmc.address`.
+    pub bmc_address: String,
+    /// Whether Ironic should skip verifying the BMC's certificate.
+    pub disable_certificate_verification: bool,
+    /// `bootMACAddress`.
+    pub boot_mac: String,
+    /// `rootDeviceHints.deviceName`.
+    pub root_device: String,
+    /// BMC credentials.
+    pub credentials: Credentials,
+    /// network_data.json text.
+    pub network_data: String,
+    /// Reference to the owning Vino, when its UID is known.
+    pub owner: Option<OwnerReference>,
+}
+
+/// The BareMetalHost of a VM.
+pub fn bare_metal_host(v: &VmObjects) -> BareMetalHost {
+    let mut host = BareMetalHost::new(
+        &v.bmh,
+        BareMetalHostSpec {
+            bmc: BmcDetails {
+                address: v.bmc_address.clone(),
+                credentials_name: v.credentials_secret.clone(),
+                disable_certificate_verification: v.disable_certificate_verification,
+            },
+            boot_mac_address: Some(v.boot_mac.clone()),
+            // vinod's domains boot with SeaBIOS; telling BMO so avoids a UEFI default.
+            boot_mode: Some("legacy".into()),
+            online: false,
+            root_device_hints: Some(RootDeviceHints { device_name: Some(v.root_device.clone()) }),
+            network_data: Some(SecretReference { name: v.network_data_secret.clone(), namespace: Some(v.namespace.clone()) }),
+            description: None,
+        },
+    );
+    host.metadata = meta(&v.bmh, v, &v.labels);
+    host
+}
+
+/// The credentials Secret (keys `username`, `password`) and the network-data Secret
+/// (key `networkData`).
+pub fn secrets(v: &VmObjects) -> [Secret; 2] {
+    let credentials = Secret {
+        metadata: meta(&v.credentials_secret, v, &v.secret_labels),
+        type_: Some("Opaque".into()),
+        string_data: Some(BTreeMap::from([
+            ("username".to_string(), v.credentials.username.clone()),
+            ("password".to_string(), v.credentials.password.clone()),
+        ])),
+        ..Default::default()
+    };
+    let network_data = Secret {
+        metadata: meta(&v.network_data_secret, v, &v.secret_labels),
+        type_: Some("Opaque".into()),
+        string_data: Some(BTreeMap::from([("networkData".to_string(), v.network_data.clone())])),
+        ..Default::default()
+    };
+    [credentials, network_data]
+}
+
+fn meta(name: &str, v: &VmObjects, labels: &BTreeMap<String, String>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(v.namespace.clone()),
+        labels: Some(labels.clone()),
+        owner_references: v.owner.clone().map(|o| vec![o]),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,21 @@
+//! The CustomResourceDefinitions vinod ships, as YAML.
+
+use kube::CustomResourceExt;
+
+use super::bmh::BareMetalHost;
+use super::vino::Vino;
+
+/// The Vino CRD as a YAML document.
+pub fn vino_crd_yaml() -> String {
+    to_yaml(&Vino::crd())
+}
+
+/// The subset of metal3's BareMetalHost CRD that vinod writes, for test clusters without BMO.
+pub fn bmh_crd_yaml() -> String {
+    to_yaml(&BareMetalHost::crd())
+}
+
+fn to_yaml<T: serde::Serialize>(value: &T) -> String {
+    // Serializing an in-memory CRD cannot fail: it holds only strings, maps and numbers.
+    serde_yaml::to_string(value).unwrap_or_default()
+}

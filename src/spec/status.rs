@@ -1,0 +1,73 @@
+//! `Vino.status`: one entry per host plus cluster-wide conditions.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// Condition type: every selected host has all its VMs defined for the current generation.
+pub const CONDITION_READY: &str = "Ready";
+/// Condition type: at least one host is still converging on the current generation.
+pub const CONDITION_PROGRESSING: &str = "Progressing";
+/// Condition type: at least one host cannot apply the current generation.
+pub const CONDITION_DEGRADED: &str = "Degraded";
+
+/// Observed state of a Vino, written by the vinod on each selected host.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VinoStatus {
+    /// `Ready`, `Progressing` and `Degraded`, each with `observedGeneration`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// One entry per selected host, each written only by that host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub nodes: Vec<NodeStatus>,
+
+    /// Hosts ready / hosts reporting, e.g. `2/3` (for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes_ready: Option<String>,
+
+    /// VMs ready / VMs desired over all hosts, e.g. `9/10` (for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vms_ready: Option<String>,
+}
+
+/// Where one host stands with this Vino.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    /// Node (host) name.
+    pub name: String,
+    /// Phase on this host.
+    pub phase: NodePhase,
+    /// VMs defined as desired on this host.
+    #[serde(default)]
+    pub vms_ready: u32,
+    /// VMs this Vino wants on this host.
+    #[serde(default)]
+    pub vms_total: u32,
+    /// Human-readable detail: the error or warning that explains the phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The Vino generation this entry describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Phase of a Vino on one host.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NodePhase {
+    /// Selected, nothing applied yet.
+    #[default]
+    Pending,
+    /// Applying the current generation.
+    Progressing,
+    /// Everything on this host matches the current generation.
+    Ready,
+    /// The current generation cannot be applied; the last good state is kept.
+    Degraded,
+    /// Tearing down after deletion or deselection.
+    Deleting,
+}
