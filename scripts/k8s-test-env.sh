@@ -222,6 +222,7 @@ EOF
 
   # -- ports
   read -r ETCD_PORT ETCD_PEER_PORT API_PORT <<<"$(pick_ports 3)"
+  [[ -n "${API_PORT:-}" ]] || die "could not pick free ports"
 
   # -- etcd
   : >"${DIR}/etcd.log"
@@ -247,6 +248,7 @@ EOF
   "${bin}/kube-apiserver" \
     --bind-address=127.0.0.1 \
     --advertise-address=127.0.0.1 \
+    --endpoint-reconciler-type=none \
     --secure-port="${API_PORT}" \
     --etcd-servers="http://127.0.0.1:${ETCD_PORT}" \
     --cert-dir="${pki}" \

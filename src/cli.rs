@@ -94,10 +94,19 @@ enum Output {
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run { .. } => bail!("`vinod run` (the daemon) is not built yet; use `vinod plan` to see what it would do"),
+        Command::Run { .. } => bail!(
+            "`vinod run` (the daemon) is not built yet; use `vinod plan` to see what it would do"
+        ),
         Command::Plan(args) => plan_cmd(&args),
         Command::Crd { bmh } => {
-            print!("{}", if bmh { spec::crd::bmh_crd_yaml() } else { spec::crd::vino_crd_yaml() });
+            print!(
+                "{}",
+                if bmh {
+                    spec::crd::bmh_crd_yaml()
+                } else {
+                    spec::crd::vino_crd_yaml()
+                }
+            );
             Ok(())
         }
         Command::CheckConfig { path } => {
@@ -113,20 +122,30 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn load_config(path: &Path) -> Result<Config> {
-    let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(Config::parse(&text, &path.display().to_string())?)
 }
 
 fn plan_cmd(args: &PlanArgs) -> Result<()> {
-    let text = fs::read_to_string(&args.vino).with_context(|| format!("cannot read {}", args.vino.display()))?;
+    let text = fs::read_to_string(&args.vino)
+        .with_context(|| format!("cannot read {}", args.vino.display()))?;
     let vino = spec::parse_vino(&text).with_context(|| args.vino.display().to_string())?;
     let config = match &args.config {
         Some(p) => load_config(p)?,
-        None if Path::new(config::DEFAULT_PATH).exists() => load_config(Path::new(config::DEFAULT_PATH))?,
+        None if Path::new(config::DEFAULT_PATH).exists() => {
+            load_config(Path::new(config::DEFAULT_PATH))?
+        }
         None => Config::parse("", "(defaults)")?,
     };
     let node = NodeFacts {
-        name: args.node.clone().unwrap_or_else(|| if config.node_name.is_empty() { vinod::host::facts::hostname() } else { config.node_name.clone() }),
+        name: args.node.clone().unwrap_or_else(|| {
+            if config.node_name.is_empty() {
+                vinod::host::facts::hostname()
+            } else {
+                config.node_name.clone()
+            }
+        }),
         labels: parse_labels(&args.node_labels)?,
         addresses: args.node_addresses.clone(),
         numa: match &args.numa {
@@ -134,16 +153,32 @@ fn plan_cmd(args: &PlanArgs) -> Result<()> {
             None => vinod::host::facts::numa_nodes(Path::new("/sys")),
         },
     };
+    // A broken Vino is reported whether or not it selects this host.
+    spec::validate::check(&vino.spec)?;
     if !plan::selects(&vino, &node) {
-        eprintln!("Vino {} does not select node {}: its nodeSelector does not match the node's labels", vino.metadata.name.as_deref().unwrap_or(""), node.name);
+        eprintln!(
+            "Vino {} does not select node {}: its nodeSelector does not match the node's labels",
+            vino.metadata.name.as_deref().unwrap_or(""),
+            node.name
+        );
         return Ok(());
     }
     let claims: BTreeMap<String, NetworkClaims> = match &args.claims {
-        Some(p) => serde_yaml::from_str(&fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?).with_context(|| format!("{}: not a claims file", p.display()))?,
+        Some(p) => serde_yaml::from_str(
+            &fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        )
+        .with_context(|| format!("{}: not a claims file", p.display()))?,
         None => BTreeMap::new(),
     };
     let credentials = resolve_credentials(&vino, &args.secrets)?;
-    let plan = plan::plan(PlanInput { vino: &vino, node: &node, config: &config, claims: &claims, credentials: credentials.as_ref(), taken_cpus: &CpuSet::default() })?;
+    let plan = plan::plan(PlanInput {
+        vino: &vino,
+        node: &node,
+        config: &config,
+        claims: &claims,
+        credentials: credentials.as_ref(),
+        taken_cpus: &CpuSet::default(),
+    })?;
     for w in &plan.warnings {
         eprintln!("warning: {w}");
     }
@@ -158,7 +193,9 @@ fn plan_cmd(args: &PlanArgs) -> Result<()> {
 fn parse_labels(text: &str) -> Result<BTreeMap<String, String>> {
     let mut labels = BTreeMap::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let Some((k, v)) = item.split_once('=') else { bail!("--node-labels: {item:?} is not key=value") };
+        let Some((k, v)) = item.split_once('=') else {
+            bail!("--node-labels: {item:?} is not key=value")
+        };
         if let Some(e) = spec::syntax::label_key_error(k) {
             bail!("--node-labels: {e}");
         }
@@ -172,20 +209,35 @@ fn parse_numa(text: &str) -> Result<Vec<NumaNode>> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|item| {
-            let (id, cpus) = item.split_once(':').with_context(|| format!("--numa: {item:?} is not <node>:<cpulist>"))?;
-            let id = id.trim().parse().with_context(|| format!("--numa: {id:?} is not a NUMA node number"))?;
-            let cpus = cpus.parse::<CpuSet>().map_err(|e| anyhow::anyhow!("--numa: {e}"))?;
+            let (id, cpus) = item
+                .split_once(':')
+                .with_context(|| format!("--numa: {item:?} is not <node>:<cpulist>"))?;
+            let id = id
+                .trim()
+                .parse()
+                .with_context(|| format!("--numa: {id:?} is not a NUMA node number"))?;
+            let cpus = cpus
+                .parse::<CpuSet>()
+                .map_err(|e| anyhow::anyhow!("--numa: {e}"))?;
             Ok(NumaNode { id, cpus })
         })
         .collect()
 }
 
 fn resolve_credentials(vino: &spec::Vino, files: &[PathBuf]) -> Result<Option<Credentials>> {
-    let Some(r) = vino.spec.bmc_credentials.as_ref().and_then(|c| c.secret_ref.as_ref()) else { return Ok(None) };
+    let Some(r) = vino
+        .spec
+        .bmc_credentials
+        .as_ref()
+        .and_then(|c| c.secret_ref.as_ref())
+    else {
+        return Ok(None);
+    };
     for f in files {
         let text = fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
         for doc in serde_yaml::Deserializer::from_str(&text) {
-            let secret = Secret::deserialize(doc).with_context(|| format!("{}: not a Secret manifest", f.display()))?;
+            let secret = Secret::deserialize(doc)
+                .with_context(|| format!("{}: not a Secret manifest", f.display()))?;
             if secret.metadata.name.as_deref() != Some(r.name.as_str()) {
                 continue;
             }
@@ -193,10 +245,23 @@ fn resolve_credentials(vino: &spec::Vino, files: &[PathBuf]) -> Result<Option<Cr
                 if let Some(v) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
                     return Ok(v.clone());
                 }
-                let bytes = secret.data.as_ref().and_then(|d| d.get(key)).with_context(|| format!("spec.bmcCredentials.secretRef: Secret {:?} has no key {key:?}", r.name))?;
-                String::from_utf8(bytes.0.clone()).with_context(|| format!("Secret {:?} key {key:?} is not UTF-8", r.name))
+                let bytes = secret
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(key))
+                    .with_context(|| {
+                        format!(
+                            "spec.bmcCredentials.secretRef: Secret {:?} has no key {key:?}",
+                            r.name
+                        )
+                    })?;
+                String::from_utf8(bytes.0.clone())
+                    .with_context(|| format!("Secret {:?} key {key:?} is not UTF-8", r.name))
             };
-            return Ok(Some(Credentials { username: get("username")?, password: get("password")? }));
+            return Ok(Some(Credentials {
+                username: get("username")?,
+                password: get("password")?,
+            }));
         }
     }
     Ok(None)

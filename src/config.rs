@@ -137,7 +137,10 @@ pub struct LabelsConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into(), format: "auto".into() }
+        Self {
+            level: "info".into(),
+            format: "auto".into(),
+        }
     }
 }
 
@@ -181,21 +184,27 @@ impl Default for RedfishConfig {
 
 impl Default for VncConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1".into() }
+        Self {
+            listen: "127.0.0.1".into(),
+        }
     }
 }
 
 impl Default for LabelsConfig {
     fn default() -> Self {
-        Self { rack_label: "airshipit.org/rack".into() }
+        Self {
+            rack_label: "airshipit.org/rack".into(),
+        }
     }
 }
 
 impl Config {
     /// Parses and validates the text of a configuration file; `path` only names it in errors.
     pub fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Syntax { path: path.into(), message: e.to_string().trim().replace('\n', " ") })?;
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.into(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
         if config.state_dir.as_os_str().is_empty() {
             config.state_dir = "/var/lib/vinod".into();
         }
@@ -207,37 +216,78 @@ impl Config {
     }
 
     fn validate(&self, path: &str) -> Result<(), ConfigError> {
-        let bad = |key: &str, reason: String| Err(ConfigError::Invalid { path: path.into(), key: key.into(), reason });
+        let bad = |key: &str, reason: String| {
+            Err(ConfigError::Invalid {
+                path: path.into(),
+                key: key.into(),
+                reason,
+            })
+        };
         if !self.node_name.is_empty() && !crate::spec::syntax::is_dns_subdomain(&self.node_name) {
-            return bad("node_name", format!("{:?} is not a valid Node name", self.node_name));
+            return bad(
+                "node_name",
+                format!("{:?} is not a valid Node name", self.node_name),
+            );
         }
-        if !matches!(self.log.format.as_str(), "auto" | "journald" | "text" | "json") {
-            return bad("log.format", format!("{:?}: use auto, journald, text or json", self.log.format));
+        if !matches!(
+            self.log.format.as_str(),
+            "auto" | "journald" | "text" | "json"
+        ) {
+            return bad(
+                "log.format",
+                format!("{:?}: use auto, journald, text or json", self.log.format),
+            );
         }
         if !matches!(self.libvirt.domain_type.as_str(), "kvm" | "qemu") {
-            return bad("libvirt.domain_type", format!("{:?}: use kvm or qemu", self.libvirt.domain_type));
+            return bad(
+                "libvirt.domain_type",
+                format!("{:?}: use kvm or qemu", self.libvirt.domain_type),
+            );
         }
-        for (key, dir) in [("state_dir", &self.state_dir), ("run_dir", &self.run_dir), ("libvirt.pool_path", &self.libvirt.pool_path), ("libvirt.console_log_dir", &self.libvirt.console_log_dir)] {
+        for (key, dir) in [
+            ("state_dir", &self.state_dir),
+            ("run_dir", &self.run_dir),
+            ("libvirt.pool_path", &self.libvirt.pool_path),
+            ("libvirt.console_log_dir", &self.libvirt.console_log_dir),
+        ] {
             if !dir.is_absolute() {
                 return bad(key, format!("{} is not an absolute path", dir.display()));
             }
         }
         if !self.dhcp.tftp_root.as_os_str().is_empty() && !self.dhcp.tftp_root.is_absolute() {
-            return bad("dhcp.tftp_root", format!("{} is not an absolute path", self.dhcp.tftp_root.display()));
+            return bad(
+                "dhcp.tftp_root",
+                format!("{} is not an absolute path", self.dhcp.tftp_root.display()),
+            );
         }
         if !valid_lease_time(&self.dhcp.lease_time) {
-            return bad("dhcp.lease_time", format!("{:?}: use seconds, or a number with s/m/h/d/w, or infinite", self.dhcp.lease_time));
+            return bad(
+                "dhcp.lease_time",
+                format!(
+                    "{:?}: use seconds, or a number with s/m/h/d/w, or infinite",
+                    self.dhcp.lease_time
+                ),
+            );
         }
         if self.redfish.port == 0 {
             return bad("redfish.port", "0 is not a usable port".into());
         }
-        for (key, addr) in [("redfish.listen_address", &self.redfish.listen_address), ("redfish.advertise_address", &self.redfish.advertise_address), ("vnc.listen", &self.vnc.listen)] {
+        for (key, addr) in [
+            ("redfish.listen_address", &self.redfish.listen_address),
+            ("redfish.advertise_address", &self.redfish.advertise_address),
+            ("vnc.listen", &self.vnc.listen),
+        ] {
             if !addr.is_empty() && addr.parse::<IpAddr>().is_err() {
                 return bad(key, format!("{addr:?} is not an IP address"));
             }
         }
-        if self.redfish.tls_cert.as_os_str().is_empty() != self.redfish.tls_key.as_os_str().is_empty() {
-            return bad("redfish.tls_cert", "tls_cert and tls_key go together".into());
+        if self.redfish.tls_cert.as_os_str().is_empty()
+            != self.redfish.tls_key.as_os_str().is_empty()
+        {
+            return bad(
+                "redfish.tls_cert",
+                "tls_cert and tls_key go together".into(),
+            );
         }
         if let Some(e) = crate::spec::syntax::label_key_error(&self.labels.rack_label) {
             return bad("labels.rack_label", e);
@@ -271,22 +321,40 @@ mod tests {
     #[test]
     fn shipped_example_is_the_defaults() {
         let text = include_str!("../packaging/vinod.toml");
-        let uncommented: String = text.lines().map(|l| l.strip_prefix("# ").filter(|r| !r.starts_with(['#', ' '])).map_or(l.to_string(), |r| r.to_string())).collect::<Vec<_>>().join("\n");
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| !r.starts_with(['#', ' ']))
+                    .map_or(l.to_string(), |r| r.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
         let from_example = Config::parse(&uncommented, "vinod.toml").unwrap();
         assert_eq!(from_example, Config::parse("", "t").unwrap());
     }
 
     #[test]
     fn unknown_and_bad_keys_are_named() {
-        let e = Config::parse("nodename = \"x\"", "t.toml").unwrap_err().to_string();
+        let e = Config::parse("nodename = \"x\"", "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nodename"), "{e}");
-        let e = Config::parse("[libvirt]\ndomain_type = \"xen\"", "t.toml").unwrap_err().to_string();
+        let e = Config::parse("[libvirt]\ndomain_type = \"xen\"", "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("libvirt.domain_type"), "{e}");
-        let e = Config::parse("[redfish]\nport = \"x\"", "t.toml").unwrap_err().to_string();
+        let e = Config::parse("[redfish]\nport = \"x\"", "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("port"), "{e}");
-        let e = Config::parse("[dhcp]\nlease_time = \"1 hour\"", "t.toml").unwrap_err().to_string();
+        let e = Config::parse("[dhcp]\nlease_time = \"1 hour\"", "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("dhcp.lease_time"), "{e}");
-        let e = Config::parse("state_dir = \"relative\"", "t.toml").unwrap_err().to_string();
+        let e = Config::parse("state_dir = \"relative\"", "t.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("state_dir"), "{e}");
     }
 }

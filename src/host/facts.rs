@@ -8,7 +8,10 @@ use crate::spec::cpuset::CpuSet;
 
 /// The machine's hostname, or `localhost` if it cannot be read.
 pub fn hostname() -> String {
-    hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// CPUs per NUMA node from sysfs (`/sys/devices/system/node/node*/cpulist`); one node with all
@@ -18,16 +21,21 @@ pub fn numa_nodes(sys: &Path) -> Vec<NumaNode> {
     if let Ok(entries) = fs::read_dir(sys.join("devices/system/node")) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            let Some(id) = name.strip_prefix("node").and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Some(id) = name
+                .strip_prefix("node")
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
             if let Some(cpus) = read_cpulist(&e.path().join("cpulist")) {
                 nodes.push(NumaNode { id, cpus });
             }
         }
     }
-    if nodes.is_empty() {
-        if let Some(cpus) = read_cpulist(&sys.join("devices/system/cpu/online")) {
-            nodes.push(NumaNode { id: 0, cpus });
-        }
+    if nodes.is_empty()
+        && let Some(cpus) = read_cpulist(&sys.join("devices/system/cpu/online"))
+    {
+        nodes.push(NumaNode { id: 0, cpus });
     }
     nodes.sort_by_key(|n| n.id);
     nodes

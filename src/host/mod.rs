@@ -16,14 +16,19 @@ pub trait Bridges {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// The bridges vinod owns, by name, as they are now.
-    fn observe(&self) -> impl Future<Output = Result<BTreeMap<String, Bridge>, Self::Error>> + Send;
+    fn observe(&self)
+    -> impl Future<Output = Result<BTreeMap<String, Bridge>, Self::Error>> + Send;
 
     /// Creates `bridge` (marked as vinod's), sets MTU and address, enslaves the uplink and
     /// brings it up. Fails without changing anything if a link of that name exists.
     fn create(&self, bridge: &Bridge) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Changes an owned bridge from `observed` to `desired` (address, MTU, uplink).
-    fn update(&self, desired: &Bridge, observed: &Bridge) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn update(
+        &self,
+        desired: &Bridge,
+        observed: &Bridge,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Releases the uplink and deletes an owned bridge; refuses unowned links.
     fn delete(&self, bridge: &Bridge) -> impl Future<Output = Result<(), Self::Error>> + Send;
@@ -36,21 +41,32 @@ pub trait DhcpServers {
 
     /// The servers vinod runs, by bridge, with the configuration and reservation files they
     /// use now. A server whose process is gone is not reported (so it gets started again).
-    fn observe(&self) -> impl Future<Output = Result<BTreeMap<String, DhcpServer>, Self::Error>> + Send;
+    fn observe(
+        &self,
+    ) -> impl Future<Output = Result<BTreeMap<String, DhcpServer>, Self::Error>> + Send;
 
     /// Writes the configuration (after `dnsmasq --test` accepts it) and reservations and starts
     /// the server, replacing a stale process left by an earlier vinod.
     fn start(&self, server: &DhcpServer) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Replaces the configuration (tested first) and restarts; the lease file is kept.
-    fn reconfigure(&self, server: &DhcpServer) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn reconfigure(
+        &self,
+        server: &DhcpServer,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Makes the reservation files match `server.hosts` without a restart.
-    fn set_hosts(&self, server: &DhcpServer) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn set_hosts(
+        &self,
+        server: &DhcpServer,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Stops the server and removes its files and lease database.
     fn stop(&self, bridge: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
+
+/// Volumes and domains, by name, as a hypervisor reports them.
+pub type VirtState = (BTreeMap<String, Volume>, BTreeMap<String, Domain>);
 
 /// libvirt: vinod's storage pool and domains.
 pub trait Hypervisor {
@@ -58,13 +74,19 @@ pub trait Hypervisor {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// Volumes in vinod's pool and domains carrying vinod's metadata, as they are now.
-    fn observe(&self) -> impl Future<Output = Result<(BTreeMap<String, Volume>, BTreeMap<String, Domain>), Self::Error>> + Send;
+    fn observe(&self) -> impl Future<Output = Result<VirtState, Self::Error>> + Send;
 
     /// Creates a volume in vinod's pool (creating and starting the pool if needed).
-    fn create_volume(&self, volume: &Volume) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn create_volume(
+        &self,
+        volume: &Volume,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Deletes a volume from vinod's pool.
-    fn delete_volume(&self, volume: &Volume) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn delete_volume(
+        &self,
+        volume: &Volume,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Defines a new domain, powered off. Fails if any domain of that name or UUID exists.
     fn define(&self, domain: &Domain) -> impl Future<Output = Result<(), Self::Error>> + Send;

@@ -19,11 +19,27 @@ pub use pool::{AddrRange, DhcpSpan, Pool};
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IpamError {
     /// Every DHCP block of the network is claimed by other hosts.
-    #[error("network {network}: no free DHCP block for host {host}: all {blocks} blocks of {size} addresses in {span} are claimed")]
-    BlocksExhausted { network: String, host: String, blocks: u32, size: u64, span: AddrRange },
+    #[error(
+        "network {network}: no free DHCP block for host {host}: all {blocks} blocks of {size} addresses in {span} are claimed"
+    )]
+    BlocksExhausted {
+        network: String,
+        host: String,
+        blocks: u32,
+        size: u64,
+        span: AddrRange,
+    },
     /// The static range has fewer free addresses than requested.
-    #[error("network {network}: static range {range} is exhausted: {wanted} addresses wanted by host {host}, {free} free")]
-    StaticExhausted { network: String, host: String, range: AddrRange, wanted: usize, free: u64 },
+    #[error(
+        "network {network}: static range {range} is exhausted: {wanted} addresses wanted by host {host}, {free} free"
+    )]
+    StaticExhausted {
+        network: String,
+        host: String,
+        range: AddrRange,
+        wanted: usize,
+        free: u64,
+    },
 }
 
 /// What one host holds on one network.
@@ -63,7 +79,8 @@ pub fn allocate(
     host: &str,
     wanted: &BTreeSet<String>,
 ) -> Result<HostClaims, IpamError> {
-    let others: Vec<(&String, &HostClaims)> = all.iter().filter(|(h, _)| h.as_str() != host).collect();
+    let others: Vec<(&String, &HostClaims)> =
+        all.iter().filter(|(h, _)| h.as_str() != host).collect();
     let own = all.get(host).cloned().unwrap_or_default();
 
     let block = match &pool.dhcp {
@@ -98,7 +115,10 @@ pub fn allocate(
             used.insert(v);
         }
     }
-    let missing: Vec<&String> = wanted.iter().filter(|k| !addresses.contains_key(*k)).collect();
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|k| !addresses.contains_key(*k))
+        .collect();
     let mut free = pool
         .static_range
         .iter()
@@ -144,18 +164,21 @@ fn choose_block(
             }
         }
     }
-    if let Some(b) = current {
-        if b < count && held.get(&b).is_none_or(|winner| host < *winner) {
-            return Ok(b);
-        }
+    if let Some(b) = current
+        && b < count
+        && held.get(&b).is_none_or(|winner| host < *winner)
+    {
+        return Ok(b);
     }
-    (0..count).find(|b| !held.contains_key(b)).ok_or_else(|| IpamError::BlocksExhausted {
-        network: pool.network.clone(),
-        host: host.to_string(),
-        blocks: count,
-        size: span.block_size(),
-        span: span.range,
-    })
+    (0..count)
+        .find(|b| !held.contains_key(b))
+        .ok_or_else(|| IpamError::BlocksExhausted {
+            network: pool.network.clone(),
+            host: host.to_string(),
+            blocks: count,
+            size: span.block_size(),
+            span: span.range,
+        })
 }
 
 #[cfg(test)]

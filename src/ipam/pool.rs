@@ -74,7 +74,10 @@ impl DhcpSpan {
         let start = u64::from(u32::from(self.range.start)) + u64::from(index) * self.block_size();
         let end = start + self.block_size() - 1;
         // Both fit: the block lies inside the span, which lies inside IPv4.
-        AddrRange { start: Ipv4Addr::from(start as u32), end: Ipv4Addr::from(end as u32) }
+        AddrRange {
+            start: Ipv4Addr::from(start as u32),
+            end: Ipv4Addr::from(end as u32),
+        }
     }
 }
 

@@ -9,14 +9,25 @@ fn pool(bit_step: u32) -> Pool {
     Pool {
         network: "management".into(),
         subnet: "192.168.2.0/20".parse().unwrap(),
-        static_range: AddrRange { start: "192.168.2.10".parse().unwrap(), end: "192.168.2.24".parse().unwrap() },
-        dhcp: Some(DhcpSpan { range: AddrRange { start: "192.168.4.0".parse().unwrap(), end: "192.168.7.255".parse().unwrap() }, bit_step }),
+        static_range: AddrRange {
+            start: "192.168.2.10".parse().unwrap(),
+            end: "192.168.2.24".parse().unwrap(),
+        },
+        dhcp: Some(DhcpSpan {
+            range: AddrRange {
+                start: "192.168.4.0".parse().unwrap(),
+                end: "192.168.7.255".parse().unwrap(),
+            },
+            bit_step,
+        }),
         mac_base: "52:54:00:06:00:00".parse().unwrap(),
     }
 }
 
 fn keys(n: usize) -> BTreeSet<String> {
-    std::iter::once(bridge_key()).chain((0..n).map(|i| nic_key(&format!("vm-{i}"), "eth0"))).collect()
+    std::iter::once(bridge_key())
+        .chain((0..n).map(|i| nic_key(&format!("vm-{i}"), "eth0")))
+        .collect()
 }
 
 #[test]
@@ -26,10 +37,21 @@ fn vino_sample_math() {
     assert_eq!(pool(6).dhcp.unwrap().block_count(), 16);
     let c = allocate(&p, &BTreeMap::new(), "node01", &keys(1)).unwrap();
     assert_eq!(c.block, Some(0));
-    assert_eq!(p.dhcp.unwrap().block(0).to_string(), "192.168.4.0-192.168.4.15");
+    assert_eq!(
+        p.dhcp.unwrap().block(0).to_string(),
+        "192.168.4.0-192.168.4.15"
+    );
     assert_eq!(c.addresses[&bridge_key()], Ipv4Addr::new(192, 168, 2, 10));
-    assert_eq!(c.addresses[&nic_key("vm-0", "eth0")], Ipv4Addr::new(192, 168, 2, 11));
-    assert_eq!(p.mac_for(Ipv4Addr::new(192, 168, 2, 11)).unwrap().to_string(), "52:54:00:06:00:01");
+    assert_eq!(
+        c.addresses[&nic_key("vm-0", "eth0")],
+        Ipv4Addr::new(192, 168, 2, 11)
+    );
+    assert_eq!(
+        p.mac_for(Ipv4Addr::new(192, 168, 2, 11))
+            .unwrap()
+            .to_string(),
+        "52:54:00:06:00:01"
+    );
 }
 
 #[test]
@@ -46,25 +68,54 @@ fn second_host_gets_next_block_and_addresses() {
 fn exhaustion_is_reported() {
     let p = pool(4);
     let e = allocate(&p, &BTreeMap::new(), "a", &keys(20)).unwrap_err();
-    assert!(e.to_string().contains("static range 192.168.2.10-192.168.2.24 is exhausted"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("static range 192.168.2.10-192.168.2.24 is exhausted"),
+        "{e}"
+    );
     let mut small = pool(8);
-    small.dhcp = Some(DhcpSpan { range: AddrRange { start: "192.168.4.0".parse().unwrap(), end: "192.168.4.255".parse().unwrap() }, bit_step: 8 });
-    let taken = BTreeMap::from([("a".to_string(), HostClaims { block: Some(0), addresses: BTreeMap::new() })]);
+    small.dhcp = Some(DhcpSpan {
+        range: AddrRange {
+            start: "192.168.4.0".parse().unwrap(),
+            end: "192.168.4.255".parse().unwrap(),
+        },
+        bit_step: 8,
+    });
+    let taken = BTreeMap::from([(
+        "a".to_string(),
+        HostClaims {
+            block: Some(0),
+            addresses: BTreeMap::new(),
+        },
+    )]);
     let e = allocate(&small, &taken, "b", &keys(0)).unwrap_err();
-    assert!(matches!(e, IpamError::BlocksExhausted { blocks: 1, .. }), "{e}");
+    assert!(
+        matches!(e, IpamError::BlocksExhausted { blocks: 1, .. }),
+        "{e}"
+    );
 }
 
 #[test]
 fn released_claims_and_conflicts() {
     let p = pool(4);
     let a = allocate(&p, &BTreeMap::new(), "a", &keys(3)).unwrap();
-    let shrunk = allocate(&p, &BTreeMap::from([("a".to_string(), a.clone())]), "a", &keys(1)).unwrap();
+    let shrunk = allocate(
+        &p,
+        &BTreeMap::from([("a".to_string(), a.clone())]),
+        "a",
+        &keys(1),
+    )
+    .unwrap();
     assert_eq!(shrunk.addresses.len(), 2);
     assert_eq!(shrunk.addresses[&bridge_key()], a.addresses[&bridge_key()]);
     // Two hosts holding the same address (a lost race): the name that sorts first keeps it.
     let dup = BTreeMap::from([("a".to_string(), a.clone()), ("b".to_string(), a.clone())]);
     let b = allocate(&p, &dup, "b", &keys(3)).unwrap();
-    assert!(b.addresses.values().all(|ip| !a.addresses.values().any(|x| x == ip)));
+    assert!(
+        b.addresses
+            .values()
+            .all(|ip| !a.addresses.values().any(|x| x == ip))
+    );
     assert_ne!(b.block, a.block);
     assert_eq!(allocate(&p, &dup, "a", &keys(3)).unwrap(), a);
 }
@@ -115,7 +166,8 @@ proptest! {
         if !others.is_empty() {
             all.remove(&format!("other{}", removed % others.len()));
         }
-        for (h, _) in hosts.iter().filter(|(h, _)| h != "me" && all.contains_key(h)) {
+        let remaining: Vec<String> = hosts.iter().map(|(h, _)| h.clone()).filter(|h| h != "me" && all.contains_key(h)).collect();
+        for h in &remaining {
             let grown = allocate(&p, &all, h, &keys(5)).unwrap();
             all.insert(h.clone(), grown);
             prop_assert_eq!(allocate(&p, &all, "me", &keys(n)).unwrap(), mine.clone());

@@ -36,7 +36,12 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
     let spec = &input.vino.spec;
     let checked = check(spec)?;
     let owner = Owner {
-        namespace: input.vino.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+        namespace: input
+            .vino
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
         name: input.vino.metadata.name.clone().unwrap_or_default(),
     };
     let node = input.node;
@@ -59,8 +64,15 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
     let pins = match &checked.cpu_exclude {
         None => vec![None; vms.len()],
         Some(exclude) => {
-            let wants: Vec<(String, u32)> = vms.iter().map(|v| (v.names.domain.clone(), checked.flavors[&v.flavor].vcpus)).collect();
-            cpu::pin(&node.numa, exclude, input.taken_cpus, &wants).map_err(PlanError::Pinning)?.into_iter().map(Some).collect()
+            let wants: Vec<(String, u32)> = vms
+                .iter()
+                .map(|v| (v.names.domain.clone(), checked.flavors[&v.flavor].vcpus))
+                .collect();
+            cpu::pin(&node.numa, exclude, input.taken_cpus, &wants)
+                .map_err(PlanError::Pinning)?
+                .into_iter()
+                .map(Some)
+                .collect()
         }
     };
 
@@ -69,14 +81,21 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
         let pool = &checked.pools[&net.name];
         let bridge = &checked.bridges[&net.name];
         let bridge_ip = claims[&net.name].addresses[&ipam::bridge_key()];
-        host.bridges.insert(bridge.clone(), Bridge {
-            name: bridge.clone(),
-            address: Ipv4Net::new(bridge_ip, pool.subnet.prefix_len()).unwrap_or(pool.subnet),
-            mtu: net.mtu,
-            uplink: net.physical_interface.clone(),
-            owner: owner.clone(),
-        });
-        let dns: Vec<IpAddr> = net.dns_servers.iter().filter_map(|d| d.parse().ok()).collect();
+        host.bridges.insert(
+            bridge.clone(),
+            Bridge {
+                name: bridge.clone(),
+                address: Ipv4Net::new(bridge_ip, pool.subnet.prefix_len()).unwrap_or(pool.subnet),
+                mtu: net.mtu,
+                uplink: net.physical_interface.clone(),
+                owner: owner.clone(),
+            },
+        );
+        let dns: Vec<IpAddr> = net
+            .dns_servers
+            .iter()
+            .filter_map(|d| d.parse().ok())
+            .collect();
         let dspec = DnsmasqSpec {
             owner: owner.clone(),
             network: net.name.clone(),
@@ -84,24 +103,56 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
             bridge_ip,
             netmask: pool.netmask(),
             subnet_address: pool.subnet.network(),
-            block: pool.dhcp.zip(claims[&net.name].block).map(|(span, b)| span.block(b)),
+            block: pool
+                .dhcp
+                .zip(claims[&net.name].block)
+                .map(|(span, b)| span.block(b)),
             lease_time: input.config.dhcp.lease_time.clone(),
             dns_servers: dns,
             ipxe_url: boot_url(input.config, spec, bmc_ip, bridge_ip),
             tftp: tftp(input.config),
-            hostsdir: input.config.run_dir.join("dnsmasq").join(bridge).join("hosts"),
-            leasefile: input.config.state_dir.join("dnsmasq").join(format!("{bridge}.leases")),
+            hostsdir: input
+                .config
+                .run_dir
+                .join("dnsmasq")
+                .join(bridge)
+                .join("hosts"),
+            leasefile: input
+                .config
+                .state_dir
+                .join("dnsmasq")
+                .join(format!("{bridge}.leases")),
         };
         let hosts = vms
             .iter()
-            .flat_map(|vm| vm.set.network_interfaces.iter().filter(|n| n.network == net.name).map(move |nic| (vm, nic)))
+            .flat_map(|vm| {
+                vm.set
+                    .network_interfaces
+                    .iter()
+                    .filter(|n| n.network == net.name)
+                    .map(move |nic| (vm, nic))
+            })
             .map(|(vm, nic)| {
                 let ip = claims[&net.name].addresses[&ipam::nic_key(&vm.names.domain, &nic.name)];
-                let r = Reservation { file: format!("{}-{}", vm.names.domain, nic.name), mac: mac(pool, ip), ip, hostname: vm.names.hostname.clone() };
+                let r = Reservation {
+                    file: format!("{}-{}", vm.names.domain, nic.name),
+                    mac: mac(pool, ip),
+                    ip,
+                    hostname: vm.names.hostname.clone(),
+                };
                 (r.file.clone(), dnsmasq::render_host(&r))
             })
             .collect();
-        host.dhcp.insert(bridge.clone(), DhcpServer { bridge: bridge.clone(), network: net.name.clone(), owner: owner.clone(), config: dnsmasq::render_config(&dspec), hosts });
+        host.dhcp.insert(
+            bridge.clone(),
+            DhcpServer {
+                bridge: bridge.clone(),
+                network: net.name.clone(),
+                owner: owner.clone(),
+                config: dnsmasq::render_config(&dspec),
+                hosts,
+            },
+        );
     }
 
     let mut out = VinoPlan {
@@ -112,7 +163,13 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
         bare_metal_hosts: Vec::new(),
         secrets: Vec::new(),
         claims: claims.clone(),
-        pinned_cpus: pins.iter().flatten().flatten().copied().collect::<CpuSet>().to_string(),
+        pinned_cpus: pins
+            .iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .collect::<CpuSet>()
+            .to_string(),
         warnings: checked.warnings.iter().map(ToString::to_string).collect(),
     };
     let owner_ref = owner_reference(input.vino);
@@ -123,29 +180,59 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
             .network_interfaces
             .iter()
             .map(|nic| {
-                let ip = claims[&nic.network].addresses[&ipam::nic_key(&vm.names.domain, &nic.name)];
-                NicPlan { name: nic.name.clone(), network: nic.network.clone(), bridge: checked.bridges[&nic.network].clone(), mac: mac(&checked.pools[&nic.network], ip), ip }
+                let ip =
+                    claims[&nic.network].addresses[&ipam::nic_key(&vm.names.domain, &nic.name)];
+                NicPlan {
+                    name: nic.name.clone(),
+                    network: nic.network.clone(),
+                    bridge: checked.bridges[&nic.network].clone(),
+                    mac: mac(&checked.pools[&nic.network], ip),
+                    ip,
+                }
             })
             .collect();
 
-        let mut disks = vec![(input.config.libvirt.pool_name.clone(), names::volume(&vm.names.domain, "root"), "vda".to_string())];
-        out.host.volumes.insert(disks[0].1.clone(), Volume { name: disks[0].1.clone(), capacity_bytes: flavor.root_disk_gib * GIB, sparse: true, owner: owner.clone() });
+        let mut disks = vec![(
+            input.config.libvirt.pool_name.clone(),
+            names::volume(&vm.names.domain, "root"),
+            "vda".to_string(),
+        )];
+        out.host.volumes.insert(
+            disks[0].1.clone(),
+            Volume {
+                name: disks[0].1.clone(),
+                capacity_bytes: flavor.root_disk_gib * GIB,
+                sparse: true,
+                owner: owner.clone(),
+            },
+        );
         let mut next_dev = b'b';
         for d in &vm.set.disk_drives {
-            let target = match &d.path {
-                Some(p) => p.trim_start_matches("/dev/").to_string(),
-                None => {
-                    while vm.set.disk_drives.iter().any(|o| o.path.as_deref() == Some(&format!("/dev/vd{}", next_dev as char))) {
+            let target =
+                match &d.path {
+                    Some(p) => p.trim_start_matches("/dev/").to_string(),
+                    None => {
+                        while vm.set.disk_drives.iter().any(|o| {
+                            o.path.as_deref() == Some(&format!("/dev/vd{}", next_dev as char))
+                        }) {
+                            next_dev += 1;
+                        }
+                        let t = format!("vd{}", next_dev as char);
                         next_dev += 1;
+                        t
                     }
-                    let t = format!("vd{}", next_dev as char);
-                    next_dev += 1;
-                    t
-                }
-            };
+                };
             let opts = d.options.clone().unwrap_or_default();
             let name = names::volume(&vm.names.domain, &d.name);
-            out.host.volumes.insert(name.clone(), Volume { name: name.clone(), capacity_bytes: u64::from(opts.size_gb.unwrap_or(1)) * GIB, sparse: opts.sparse.unwrap_or(true), owner: owner.clone() });
+            out.host.volumes.insert(
+                name.clone(),
+                Volume {
+                    name: name.clone(),
+                    capacity_bytes: u64::from(opts.size_gb.unwrap_or(1)) * GIB,
+                    sparse: opts.sparse.unwrap_or(true),
+                    owner: owner.clone(),
+                },
+            );
             disks.push((input.config.libvirt.pool_name.clone(), name, target));
         }
 
@@ -161,14 +248,41 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
             hugepages: flavor.hugepages,
             pinned_cpus: pinned.clone(),
             disks,
-            nics: nics.iter().map(|n| (n.bridge.clone(), n.mac.clone())).collect(),
-            console_log: input.config.libvirt.console_log_dir.join(format!("{}.log", vm.names.domain)),
+            nics: nics
+                .iter()
+                .map(|n| (n.bridge.clone(), n.mac.clone()))
+                .collect(),
+            console_log: input
+                .config
+                .libvirt
+                .console_log_dir
+                .join(format!("{}.log", vm.names.domain)),
             vnc_listen: vm.set.enable_vnc.then(|| input.config.vnc.listen.clone()),
         };
         let (xml, spec_hash) = domain::render(&dspec);
-        out.host.domains.insert(vm.names.domain.clone(), Domain { name: vm.names.domain.clone(), uuid: vm.names.uuid.clone(), owner: owner.clone(), spec_hash, xml });
+        out.host.domains.insert(
+            vm.names.domain.clone(),
+            Domain {
+                name: vm.names.domain.clone(),
+                uuid: vm.names.uuid.clone(),
+                owner: owner.clone(),
+                spec_hash,
+                xml,
+            },
+        );
 
-        let objs = vm_objects(vm, spec, &checked, &claims, input, &owner, bmc_ip, &nics, &credentials, owner_ref.clone());
+        let objs = vm_objects(
+            vm,
+            spec,
+            &checked,
+            &claims,
+            input,
+            &owner,
+            bmc_ip,
+            &nics,
+            &credentials,
+            owner_ref.clone(),
+        );
         out.bare_metal_hosts.push(objects::bare_metal_host(&objs));
         out.secrets.extend(objects::secrets(&objs));
         out.vms.push(VmPlan {
@@ -187,26 +301,54 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
 }
 
 /// Claims every network's bridge address and DHCP block and every NIC's address for this host.
-fn allocate(checked: &Checked, spec: &VinoSpec, vms: &[Vm], input: PlanInput<'_>) -> Result<BTreeMap<String, HostClaims>, PlanError> {
+fn allocate(
+    checked: &Checked,
+    spec: &VinoSpec,
+    vms: &[Vm],
+    input: PlanInput<'_>,
+) -> Result<BTreeMap<String, HostClaims>, PlanError> {
     let empty = BTreeMap::new();
     let mut out = BTreeMap::new();
     for net in &spec.networks {
         let mut wanted = BTreeSet::from([ipam::bridge_key()]);
         for vm in vms {
-            for nic in vm.set.network_interfaces.iter().filter(|n| n.network == net.name) {
+            for nic in vm
+                .set
+                .network_interfaces
+                .iter()
+                .filter(|n| n.network == net.name)
+            {
                 wanted.insert(ipam::nic_key(&vm.names.domain, &nic.name));
             }
         }
         let all = input.claims.get(&net.name).unwrap_or(&empty);
-        out.insert(net.name.clone(), ipam::allocate(&checked.pools[&net.name], all, &input.node.name, &wanted)?);
+        out.insert(
+            net.name.clone(),
+            ipam::allocate(&checked.pools[&net.name], all, &input.node.name, &wanted)?,
+        );
     }
     Ok(out)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn vm_objects(vm: &Vm, spec: &VinoSpec, checked: &Checked, claims: &BTreeMap<String, HostClaims>, input: PlanInput<'_>, owner: &Owner, bmc_ip: IpAddr, nics: &[NicPlan], credentials: &Credentials, owner_ref: Option<OwnerReference>) -> VmObjects {
+fn vm_objects(
+    vm: &Vm,
+    spec: &VinoSpec,
+    checked: &Checked,
+    claims: &BTreeMap<String, HostClaims>,
+    input: PlanInput<'_>,
+    owner: &Owner,
+    bmc_ip: IpAddr,
+    nics: &[NicPlan],
+    credentials: &Credentials,
+    owner_ref: Option<OwnerReference>,
+) -> VmObjects {
     let rf = &input.config.redfish;
-    let scheme = if rf.tls { "redfish+https" } else { "redfish+http" };
+    let scheme = if rf.tls {
+        "redfish+https"
+    } else {
+        "redfish+http"
+    };
     let host = match bmc_ip {
         IpAddr::V6(v6) => format!("[{v6}]"),
         IpAddr::V4(v4) => v4.to_string(),
@@ -234,9 +376,31 @@ fn vm_objects(vm: &Vm, spec: &VinoSpec, checked: &Checked, claims: &BTreeMap<Str
                 mtu: spec_nic.mtu,
                 options: spec_nic.options.clone(),
                 routes: net
-                    .map(|n| n.routes.iter().map(|r| (r.network.clone(), r.netmask.clone(), if r.gateway == "$vinobridge" { bridge_ip.to_string() } else { r.gateway.clone() })).collect())
+                    .map(|n| {
+                        n.routes
+                            .iter()
+                            .map(|r| {
+                                (
+                                    r.network.clone(),
+                                    r.netmask.clone(),
+                                    if r.gateway == "$vinobridge" {
+                                        bridge_ip.to_string()
+                                    } else {
+                                        r.gateway.clone()
+                                    },
+                                )
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default(),
-                dns: net.map(|n| n.dns_servers.iter().filter_map(|d| d.parse().ok()).collect()).unwrap_or_default(),
+                dns: net
+                    .map(|n| {
+                        n.dns_servers
+                            .iter()
+                            .filter_map(|d| d.parse().ok())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             }
         })
         .collect();
@@ -245,20 +409,38 @@ fn vm_objects(vm: &Vm, spec: &VinoSpec, checked: &Checked, claims: &BTreeMap<Str
         credentials_secret: names::credentials_secret(&vm.names.bmh),
         network_data_secret: names::network_data_secret(&vm.names.bmh),
         namespace: owner.namespace.clone(),
-        labels: bmh_labels(owner, spec, input.node, &input.config.labels.rack_label, vm.set, &vm.flavor),
+        labels: bmh_labels(
+            owner,
+            spec,
+            input.node,
+            &input.config.labels.rack_label,
+            vm.set,
+            &vm.flavor,
+        ),
         secret_labels: ownership(owner, &input.node.name),
-        bmc_address: format!("{scheme}://{host}:{}/redfish/v1/Systems/{}", rf.port, vm.names.domain),
+        bmc_address: format!(
+            "{scheme}://{host}:{}/redfish/v1/Systems/{}",
+            rf.port, vm.names.domain
+        ),
         // Without a configured certificate the BMC's is self-signed.
         disable_certificate_verification: !rf.tls || rf.tls_cert.as_os_str().is_empty(),
         boot_mac,
-        root_device: vm.set.root_device_name.clone().unwrap_or_else(|| "/dev/vda".into()),
+        root_device: vm
+            .set
+            .root_device_name
+            .clone()
+            .unwrap_or_else(|| "/dev/vda".into()),
         credentials: credentials.clone(),
         network_data: network_data::render(&nic_data),
         owner: owner_ref,
     }
 }
 
-fn credentials(spec: &VinoSpec, owner: &Owner, resolved: Option<&Credentials>) -> Result<Credentials, PlanError> {
+fn credentials(
+    spec: &VinoSpec,
+    owner: &Owner,
+    resolved: Option<&Credentials>,
+) -> Result<Credentials, PlanError> {
     let c = spec.bmc_credentials.as_ref();
     if let Some(r) = c.and_then(|c| c.secret_ref.as_ref()) {
         return resolved.cloned().ok_or_else(|| PlanError::MissingSecret {
@@ -277,22 +459,41 @@ fn bmc_address(config: &Config, node: &super::NodeFacts) -> Result<IpAddr, PlanE
     if let Ok(ip) = config.redfish.advertise_address.parse::<IpAddr>() {
         return Ok(ip);
     }
-    node.addresses.first().copied().ok_or_else(|| PlanError::NoAddress { node: node.name.clone() })
+    node.addresses
+        .first()
+        .copied()
+        .ok_or_else(|| PlanError::NoAddress {
+            node: node.name.clone(),
+        })
 }
 
 fn boot_url(config: &Config, spec: &VinoSpec, host_ip: IpAddr, bridge_ip: Ipv4Addr) -> String {
     if !config.dhcp.ipxe_boot_url.is_empty() {
-        return config.dhcp.ipxe_boot_url.replace("{bridge_ip}", &bridge_ip.to_string());
+        return config
+            .dhcp
+            .ipxe_boot_url
+            .replace("{bridge_ip}", &bridge_ip.to_string());
     }
-    let host = spec.pxe_boot_image_host.clone().unwrap_or_else(|| match host_ip {
-        IpAddr::V6(v6) => format!("[{v6}]"),
-        IpAddr::V4(v4) => v4.to_string(),
-    });
-    format!("http://{host}:{}/dualboot.ipxe", spec.pxe_boot_image_host_port.unwrap_or(80))
+    let host = spec
+        .pxe_boot_image_host
+        .clone()
+        .unwrap_or_else(|| match host_ip {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) => v4.to_string(),
+        });
+    format!(
+        "http://{host}:{}/dualboot.ipxe",
+        spec.pxe_boot_image_host_port.unwrap_or(80)
+    )
 }
 
 fn tftp(config: &Config) -> Option<(std::path::PathBuf, String)> {
-    (!config.dhcp.tftp_root.as_os_str().is_empty()).then(|| (config.dhcp.tftp_root.clone(), config.dhcp.tftp_boot_file.clone()))
+    (!config.dhcp.tftp_root.as_os_str().is_empty()).then(|| {
+        (
+            config.dhcp.tftp_root.clone(),
+            config.dhcp.tftp_boot_file.clone(),
+        )
+    })
 }
 
 fn mac(pool: &Pool, ip: Ipv4Addr) -> String {

@@ -53,8 +53,9 @@ mod cpulist {
 /// Whether `vino` selects the host described by `node`: every `matchLabels` entry must be
 /// among the Node's labels. A Vino without a selector selects nothing.
 pub fn selects(vino: &Vino, node: &NodeFacts) -> bool {
-    vino.spec
-        .node_selector
-        .as_ref()
-        .is_some_and(|sel| sel.match_labels.iter().all(|(k, v)| node.labels.get(k) == Some(v)))
+    vino.spec.node_selector.as_ref().is_some_and(|sel| {
+        sel.match_labels
+            .iter()
+            .all(|(k, v)| node.labels.get(k) == Some(v))
+    })
 }

@@ -13,13 +13,23 @@ use crate::state::Owner;
 pub fn ownership(owner: &Owner, node: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (format!("{LABEL_PREFIX}cr-name"), label_value(&owner.name)),
-        (format!("{LABEL_PREFIX}cr-namespace"), label_value(&owner.namespace)),
+        (
+            format!("{LABEL_PREFIX}cr-namespace"),
+            label_value(&owner.namespace),
+        ),
         (format!("{LABEL_PREFIX}node"), label_value(node)),
     ])
 }
 
 /// All labels of one VM's BareMetalHost.
-pub fn bmh_labels(owner: &Owner, spec: &VinoSpec, node: &NodeFacts, rack_label: &str, set: &NodeSet, flavor: &str) -> BTreeMap<String, String> {
+pub fn bmh_labels(
+    owner: &Owner,
+    spec: &VinoSpec,
+    node: &NodeFacts,
+    rack_label: &str,
+    set: &NodeSet,
+    flavor: &str,
+) -> BTreeMap<String, String> {
     let mut labels = ownership(owner, &node.name);
     if let Some(rack) = node.labels.get(rack_label) {
         labels.insert(format!("{LABEL_PREFIX}rack"), label_value(rack));
@@ -27,7 +37,10 @@ pub fn bmh_labels(owner: &Owner, spec: &VinoSpec, node: &NodeFacts, rack_label: 
     labels.insert(format!("{LABEL_PREFIX}node-type"), set.name.clone());
     labels.insert(format!("{LABEL_PREFIX}node-flavor"), flavor.to_string());
     for nic in &set.network_interfaces {
-        labels.insert(format!("{LABEL_PREFIX}network-{}", nic.network), "true".into());
+        labels.insert(
+            format!("{LABEL_PREFIX}network-{}", nic.network),
+            "true".into(),
+        );
     }
     // Unlike ViNO, a key the Node lacks is skipped rather than published with an empty value.
     for key in &spec.node_label_keys_to_copy {

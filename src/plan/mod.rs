@@ -54,7 +54,9 @@ pub enum PlanError {
         key: String,
     },
     /// There is no address to publish the BMC on.
-    #[error("node {node}: no address for the Redfish BMC: the Node has no InternalIP and redfish.advertise_address is empty")]
+    #[error(
+        "node {node}: no address for the Redfish BMC: the Node has no InternalIP and redfish.advertise_address is empty"
+    )]
     NoAddress {
         /// Node name.
         node: String,

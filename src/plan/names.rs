@@ -64,9 +64,22 @@ pub fn label_value(value: &str) -> String {
     if label_value_error(value).is_none() {
         return value.to_string();
     }
-    let cleaned: String = value.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' }).collect();
+    let cleaned: String = value
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     let b = bounded(cleaned.trim_matches(['-', '_', '.']), 63);
-    if label_value_error(&b).is_none() { b } else { short_hash(value) }
+    if label_value_error(&b).is_none() {
+        b
+    } else {
+        short_hash(value)
+    }
 }
 
 /// First 8 hex digits of the SHA-256 of `text`.
@@ -80,11 +93,20 @@ pub fn content_hash(text: &str) -> String {
 }
 
 fn uuid_from(seed: &str) -> String {
-    let mut b: [u8; 16] = Sha256::digest(seed.as_bytes())[..16].try_into().unwrap_or([0; 16]);
+    let mut b: [u8; 16] = Sha256::digest(seed.as_bytes())[..16]
+        .try_into()
+        .unwrap_or([0; 16]);
     b[6] = (b[6] & 0x0f) | 0x80; // version 8: custom, name-derived
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
     let h = hex(&b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -108,9 +130,18 @@ mod tests {
         let a = vm_names("default", "vino-test-cr", "node01", "worker", 1);
         assert_eq!(a.domain, "default.vino-test-cr.worker-1");
         assert_eq!(a.bmh, "vino-test-cr-node01-worker-1");
-        assert_eq!(a, vm_names("default", "vino-test-cr", "node01", "worker", 1));
-        assert_ne!(a.uuid, vm_names("default", "vino-test-cr", "node02", "worker", 1).uuid);
-        assert_ne!(a.domain, vm_names("other", "vino-test-cr", "node01", "worker", 1).domain);
+        assert_eq!(
+            a,
+            vm_names("default", "vino-test-cr", "node01", "worker", 1)
+        );
+        assert_ne!(
+            a.uuid,
+            vm_names("default", "vino-test-cr", "node02", "worker", 1).uuid
+        );
+        assert_ne!(
+            a.domain,
+            vm_names("other", "vino-test-cr", "node01", "worker", 1).domain
+        );
         assert_eq!(a.uuid.len(), 36);
         assert_eq!(&a.uuid[14..15], "8");
     }
@@ -121,7 +152,10 @@ mod tests {
         let n = vm_names("ns", &long, &"n".repeat(100), "worker", 0);
         assert!(n.bmh.len() <= MAX_BMH_NAME);
         assert!(network_data_secret(&n.bmh).len() <= 253);
-        assert_ne!(n.bmh, vm_names("ns", &long, &"n".repeat(100), "worker", 1).bmh);
+        assert_ne!(
+            n.bmh,
+            vm_names("ns", &long, &"n".repeat(100), "worker", 1).bmh
+        );
         assert_eq!(label_value("node01"), "node01");
         let lv = label_value(&"a.b".repeat(40));
         assert!(lv.len() <= 63 && label_value_error(&lv).is_none());

@@ -68,7 +68,10 @@ fn render_with_hash(s: &DomainSpec, hash: &str) -> String {
     let _ = writeln!(o, "  </metadata>");
     let _ = writeln!(o, "  <memory unit='MiB'>{}</memory>", s.memory_mib);
     if s.hugepages {
-        let _ = writeln!(o, "  <memoryBacking><hugepages><page size='1' unit='GiB'/></hugepages></memoryBacking>");
+        let _ = writeln!(
+            o,
+            "  <memoryBacking><hugepages><page size='1' unit='GiB'/></hugepages></memoryBacking>"
+        );
     }
     let _ = writeln!(o, "  <vcpu placement='static'>{}</vcpu>", s.vcpus);
     if let Some(cpus) = &s.pinned_cpus {
@@ -77,27 +80,46 @@ fn render_with_hash(s: &DomainSpec, hash: &str) -> String {
         for (i, c) in cpus.iter().enumerate() {
             let _ = writeln!(o, "    <vcpupin vcpu='{i}' cpuset='{c}'/>");
         }
-        let all = cpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        let all = cpus
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         let _ = writeln!(o, "    <emulatorpin cpuset='{all}'/>");
         let _ = writeln!(o, "  </cputune>");
     }
     let _ = writeln!(o, "  <os>");
-    let _ = writeln!(o, "    <type arch='x86_64' machine='{}'>hvm</type>", x(&s.machine));
+    let _ = writeln!(
+        o,
+        "    <type arch='x86_64' machine='{}'>hvm</type>",
+        x(&s.machine)
+    );
     let _ = writeln!(o, "    <boot dev='hd'/>");
     let _ = writeln!(o, "  </os>");
     let _ = writeln!(o, "  <features><acpi/><apic/></features>");
     if s.domain_type == "kvm" {
         let _ = writeln!(o, "  <cpu mode='host-passthrough'/>");
     }
-    let _ = writeln!(o, "  <clock offset='utc'><timer name='pit' tickpolicy='delay'/><timer name='rtc' tickpolicy='catchup'/><timer name='hpet' present='no'/></clock>");
+    let _ = writeln!(
+        o,
+        "  <clock offset='utc'><timer name='pit' tickpolicy='delay'/><timer name='rtc' tickpolicy='catchup'/><timer name='hpet' present='no'/></clock>"
+    );
     let _ = writeln!(o, "  <on_poweroff>destroy</on_poweroff>");
     let _ = writeln!(o, "  <on_reboot>restart</on_reboot>");
     let _ = writeln!(o, "  <on_crash>destroy</on_crash>");
     let _ = writeln!(o, "  <devices>");
     for (pool, volume, target) in &s.disks {
         let _ = writeln!(o, "    <disk type='volume' device='disk'>");
-        let _ = writeln!(o, "      <driver name='qemu' type='qcow2' discard='unmap'/>");
-        let _ = writeln!(o, "      <source pool='{}' volume='{}'/>", x(pool), x(volume));
+        let _ = writeln!(
+            o,
+            "      <driver name='qemu' type='qcow2' discard='unmap'/>"
+        );
+        let _ = writeln!(
+            o,
+            "      <source pool='{}' volume='{}'/>",
+            x(pool),
+            x(volume)
+        );
         let _ = writeln!(o, "      <target dev='{}' bus='virtio'/>", x(target));
         let _ = writeln!(o, "    </disk>");
     }
@@ -108,13 +130,24 @@ fn render_with_hash(s: &DomainSpec, hash: &str) -> String {
         let _ = writeln!(o, "      <model type='virtio'/>");
         let _ = writeln!(o, "    </interface>");
     }
-    let _ = writeln!(o, "    <serial type='file'><source path='{}'/><target port='0'/></serial>", x(&s.console_log.display().to_string()));
+    let _ = writeln!(
+        o,
+        "    <serial type='file'><source path='{}'/><target port='0'/></serial>",
+        x(&s.console_log.display().to_string())
+    );
     let _ = writeln!(o, "    <serial type='pty'><target port='1'/></serial>");
     if let Some(listen) = &s.vnc_listen {
-        let _ = writeln!(o, "    <graphics type='vnc' autoport='yes' listen='{}'/>", x(listen));
+        let _ = writeln!(
+            o,
+            "    <graphics type='vnc' autoport='yes' listen='{}'/>",
+            x(listen)
+        );
         let _ = writeln!(o, "    <video><model type='vga'/></video>");
     }
-    let _ = writeln!(o, "    <memballoon model='virtio'><stats period='10'/></memballoon>");
+    let _ = writeln!(
+        o,
+        "    <memballoon model='virtio'><stats period='10'/></memballoon>"
+    );
     let _ = writeln!(o, "  </devices>");
     let _ = writeln!(o, "</domain>");
     o
@@ -128,7 +161,10 @@ mod tests {
         DomainSpec {
             name: "ns.v.worker-0".into(),
             uuid: "00000000-0000-8000-8000-000000000000".into(),
-            owner: Owner { namespace: "ns".into(), name: "v".into() },
+            owner: Owner {
+                namespace: "ns".into(),
+                name: "v".into(),
+            },
             node: "n1".into(),
             domain_type: "qemu".into(),
             machine: "pc".into(),
@@ -136,7 +172,11 @@ mod tests {
             memory_mib: 2048,
             hugepages: false,
             pinned_cpus: Some(vec![2, 3]),
-            disks: vec![("vinod".into(), "ns.v.worker-0-root.qcow2".into(), "vda".into())],
+            disks: vec![(
+                "vinod".into(),
+                "ns.v.worker-0-root.qcow2".into(),
+                "vda".into(),
+            )],
             nics: vec![("br0".into(), "52:54:00:00:00:01".into())],
             console_log: "/var/log/vinod/console/ns.v.worker-0.log".into(),
             vnc_listen: None,
@@ -148,7 +188,10 @@ mod tests {
         let (xml, hash) = render(&spec());
         assert!(xml.contains(&format!("spec-hash='{hash}'")));
         assert!(xml.contains("<vcpupin vcpu='1' cpuset='3'/>"));
-        assert!(!xml.contains("host-passthrough"), "TCG domains get no host CPU model");
+        assert!(
+            !xml.contains("host-passthrough"),
+            "TCG domains get no host CPU model"
+        );
         let mut changed = spec();
         changed.memory_mib = 4096;
         assert_ne!(render(&changed).1, hash);

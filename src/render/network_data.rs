@@ -47,7 +47,11 @@ pub fn render(nics: &[NicData]) -> String {
             link.entry(k.clone()).or_insert_with(|| json!(v));
         }
         links.push(Value::Object(link));
-        let routes: Vec<Value> = n.routes.iter().map(|(net, mask, gw)| json!({"network": net, "netmask": mask, "gateway": gw})).collect();
+        let routes: Vec<Value> = n
+            .routes
+            .iter()
+            .map(|(net, mask, gw)| json!({"network": net, "netmask": mask, "gateway": gw}))
+            .collect();
         networks.push(json!({
             "id": n.name,
             "network_id": n.network,
@@ -64,7 +68,10 @@ pub fn render(nics: &[NicData]) -> String {
             }
         }
     }
-    let services: Vec<Value> = dns.iter().map(|d| json!({"type": "dns", "address": d})).collect();
+    let services: Vec<Value> = dns
+        .iter()
+        .map(|d| json!({"type": "dns", "address": d}))
+        .collect();
     let doc = json!({"links": links, "networks": networks, "services": services});
     // A Value built from strings and numbers always serializes.
     serde_json::to_string_pretty(&doc).unwrap_or_default()
@@ -84,13 +91,25 @@ mod tests {
             netmask: "255.255.240.0".parse().unwrap(),
             mtu: Some(1500),
             options: BTreeMap::from([("id".into(), "ignored".into()), ("vlan".into(), "7".into())]),
-            routes: vec![("10.0.0.0".into(), "255.255.255.0".into(), "192.168.2.10".into())],
+            routes: vec![(
+                "10.0.0.0".into(),
+                "255.255.255.0".into(),
+                "192.168.2.10".into(),
+            )],
             dns: vec!["135.188.34.124".parse().unwrap()],
         };
         let v: Value = serde_json::from_str(&render(&[nic])).unwrap();
-        let net = v["networks"].as_array().unwrap().iter().find(|n| n["id"] == "management").unwrap();
+        let net = v["networks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == "management")
+            .unwrap();
         assert_eq!(net["ip_address"], "192.168.2.11");
-        assert_eq!(v["links"][0]["id"], "management", "options never override standard keys");
+        assert_eq!(
+            v["links"][0]["id"], "management",
+            "options never override standard keys"
+        );
         assert_eq!(v["links"][0]["vlan"], "7");
         assert_eq!(v["services"][0]["address"], "135.188.34.124");
         assert_eq!(net["routes"][0]["gateway"], "192.168.2.10");

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::spec::bmh::{BareMetalHost, BareMetalHostSpec, BmcDetails, RootDeviceHints, SecretReference};
+use crate::spec::bmh::{
+    BareMetalHost, BareMetalHostSpec, BmcDetails, RootDeviceHints, SecretReference,
+};
 
 /// BMC user name and password.
 #[derive(Clone, PartialEq, Eq)]
@@ -19,7 +21,10 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("username", &self.username).field("password", &"<redacted>").finish()
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -68,8 +73,13 @@ pub fn bare_metal_host(v: &VmObjects) -> BareMetalHost {
             // vinod's domains boot with SeaBIOS; telling BMO so avoids a UEFI default.
             boot_mode: Some("legacy".into()),
             online: false,
-            root_device_hints: Some(RootDeviceHints { device_name: Some(v.root_device.clone()) }),
-            network_data: Some(SecretReference { name: v.network_data_secret.clone(), namespace: Some(v.namespace.clone()) }),
+            root_device_hints: Some(RootDeviceHints {
+                device_name: Some(v.root_device.clone()),
+            }),
+            network_data: Some(SecretReference {
+                name: v.network_data_secret.clone(),
+                namespace: Some(v.namespace.clone()),
+            }),
             description: None,
         },
     );
@@ -92,7 +102,10 @@ pub fn secrets(v: &VmObjects) -> [Secret; 2] {
     let network_data = Secret {
         metadata: meta(&v.network_data_secret, v, &v.secret_labels),
         type_: Some("Opaque".into()),
-        string_data: Some(BTreeMap::from([("networkData".to_string(), v.network_data.clone())])),
+        string_data: Some(BTreeMap::from([(
+            "networkData".to_string(),
+            v.network_data.clone(),
+        )])),
         ..Default::default()
     };
     [credentials, network_data]

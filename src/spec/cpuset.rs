@@ -86,7 +86,11 @@ impl fmt::Display for CpuSet {
             while iter.peek() == Some(&(end + 1)) {
                 end = iter.next().unwrap_or(end);
             }
-            parts.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
+            parts.push(if start == end {
+                start.to_string()
+            } else {
+                format!("{start}-{end}")
+            });
         }
         f.write_str(&parts.join(","))
     }
@@ -106,7 +110,16 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["a", "1-", "-1", "4-2", "1,,2", "99999999999", "1-70000", "0x1"] {
+        for bad in [
+            "a",
+            "1-",
+            "-1",
+            "4-2",
+            "1,,2",
+            "99999999999",
+            "1-70000",
+            "0x1",
+        ] {
             assert!(bad.parse::<CpuSet>().is_err(), "{bad} accepted");
         }
     }

@@ -6,8 +6,14 @@
 macro_rules! ipv4_int {
     ($field:literal) => {
         concat!(
-            "(int(", $field, ".split('.')[0]) * 16777216 + int(", $field,
-            ".split('.')[1]) * 65536 + int(", $field, ".split('.')[2]) * 256 + int(", $field,
+            "(int(",
+            $field,
+            ".split('.')[0]) * 16777216 + int(",
+            $field,
+            ".split('.')[1]) * 65536 + int(",
+            $field,
+            ".split('.')[2]) * 256 + int(",
+            $field,
             ".split('.')[3]))"
         )
     };
@@ -39,7 +45,10 @@ pub struct FieldError {
 impl FieldError {
     /// A problem with `field`.
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { field: field.into(), reason: reason.into() }
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -76,7 +85,11 @@ impl SpecError {
 }
 
 fn join(errors: &[FieldError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Decodes a Vino manifest from YAML or JSON, naming the offending field on failure.
@@ -89,5 +102,9 @@ pub fn parse_vino(text: &str) -> Result<Vino, SpecError> {
 }
 
 fn display_path(path: &str) -> String {
-    if path == "." { "(document)".into() } else { path.to_string() }
+    if path == "." {
+        "(document)".into()
+    } else {
+        path.to_string()
+    }
 }

@@ -57,7 +57,9 @@ pub struct NodeStatus {
 }
 
 /// Phase of a Vino on one host.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 pub enum NodePhase {
     /// Selected, nothing applied yet.
     #[default]

@@ -35,7 +35,11 @@ impl Mac {
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0.to_be_bytes();
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[2], b[3], b[4], b[5], b[6], b[7]
+        )
     }
 }
 
@@ -46,7 +50,9 @@ impl FromStr for Mac {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = s.split(':').collect();
         if parts.len() != 6 || parts.iter().any(|p| p.len() != 2) {
-            return Err(format!("{s:?} is not a MAC address of the form xx:xx:xx:xx:xx:xx"));
+            return Err(format!(
+                "{s:?} is not a MAC address of the form xx:xx:xx:xx:xx:xx"
+            ));
         }
         let mut value = 0u64;
         for p in parts {
@@ -63,7 +69,8 @@ impl FromStr for Mac {
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -74,7 +81,9 @@ pub fn is_dns_subdomain(s: &str) -> bool {
         && s.len() <= 253
         && s.split('.').all(|part| {
             !part.is_empty()
-                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !part.starts_with('-')
                 && !part.ends_with('-')
         })
@@ -86,10 +95,12 @@ pub fn label_key_error(key: &str) -> Option<String> {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
     };
-    if let Some(p) = prefix {
-        if !is_dns_subdomain(p) {
-            return Some(format!("label key {key:?}: prefix {p:?} is not a DNS subdomain"));
-        }
+    if let Some(p) = prefix
+        && !is_dns_subdomain(p)
+    {
+        return Some(format!(
+            "label key {key:?}: prefix {p:?} is not a DNS subdomain"
+        ));
     }
     if !is_label_name(name) {
         return Some(format!(
@@ -114,7 +125,8 @@ fn is_label_name(s: &str) -> bool {
     let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && alnum(s.chars().next())
         && alnum(s.chars().last())
 }
@@ -125,7 +137,8 @@ pub fn is_ifname(s: &str) -> bool {
         && s.len() <= 15
         && s != "."
         && s != ".."
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// Whether `s` is a host name or an IP address usable in a URL.
@@ -152,8 +165,21 @@ mod tests {
         assert!(m.is_unicast());
         assert!(!"01:00:5e:00:00:01".parse::<Mac>().unwrap().is_unicast());
         assert_eq!(m.offset(6).unwrap().to_string(), "52:54:00:06:00:10");
-        assert!("ff:ff:ff:ff:ff:ff".parse::<Mac>().unwrap().offset(1).is_none());
-        for bad in ["", "52:54:00:06:00", "52:54:00:06:00:00:01", "5:54:00:06:00:00", "zz:54:00:06:00:00", "52-54-00-06-00-00"] {
+        assert!(
+            "ff:ff:ff:ff:ff:ff"
+                .parse::<Mac>()
+                .unwrap()
+                .offset(1)
+                .is_none()
+        );
+        for bad in [
+            "",
+            "52:54:00:06:00",
+            "52:54:00:06:00:00:01",
+            "5:54:00:06:00:00",
+            "zz:54:00:06:00:00",
+            "52-54-00-06-00-00",
+        ] {
             assert!(bad.parse::<Mac>().is_err(), "{bad} accepted");
         }
     }

@@ -23,8 +23,11 @@ pub const DEFAULT_MAC_PREFIX: &str = "02:00:00:00:00:00";
 /// Label prefix vinod owns on BareMetalHosts.
 pub const LABEL_PREFIX: &str = "vino.airshipit.org/";
 /// Labels vinod relies on to find its objects; `bmhLabels` may not set them.
-pub const RESERVED_LABELS: [&str; 3] =
-    ["vino.airshipit.org/cr-name", "vino.airshipit.org/cr-namespace", "vino.airshipit.org/node"];
+pub const RESERVED_LABELS: [&str; 3] = [
+    "vino.airshipit.org/cr-name",
+    "vino.airshipit.org/cr-namespace",
+    "vino.airshipit.org/node",
+];
 
 /// The parts of a valid Vino the planner consumes.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,7 +52,11 @@ pub fn check(spec: &VinoSpec) -> Result<Checked, SpecError> {
     v.node_sets(spec, &pools);
     if v.errors.is_empty() {
         Ok(Checked {
-            bridges: spec.networks.iter().map(|n| (n.name.clone(), bridge_name(n).to_string())).collect(),
+            bridges: spec
+                .networks
+                .iter()
+                .map(|n| (n.name.clone(), bridge_name(n).to_string()))
+                .collect(),
             pools,
             cpu_exclude: v.cpu_exclude,
             flavors: catalog(spec),
@@ -79,31 +86,50 @@ impl Checker {
 
     fn top_level(&mut self, spec: &VinoSpec) {
         match &spec.node_selector {
-            None => self.err("spec.nodeSelector", "required: a Vino without it would select no host"),
+            None => self.err(
+                "spec.nodeSelector",
+                "required: a Vino without it would select no host",
+            ),
             Some(sel) => self.labels("spec.nodeSelector.matchLabels", &sel.match_labels, false),
         }
-        if let Some(text) = spec.configuration.as_ref().and_then(|c| c.cpu_exclude.as_deref()) {
+        if let Some(text) = spec
+            .configuration
+            .as_ref()
+            .and_then(|c| c.cpu_exclude.as_deref())
+        {
             match text.parse::<CpuSet>() {
                 Ok(set) => self.cpu_exclude = Some(set),
                 Err(e) => self.err("spec.configuration.cpuExclude", e),
             }
         }
         match &spec.bmc_credentials {
-            None => self.err("spec.bmcCredentials", "required: give secretRef or username and password"),
+            None => self.err(
+                "spec.bmcCredentials",
+                "required: give secretRef or username and password",
+            ),
             Some(c) => {
                 let inline = c.username.is_some() || c.password.is_some();
                 match (&c.secret_ref, inline) {
-                    (Some(_), true) => self.err("spec.bmcCredentials", "give either secretRef or username and password, not both"),
-                    (None, false) => self.err("spec.bmcCredentials", "give secretRef or both username and password"),
-                    (None, true) if c.username.as_deref().unwrap_or("").is_empty() => {
-                        self.err("spec.bmcCredentials.username", "required with an inline password, and not empty")
-                    }
-                    (None, true) if c.password.as_deref().unwrap_or("").is_empty() => {
-                        self.err("spec.bmcCredentials.password", "required with an inline username, and not empty")
-                    }
-                    (Some(r), false) if !super::syntax::is_dns_subdomain(&r.name) => {
-                        self.err("spec.bmcCredentials.secretRef.name", format!("{:?} is not a valid Secret name", r.name))
-                    }
+                    (Some(_), true) => self.err(
+                        "spec.bmcCredentials",
+                        "give either secretRef or username and password, not both",
+                    ),
+                    (None, false) => self.err(
+                        "spec.bmcCredentials",
+                        "give secretRef or both username and password",
+                    ),
+                    (None, true) if c.username.as_deref().unwrap_or("").is_empty() => self.err(
+                        "spec.bmcCredentials.username",
+                        "required with an inline password, and not empty",
+                    ),
+                    (None, true) if c.password.as_deref().unwrap_or("").is_empty() => self.err(
+                        "spec.bmcCredentials.password",
+                        "required with an inline username, and not empty",
+                    ),
+                    (Some(r), false) if !super::syntax::is_dns_subdomain(&r.name) => self.err(
+                        "spec.bmcCredentials.secretRef.name",
+                        format!("{:?} is not a valid Secret name", r.name),
+                    ),
                     _ => {}
                 }
             }
@@ -113,29 +139,47 @@ impl Checker {
                 self.err(format!("spec.nodeLabelKeysToCopy[{i}]"), e);
             }
         }
-        if let Some(host) = &spec.pxe_boot_image_host {
-            if !is_host(host) {
-                self.err("spec.pxeBootImageHost", format!("{host:?} is not a host name or IP address"));
-            }
+        if let Some(host) = &spec.pxe_boot_image_host
+            && !is_host(host)
+        {
+            self.err(
+                "spec.pxeBootImageHost",
+                format!("{host:?} is not a host name or IP address"),
+            );
         }
-        if let Some(port) = spec.pxe_boot_image_host_port {
-            if !(1..=65535).contains(&port) {
-                self.err("spec.pxeBootImageHostPort", format!("{port} is not a TCP port (1-65535)"));
-            }
+        if let Some(port) = spec.pxe_boot_image_host_port
+            && !(1..=65535).contains(&port)
+        {
+            self.err(
+                "spec.pxeBootImageHostPort",
+                format!("{port} is not a TCP port (1-65535)"),
+            );
         }
         for (name, f) in &spec.flavors {
             let field = format!("spec.flavors.{name}");
             if !is_dns_label(name) {
-                self.err(&field, "flavor names must be DNS labels (lowercase alphanumerics and '-')");
+                self.err(
+                    &field,
+                    "flavor names must be DNS labels (lowercase alphanumerics and '-')",
+                );
             }
             if f.vcpus == 0 || f.vcpus > 512 {
-                self.err(format!("{field}.vcpus"), format!("{} is outside 1-512", f.vcpus));
+                self.err(
+                    format!("{field}.vcpus"),
+                    format!("{} is outside 1-512", f.vcpus),
+                );
             }
             if !(64..=16_777_216).contains(&f.memory_mib) {
-                self.err(format!("{field}.memoryMiB"), format!("{} is outside 64-16777216", f.memory_mib));
+                self.err(
+                    format!("{field}.memoryMiB"),
+                    format!("{} is outside 64-16777216", f.memory_mib),
+                );
             }
             if !(1..=65_536).contains(&f.root_disk_gib) {
-                self.err(format!("{field}.rootDiskGiB"), format!("{} is outside 1-65536", f.root_disk_gib));
+                self.err(
+                    format!("{field}.rootDiskGiB"),
+                    format!("{} is outside 1-65536", f.root_disk_gib),
+                );
             }
         }
     }
@@ -149,7 +193,10 @@ impl Checker {
                 self.err(format!("{field}[{k}]"), e);
             }
             if bmh && RESERVED_LABELS.contains(&k.as_str()) {
-                self.err(format!("{field}[{k}]"), "this label is set by vinod to find its objects and cannot be overridden");
+                self.err(
+                    format!("{field}[{k}]"),
+                    "this label is set by vinod to find its objects and cannot be overridden",
+                );
             }
         }
     }
@@ -158,48 +205,81 @@ impl Checker {
         let mut pools = BTreeMap::new();
         let mut bridges: BTreeMap<&str, usize> = BTreeMap::new();
         if spec.networks.len() > 16 {
-            self.err("spec.networks", format!("{} networks; at most 16", spec.networks.len()));
+            self.err(
+                "spec.networks",
+                format!("{} networks; at most 16", spec.networks.len()),
+            );
         }
         for (i, net) in spec.networks.iter().enumerate() {
             let f = format!("spec.networks[{i}]");
             if net.name.len() > 40 || !is_dns_label(&net.name) {
-                self.err(format!("{f}.name"), format!("{:?} must be a DNS label of at most 40 characters", net.name));
+                self.err(
+                    format!("{f}.name"),
+                    format!(
+                        "{:?} must be a DNS label of at most 40 characters",
+                        net.name
+                    ),
+                );
             }
             if pools.contains_key(&net.name) {
-                self.err(format!("{f}.name"), format!("duplicate network name {:?}", net.name));
+                self.err(
+                    format!("{f}.name"),
+                    format!("duplicate network name {:?}", net.name),
+                );
                 continue;
             }
             let bridge = bridge_name(net);
             if !is_ifname(bridge) {
-                self.err(format!("{f}.bridgeName"), format!("{bridge:?} is not a Linux interface name (1-15 of [A-Za-z0-9_.-])"));
+                self.err(
+                    format!("{f}.bridgeName"),
+                    format!("{bridge:?} is not a Linux interface name (1-15 of [A-Za-z0-9_.-])"),
+                );
             } else if let Some(j) = bridges.insert(bridge, i) {
-                self.err(format!("{f}.bridgeName"), format!("bridge {bridge:?} is already used by spec.networks[{j}]"));
+                self.err(
+                    format!("{f}.bridgeName"),
+                    format!("bridge {bridge:?} is already used by spec.networks[{j}]"),
+                );
             }
-            if let Some(phys) = &net.physical_interface {
-                if !is_ifname(phys) {
-                    self.err(format!("{f}.physicalInterface"), format!("{phys:?} is not a Linux interface name"));
-                }
+            if let Some(phys) = &net.physical_interface
+                && !is_ifname(phys)
+            {
+                self.err(
+                    format!("{f}.physicalInterface"),
+                    format!("{phys:?} is not a Linux interface name"),
+                );
             }
-            if let Some(mtu) = net.mtu {
-                if !(68..=65535).contains(&mtu) {
-                    self.err(format!("{f}.mtu"), format!("{mtu} is outside 68-65535"));
-                }
+            if let Some(mtu) = net.mtu
+                && !(68..=65535).contains(&mtu)
+            {
+                self.err(format!("{f}.mtu"), format!("{mtu} is outside 68-65535"));
             }
             for (j, dns) in net.dns_servers.iter().enumerate() {
                 if dns.parse::<std::net::IpAddr>().is_err() {
-                    self.err(format!("{f}.dns_servers[{j}]"), format!("{dns:?} is not an IP address"));
+                    self.err(
+                        format!("{f}.dns_servers[{j}]"),
+                        format!("{dns:?} is not an IP address"),
+                    );
                 }
             }
             for (j, r) in net.routes.iter().enumerate() {
                 let rf = format!("{f}.routes[{j}]");
                 if r.network.parse::<Ipv4Addr>().is_err() {
-                    self.err(format!("{rf}.network"), format!("{:?} is not an IPv4 address", r.network));
+                    self.err(
+                        format!("{rf}.network"),
+                        format!("{:?} is not an IPv4 address", r.network),
+                    );
                 }
                 if !is_netmask(&r.netmask) {
-                    self.err(format!("{rf}.netmask"), format!("{:?} is not a dotted-quad netmask", r.netmask));
+                    self.err(
+                        format!("{rf}.netmask"),
+                        format!("{:?} is not a dotted-quad netmask", r.netmask),
+                    );
                 }
                 if r.gateway != "$vinobridge" && r.gateway.parse::<Ipv4Addr>().is_err() {
-                    self.err(format!("{rf}.gateway"), format!("{:?} is neither an IPv4 address nor $vinobridge", r.gateway));
+                    self.err(
+                        format!("{rf}.gateway"),
+                        format!("{:?} is neither an IPv4 address nor $vinobridge", r.gateway),
+                    );
                 }
             }
             if let Some(pool) = self.pool(&f, net) {
@@ -215,28 +295,50 @@ impl Checker {
         let subnet = match net.subnet.parse::<Ipv4Net>() {
             Ok(s) => Some(s),
             Err(_) => {
-                let why = if net.subnet.parse::<ipnet::Ipv6Net>().is_ok() { "IPv6 networks are not supported; use an IPv4 CIDR" } else { "not a CIDR such as 192.168.2.0/24" };
+                let why = if net.subnet.parse::<ipnet::Ipv6Net>().is_ok() {
+                    "IPv6 networks are not supported; use an IPv4 CIDR"
+                } else {
+                    "not a CIDR such as 192.168.2.0/24"
+                };
                 self.err(format!("{f}.subnet"), format!("{:?}: {why}", net.subnet));
                 None
             }
         };
-        let static_range = self.range(f, "staticAllocationStart", &net.static_allocation_start, "staticAllocationStop", &net.static_allocation_stop, subnet);
+        let static_range = self.range(
+            f,
+            "staticAllocationStart",
+            &net.static_allocation_start,
+            "staticAllocationStop",
+            &net.static_allocation_stop,
+            subnet,
+        );
         let dhcp_range = match (&net.dhcp_allocation_start, &net.dhcp_allocation_stop) {
             (None, None) => None,
-            (Some(a), Some(b)) => self.range(f, "dhcpAllocationStart", a, "dhcpAllocationStop", b, subnet),
+            (Some(a), Some(b)) => {
+                self.range(f, "dhcpAllocationStart", a, "dhcpAllocationStop", b, subnet)
+            }
             _ => {
-                self.err(format!("{f}.dhcpAllocationStart"), "dhcpAllocationStart and dhcpAllocationStop go together");
+                self.err(
+                    format!("{f}.dhcpAllocationStart"),
+                    "dhcpAllocationStart and dhcpAllocationStop go together",
+                );
                 None
             }
         };
         let bit_step = net.instance_subnet_bit_step.unwrap_or(DEFAULT_BIT_STEP);
         if bit_step > 16 {
-            self.err(format!("{f}.instanceSubnetBitStep"), format!("{bit_step} is above 16"));
+            self.err(
+                format!("{f}.instanceSubnetBitStep"),
+                format!("{bit_step} is above 16"),
+            );
         }
         let mac_text = net.mac_prefix.as_deref().unwrap_or(DEFAULT_MAC_PREFIX);
         let mac_base = match mac_text.parse::<Mac>() {
             Ok(m) if !m.is_unicast() => {
-                self.err(format!("{f}.macPrefix"), format!("{mac_text} is a multicast address (low bit of the first octet set)"));
+                self.err(
+                    format!("{f}.macPrefix"),
+                    format!("{mac_text} is a multicast address (low bit of the first octet set)"),
+                );
                 None
             }
             Ok(m) => Some(m),
@@ -245,52 +347,101 @@ impl Checker {
                 None
             }
         };
-        if let (Some(s), Some(d)) = (static_range, dhcp_range) {
-            if s.overlaps(&d) {
-                self.err(format!("{f}.staticAllocationStart"), format!("static range {s} overlaps the DHCP span {d}"));
-            }
+        if let (Some(s), Some(d)) = (static_range, dhcp_range)
+            && s.overlaps(&d)
+        {
+            self.err(
+                format!("{f}.staticAllocationStart"),
+                format!("static range {s} overlaps the DHCP span {d}"),
+            );
         }
-        let dhcp = dhcp_range.map(|range| DhcpSpan { range, bit_step: bit_step.min(16) });
-        if let Some(span) = dhcp {
-            if bit_step <= 16 && span.block_count() == 0 {
-                self.err(format!("{f}.instanceSubnetBitStep"), format!("the DHCP span {} holds {} addresses, less than one block of 2^{bit_step}", span.range, span.range.len()));
-            }
+        let dhcp = dhcp_range.map(|range| DhcpSpan {
+            range,
+            bit_step: bit_step.min(16),
+        });
+        if let Some(span) = dhcp
+            && bit_step <= 16
+            && span.block_count() == 0
+        {
+            self.err(
+                format!("{f}.instanceSubnetBitStep"),
+                format!(
+                    "the DHCP span {} holds {} addresses, less than one block of 2^{bit_step}",
+                    span.range,
+                    span.range.len()
+                ),
+            );
         }
-        if let (Some(m), Some(s)) = (mac_base, static_range) {
-            if m.offset(s.len() - 1).is_none() {
-                self.err(format!("{f}.macPrefix"), format!("{m} plus {} addresses runs past ff:ff:ff:ff:ff:ff", s.len()));
-            }
+        if let (Some(m), Some(s)) = (mac_base, static_range)
+            && m.offset(s.len() - 1).is_none()
+        {
+            self.err(
+                format!("{f}.macPrefix"),
+                format!("{m} plus {} addresses runs past ff:ff:ff:ff:ff:ff", s.len()),
+            );
         }
         if self.errors.len() > before {
             return None;
         }
-        Some(Pool { network: net.name.clone(), subnet: subnet?, static_range: static_range?, dhcp, mac_base: mac_base? })
+        Some(Pool {
+            network: net.name.clone(),
+            subnet: subnet?,
+            static_range: static_range?,
+            dhcp,
+            mac_base: mac_base?,
+        })
     }
 
-    fn range(&mut self, f: &str, start_name: &str, start: &str, stop_name: &str, stop: &str, subnet: Option<Ipv4Net>) -> Option<AddrRange> {
+    fn range(
+        &mut self,
+        f: &str,
+        start_name: &str,
+        start: &str,
+        stop_name: &str,
+        stop: &str,
+        subnet: Option<Ipv4Net>,
+    ) -> Option<AddrRange> {
         let a = self.addr(f, start_name, start, subnet);
         let b = self.addr(f, stop_name, stop, subnet);
         let (a, b) = (a?, b?);
         if a > b {
-            self.err(format!("{f}.{stop_name}"), format!("{start_name} {a} is after {stop_name} {b}"));
+            self.err(
+                format!("{f}.{stop_name}"),
+                format!("{start_name} {a} is after {stop_name} {b}"),
+            );
             return None;
         }
         Some(AddrRange { start: a, end: b })
     }
 
-    fn addr(&mut self, f: &str, name: &str, text: &str, subnet: Option<Ipv4Net>) -> Option<Ipv4Addr> {
+    fn addr(
+        &mut self,
+        f: &str,
+        name: &str,
+        text: &str,
+        subnet: Option<Ipv4Net>,
+    ) -> Option<Ipv4Addr> {
         let Ok(ip) = text.parse::<Ipv4Addr>() else {
-            self.err(format!("{f}.{name}"), format!("{text:?} is not an IPv4 address"));
+            self.err(
+                format!("{f}.{name}"),
+                format!("{text:?} is not an IPv4 address"),
+            );
             return None;
         };
         let net = subnet?;
         if !net.contains(&ip) {
-            self.err(format!("{f}.{name}"), format!("{ip} is outside subnet {}", net.trunc()));
+            self.err(
+                format!("{f}.{name}"),
+                format!("{ip} is outside subnet {}", net.trunc()),
+            );
             return None;
         }
         let t = net.trunc();
         if net.prefix_len() < 31 && (ip == t.network() || ip == t.broadcast()) {
-            self.err(format!("{f}.{name}"), format!("{ip} is the network or broadcast address of {t}"));
+            self.err(
+                format!("{f}.{name}"),
+                format!("{ip} is the network or broadcast address of {t}"),
+            );
             return None;
         }
         Some(ip)
@@ -301,13 +452,21 @@ impl Checker {
             .networks
             .iter()
             .enumerate()
-            .filter_map(|(i, n)| pools.get(&n.name).filter(|p| p.network == n.name).map(|p| (i, p)))
+            .filter_map(|(i, n)| {
+                pools
+                    .get(&n.name)
+                    .filter(|p| p.network == n.name)
+                    .map(|p| (i, p))
+            })
             .collect();
         for (x, (i, a)) in list.iter().enumerate() {
             for (j, b) in list.iter().skip(x + 1) {
                 let (na, nb) = (a.subnet.trunc(), b.subnet.trunc());
                 if na.contains(&nb) || nb.contains(&na) {
-                    self.err(format!("spec.networks[{j}].subnet"), format!("{nb} overlaps spec.networks[{i}].subnet {na}"));
+                    self.err(
+                        format!("spec.networks[{j}].subnet"),
+                        format!("{nb} overlaps spec.networks[{i}].subnet {na}"),
+                    );
                 }
                 let ((a0, a1), (b0, b1)) = (a.mac_span(), b.mac_span());
                 if a0 <= b1 && b0 <= a1 {
@@ -322,23 +481,45 @@ impl Checker {
         let mut names = BTreeSet::new();
         let mut per_network: BTreeMap<&str, u64> = BTreeMap::new();
         if spec.nodes.len() > 32 {
-            self.err("spec.nodes", format!("{} node sets; at most 32", spec.nodes.len()));
+            self.err(
+                "spec.nodes",
+                format!("{} node sets; at most 32", spec.nodes.len()),
+            );
         }
         for (i, set) in spec.nodes.iter().enumerate() {
             let f = format!("spec.nodes[{i}]");
             if set.name.len() > 32 || !is_dns_label(&set.name) {
-                self.err(format!("{f}.name"), format!("{:?} must be a DNS label of at most 32 characters", set.name));
+                self.err(
+                    format!("{f}.name"),
+                    format!(
+                        "{:?} must be a DNS label of at most 32 characters",
+                        set.name
+                    ),
+                );
             }
             if !names.insert(set.name.as_str()) {
-                self.err(format!("{f}.name"), format!("duplicate node set name {:?}", set.name));
+                self.err(
+                    format!("{f}.name"),
+                    format!("duplicate node set name {:?}", set.name),
+                );
             }
             if set.count > 256 {
                 self.err(format!("{f}.count"), format!("{} is above 256", set.count));
             }
             let flavor = flavor_name(set);
             if !flavors.contains_key(flavor) {
-                let field = if set.flavor.is_some() { format!("{f}.flavor") } else { format!("{f}.name") };
-                self.err(field, format!("no flavor {flavor:?}: define it in spec.flavors or use one of {:?}", flavors.keys().collect::<Vec<_>>()));
+                let field = if set.flavor.is_some() {
+                    format!("{f}.flavor")
+                } else {
+                    format!("{f}.name")
+                };
+                self.err(
+                    field,
+                    format!(
+                        "no flavor {flavor:?}: define it in spec.flavors or use one of {:?}",
+                        flavors.keys().collect::<Vec<_>>()
+                    ),
+                );
             }
             self.labels(&format!("{f}.bmhLabels"), &set.bmh_labels, true);
             self.interfaces(&f, set, spec, &mut per_network);
@@ -346,17 +527,20 @@ impl Checker {
             if let Some(t) = &set.network_data_template {
                 self.warnings.push(FieldError::new(
                     format!("{f}.networkDataTemplate"),
-                    format!("template Secret {}/{} is not rendered: vinod writes network_data.json", t.namespace, t.name),
+                    format!(
+                        "template Secret {}/{} is not rendered: vinod writes network_data.json",
+                        t.namespace, t.name
+                    ),
                 ));
             }
         }
         for (net, need) in per_network {
             let Some(pool) = pools.get(net) else { continue };
             let field = format!("spec.nodes (network {net})");
-            if let Some(span) = pool.dhcp {
-                if need > span.block_size() {
-                    self.err(&field, format!("{need} VM NICs per host on network {net} exceed its DHCP block of {} addresses (2^instanceSubnetBitStep)", span.block_size()));
-                }
+            if let Some(span) = pool.dhcp
+                && need > span.block_size()
+            {
+                self.err(&field, format!("{need} VM NICs per host on network {net} exceed its DHCP block of {} addresses (2^instanceSubnetBitStep)", span.block_size()));
             }
             if need + 1 > pool.static_range.len() {
                 self.err(&field, format!("{need} VM NICs plus the host bridge need {} static addresses per host; {} has {}", need + 1, pool.static_range, pool.static_range.len()));
@@ -364,44 +548,75 @@ impl Checker {
         }
     }
 
-    fn interfaces<'a>(&mut self, f: &str, set: &'a NodeSet, spec: &VinoSpec, per_network: &mut BTreeMap<&'a str, u64>) {
+    fn interfaces<'a>(
+        &mut self,
+        f: &str,
+        set: &'a NodeSet,
+        spec: &VinoSpec,
+        per_network: &mut BTreeMap<&'a str, u64>,
+    ) {
         let mut seen = BTreeSet::new();
         if set.network_interfaces.len() > 8 {
-            self.err(format!("{f}.networkInterfaces"), format!("{} interfaces; at most 8", set.network_interfaces.len()));
+            self.err(
+                format!("{f}.networkInterfaces"),
+                format!("{} interfaces; at most 8", set.network_interfaces.len()),
+            );
         }
         for (j, nic) in set.network_interfaces.iter().enumerate() {
             let nf = format!("{f}.networkInterfaces[{j}]");
             if !is_ifname(&nic.name) {
-                self.err(format!("{nf}.name"), format!("{:?} is not an interface name (1-15 of [A-Za-z0-9_.-])", nic.name));
+                self.err(
+                    format!("{nf}.name"),
+                    format!(
+                        "{:?} is not an interface name (1-15 of [A-Za-z0-9_.-])",
+                        nic.name
+                    ),
+                );
             }
             if !seen.insert(nic.name.as_str()) {
-                self.err(format!("{nf}.name"), format!("duplicate interface name {:?}", nic.name));
+                self.err(
+                    format!("{nf}.name"),
+                    format!("duplicate interface name {:?}", nic.name),
+                );
             }
             if !spec.networks.iter().any(|n| n.name == nic.network) {
-                self.err(format!("{nf}.network"), format!("no network {:?} in spec.networks", nic.network));
+                self.err(
+                    format!("{nf}.network"),
+                    format!("no network {:?} in spec.networks", nic.network),
+                );
             } else {
                 *per_network.entry(nic.network.as_str()).or_default() += u64::from(set.count);
             }
-            if let Some(mtu) = nic.mtu {
-                if !(68..=65535).contains(&mtu) {
-                    self.err(format!("{nf}.mtu"), format!("{mtu} is outside 68-65535"));
-                }
+            if let Some(mtu) = nic.mtu
+                && !(68..=65535).contains(&mtu)
+            {
+                self.err(format!("{nf}.mtu"), format!("{mtu} is outside 68-65535"));
             }
-            if let Some(t) = &nic.interface_type {
-                if t != "network" && t != "bridge" {
-                    self.err(format!("{nf}.type"), format!("{t:?}: only network and bridge are supported"));
-                }
+            if let Some(t) = &nic.interface_type
+                && t != "network"
+                && t != "bridge"
+            {
+                self.err(
+                    format!("{nf}.type"),
+                    format!("{t:?}: only network and bridge are supported"),
+                );
             }
         }
-        if let Some(boot) = &set.boot_interface_name {
-            if !set.network_interfaces.iter().any(|n| &n.name == boot) {
-                self.err(format!("{f}.bootInterfaceName"), format!("{boot:?} is not one of networkInterfaces[].name"));
-            }
+        if let Some(boot) = &set.boot_interface_name
+            && !set.network_interfaces.iter().any(|n| &n.name == boot)
+        {
+            self.err(
+                format!("{f}.bootInterfaceName"),
+                format!("{boot:?} is not one of networkInterfaces[].name"),
+            );
         }
-        if let Some(root) = &set.root_device_name {
-            if !root.starts_with("/dev/") {
-                self.err(format!("{f}.rootDeviceName"), format!("{root:?} must be under /dev/"));
-            }
+        if let Some(root) = &set.root_device_name
+            && !root.starts_with("/dev/")
+        {
+            self.err(
+                format!("{f}.rootDeviceName"),
+                format!("{root:?} must be under /dev/"),
+            );
         }
     }
 
@@ -411,23 +626,37 @@ impl Checker {
         for (j, d) in set.disk_drives.iter().enumerate() {
             let df = format!("{f}.diskDrives[{j}]");
             if !is_dns_label(&d.name) || d.name.len() > 32 {
-                self.err(format!("{df}.name"), format!("{:?} must be a DNS label of at most 32 characters", d.name));
+                self.err(
+                    format!("{df}.name"),
+                    format!("{:?} must be a DNS label of at most 32 characters", d.name),
+                );
             }
             if d.name == "root" {
                 self.err(format!("{df}.name"), "\"root\" is the flavor's root disk");
             }
             if !names.insert(d.name.as_str()) {
-                self.err(format!("{df}.name"), format!("duplicate disk name {:?}", d.name));
+                self.err(
+                    format!("{df}.name"),
+                    format!("duplicate disk name {:?}", d.name),
+                );
             }
-            if let Some(t) = &d.disk_type {
-                if t != "file" {
-                    self.err(format!("{df}.type"), format!("{t:?}: only \"file\" (a qcow2 volume) is supported"));
-                }
+            if let Some(t) = &d.disk_type
+                && t != "file"
+            {
+                self.err(
+                    format!("{df}.type"),
+                    format!("{t:?}: only \"file\" (a qcow2 volume) is supported"),
+                );
             }
             if let Some(p) = &d.path {
-                let ok = p.len() == 8 && p.starts_with("/dev/vd") && matches!(p.as_bytes()[7], b'b'..=b'z');
+                let ok = p.len() == 8
+                    && p.starts_with("/dev/vd")
+                    && matches!(p.as_bytes()[7], b'b'..=b'z');
                 if !ok {
-                    self.err(format!("{df}.path"), format!("{p:?} must be /dev/vdb../dev/vdz"));
+                    self.err(
+                        format!("{df}.path"),
+                        format!("{p:?} must be /dev/vdb../dev/vdz"),
+                    );
                 } else if !paths.insert(p.as_str()) {
                     self.err(format!("{df}.path"), format!("{p} is used by another disk"));
                 }
@@ -439,7 +668,10 @@ impl Checker {
             }
         }
         if set.disk_drives.len() > 8 {
-            self.err(format!("{f}.diskDrives"), format!("{} disks; at most 8", set.disk_drives.len()));
+            self.err(
+                format!("{f}.diskDrives"),
+                format!("{} disks; at most 8", set.disk_drives.len()),
+            );
         }
     }
 }

@@ -28,6 +28,11 @@ use super::status::VinoStatus;
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.nodeSelector)").message("spec.nodeSelector is required: a Vino without it would select no host").field_path(".nodeSelector"))]
 #[x_kube(validation = Rule::new("!has(self.nodes) || self.nodes.all(n, !has(n.networkInterfaces) || n.networkInterfaces.all(i, has(self.networks) && self.networks.exists(w, w.name == i.network)))").message("every nodes[].networkInterfaces[].network must name one of spec.networks[].name").field_path(".nodes"))]
+#[x_kube(validation = Rule::new("has(self.bmcCredentials)").message("spec.bmcCredentials is required: give secretRef or username and password").field_path(".bmcCredentials"))]
+#[x_kube(validation = Rule::new("!has(self.networks) || self.networks.all(a, self.networks.all(b, a.name == b.name || !isCIDR(a.subnet) || !isCIDR(b.subnet) || !cidr(a.subnet).masked().containsCIDR(cidr(b.subnet).masked())))").message("network subnets must not overlap").field_path(".networks"))]
+#[x_kube(validation = Rule::new("!has(self.networks) || self.networks.all(a, self.networks.all(b, a.name == b.name || (has(a.bridgeName) ? a.bridgeName : 'vm-infra-bridge') != (has(b.bridgeName) ? b.bridgeName : 'vm-infra-bridge')))").message("each network needs its own bridgeName (default vm-infra-bridge)").field_path(".networks"))]
+#[x_kube(validation = Rule::new("!has(self.nodes) || self.nodes.all(n, (has(n.flavor) ? n.flavor : n.name) in ['master', 'worker'] || (has(self.flavors) && (has(n.flavor) ? n.flavor : n.name) in self.flavors))").message("every node set needs a flavor: nodes[].flavor (default: the set name) must be master, worker or a key of spec.flavors").field_path(".nodes"))]
+#[x_kube(validation = Rule::new("!has(self.networks) || !has(self.nodes) || self.networks.all(w, !has(w.dhcpAllocationStart) || self.nodes.map(n, n.count * (has(n.networkInterfaces) ? n.networkInterfaces.filter(i, i.network == w.name).size() : 0)).sum() <= [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536][has(w.instanceSubnetBitStep) ? w.instanceSubnetBitStep : 4])").message("VM NICs per host on a network must fit in its DHCP block of 2^instanceSubnetBitStep addresses").field_path(".nodes"))]
 pub struct VinoSpec {
     /// Hosts (Kubernetes Nodes) whose labels match run this Vino's VMs. Required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,7 +102,9 @@ pub struct CpuConfiguration {
     /// Host CPUs that VMs must not be pinned to, as a list such as `0-4,54-60`. When set, each
     /// VM's vCPUs are pinned to dedicated host CPUs of one NUMA node; when absent, VMs float.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^\s*$|^\s*[0-9]+(\s*-\s*[0-9]+)?(\s*,\s*[0-9]+(\s*-\s*[0-9]+)?)*\s*$"))]
+    #[schemars(regex(
+        pattern = r"^\s*$|^\s*[0-9]+(\s*-\s*[0-9]+)?(\s*,\s*[0-9]+(\s*-\s*[0-9]+)?)*\s*$"
+    ))]
     #[schemars(length(max = 1024))]
     pub cpu_exclude: Option<String>,
 }
@@ -111,9 +118,13 @@ pub struct CpuConfiguration {
 #[x_kube(validation = Rule::new("has(self.dhcpAllocationStart) == has(self.dhcpAllocationStop)").message("dhcpAllocationStart and dhcpAllocationStop go together").field_path(".dhcpAllocationStart"))]
 #[x_kube(validation = Rule::new("!isCIDR(self.subnet) || !has(self.dhcpAllocationStart) || !has(self.dhcpAllocationStop) || (isIP(self.dhcpAllocationStart) && isIP(self.dhcpAllocationStop) && cidr(self.subnet).containsIP(self.dhcpAllocationStart) && cidr(self.subnet).containsIP(self.dhcpAllocationStop))").message("dhcpAllocationStart and dhcpAllocationStop must be IP addresses inside subnet").field_path(".dhcpAllocationStart"))]
 #[x_kube(validation = Rule::new(concat!("!has(self.dhcpAllocationStart) || !has(self.dhcpAllocationStop) || !isIP(self.dhcpAllocationStart) || !isIP(self.dhcpAllocationStop) || ip(self.dhcpAllocationStart).family() != 4 || ip(self.dhcpAllocationStop).family() != 4 || ", ipv4_int!("self.dhcpAllocationStart"), " <= ", ipv4_int!("self.dhcpAllocationStop"))).message("dhcpAllocationStart must not be after dhcpAllocationStop").field_path(".dhcpAllocationStop"))]
+#[x_kube(validation = Rule::new("!has(self.macPrefix) || !(self.macPrefix.substring(1, 2).lowerAscii() in ['1', '3', '5', '7', '9', 'b', 'd', 'f'])").message("macPrefix must be a unicast MAC (low bit of the first octet clear)").field_path(".macPrefix"))]
 pub struct Network {
     /// Network name, referenced by `nodes[].networkInterfaces[].network`.
-    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 40),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
 
     /// IPv4 subnet in CIDR form, e.g. `192.168.2.0/20`.
@@ -151,6 +162,7 @@ pub struct Network {
     /// DNS servers written into each VM's network data.
     #[serde(rename = "dns_servers", default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8))]
+    #[x_kube(validation = Rule::new("self.all(d, isIP(d))").message("dns_servers must be IP addresses"))]
     pub dns_servers: Vec<String>,
 
     /// Routes written into each VM's network data. A gateway of `$vinobridge` means this
@@ -176,7 +188,10 @@ pub struct Network {
 
     /// Name of the Linux bridge. Default `vm-infra-bridge`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 15), regex(pattern = r"^[A-Za-z0-9_.][-A-Za-z0-9_.]*$"))]
+    #[schemars(
+        length(min = 1, max = 15),
+        regex(pattern = r"^[A-Za-z0-9_.][-A-Za-z0-9_.]*$")
+    )]
     pub bridge_name: Option<String>,
 
     /// MTU of the bridge. Default: the kernel's (1500).
@@ -203,7 +218,10 @@ pub struct VmRoute {
 #[x_kube(validation = Rule::new("!has(self.bootInterfaceName) || (has(self.networkInterfaces) && self.networkInterfaces.exists(i, i.name == self.bootInterfaceName))").message("bootInterfaceName must name one of networkInterfaces[].name").field_path(".bootInterfaceName"))]
 pub struct NodeSet {
     /// Set name (the VM role), part of every VM, domain and BareMetalHost name.
-    #[schemars(length(min = 1, max = 32), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 32),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
 
     /// VMs of this set on each selected host.
@@ -259,9 +277,13 @@ pub struct NodeSet {
 /// A VM NIC.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.type) || self.type in ['network', 'bridge']").message("type must be network or bridge").field_path(".type"))]
 pub struct NetworkInterface {
     /// NIC name, unique within the set; the network data link id.
-    #[schemars(length(min = 1, max = 15), regex(pattern = r"^[A-Za-z0-9_.][-A-Za-z0-9_.]*$"))]
+    #[schemars(
+        length(min = 1, max = 15),
+        regex(pattern = r"^[A-Za-z0-9_.][-A-Za-z0-9_.]*$")
+    )]
     pub name: String,
     /// ViNO's libvirt interface type (`network` or `bridge`); vinod always attaches the NIC
     /// to the network's bridge.
@@ -283,9 +305,14 @@ pub struct NetworkInterface {
 /// A data disk.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.options) && has(self.options.sizeGb)").message("options.sizeGb is required").field_path(".options"))]
+#[x_kube(validation = Rule::new("!has(self.type) || self.type == 'file'").message("only type file (a qcow2 volume) is supported").field_path(".type"))]
 pub struct DiskDrive {
     /// Disk name, unique within the set; part of the volume name.
-    #[schemars(length(min = 1, max = 32), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 32),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Disk type. Only `file` (a qcow2 volume in vinod's pool) is supported. Default `file`.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
