@@ -10,6 +10,7 @@ pub mod config;
 pub mod host;
 pub mod ipam;
 pub mod plan;
+pub mod reconcile;
 pub mod render;
 pub mod spec;
 pub mod state;

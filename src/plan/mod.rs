@@ -3,8 +3,10 @@
 
 pub mod cpu;
 mod desired;
+pub mod diff;
 pub mod facts;
 mod labels;
+pub mod merge;
 pub mod names;
 
 use std::collections::BTreeMap;
