@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod daemon;
 pub mod host;
 pub mod ipam;
 pub mod plan;

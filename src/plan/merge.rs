@@ -50,33 +50,11 @@ pub fn merge(
 }
 
 fn keep(observed: &HostState, owners: &[Owner]) -> HostState {
-    let mine = |o: &Owner| owners.contains(o);
-    HostState {
-        bridges: observed
-            .bridges
-            .iter()
-            .filter(|(_, v)| mine(&v.owner))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        dhcp: observed
-            .dhcp
-            .iter()
-            .filter(|(_, v)| mine(&v.owner))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        volumes: observed
-            .volumes
-            .iter()
-            .filter(|(_, v)| mine(&v.owner))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        domains: observed
-            .domains
-            .iter()
-            .filter(|(_, v)| mine(&v.owner))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+    let mut out = HostState::default();
+    for o in owners {
+        extend(&mut out, &observed.owned_by(o));
     }
+    out
 }
 
 fn first_clash(have: &HostState, add: &HostState) -> Option<(Owner, String)> {

@@ -97,3 +97,35 @@ pub struct Domain {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub xml: String,
 }
+
+impl HostState {
+    /// The part of this state that belongs to `owner`.
+    pub fn owned_by(&self, owner: &Owner) -> HostState {
+        HostState {
+            bridges: self
+                .bridges
+                .iter()
+                .filter(|(_, v)| &v.owner == owner)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            dhcp: self
+                .dhcp
+                .iter()
+                .filter(|(_, v)| &v.owner == owner)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            volumes: self
+                .volumes
+                .iter()
+                .filter(|(_, v)| &v.owner == owner)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            domains: self
+                .domains
+                .iter()
+                .filter(|(_, v)| &v.owner == owner)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! One standalone pass: read the manifest, plan every Vino, merge, apply, publish to files.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::PathBuf;
+
+use tracing::{info, warn};
+
+use super::inputs::{ClaimStore, Manifest, VinoReport, owner_of, read_claims, write_atomic};
+use crate::config::Config;
+use crate::host::{Bridges, DhcpServers, Hypervisor};
+use crate::plan::diff::diff;
+use crate::plan::merge::merge;
+use crate::plan::{self, NodeFacts, PlanInput, VinoPlan};
+use crate::reconcile::{Adapters, AfterOp, Outcome, ReconcileError};
+use crate::spec::cpuset::CpuSet;
+use crate::spec::{NodePhase, NodeStatus};
+use crate::state::{HostState, Owner};
+
+/// The standalone daemon's state between passes.
+pub struct Standalone<B, D, H> {
+    /// Host adapters.
+    pub adapters: Adapters<B, D, H>,
+    /// Configuration.
+    pub config: Config,
+    /// This host.
+    pub node: NodeFacts,
+    /// The manifest file.
+    pub manifest_path: PathBuf,
+    last_good: Manifest,
+}
+
+/// What one pass found and did.
+#[derive(Debug)]
+pub struct PassReport {
+    /// Per-Vino status on this host.
+    pub reports: Vec<VinoReport>,
+    /// Operations applied and failed.
+    pub outcome: Outcome,
+    /// Whether the host now matches every plannable Vino.
+    pub converged: bool,
+    /// Why the manifest could not be read (the last good one was used).
+    pub manifest_error: Option<String>,
+}
+
+impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Standalone<B, D, H> {
+    /// A daemon for `manifest_path` on `node`.
+    pub fn new(
+        adapters: Adapters<B, D, H>,
+        config: Config,
+        node: NodeFacts,
+        manifest_path: PathBuf,
+    ) -> Self {
+        Self {
+            adapters,
+            config,
+            node,
+            manifest_path,
+            last_good: Manifest::default(),
+        }
+    }
+
+    fn out_dir(&self) -> PathBuf {
+        self.config.state_dir.join("standalone")
+    }
+
+    /// Reads, plans, applies and publishes once.
+    pub async fn pass(&mut self, after_op: AfterOp<'_>) -> Result<PassReport, ReconcileError> {
+        let manifest_error = match Manifest::read(&self.manifest_path) {
+            Ok(m) => {
+                self.last_good = m;
+                None
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot read the manifest; keeping the last good one");
+                Some(e.to_string())
+            }
+        };
+        let manifest = self.last_good.clone();
+        let claims_path = self.config.state_dir.join("claims.json");
+        let mut store = read_claims(&claims_path).map_err(|e| ReconcileError::Observe {
+            what: "IP claims",
+            source: Box::new(e),
+        })?;
+        let observed = self.adapters.observe().await?;
+
+        let mut plans = Vec::new();
+        let mut frozen = Vec::new();
+        let mut reports = Vec::new();
+        let mut taken = CpuSet::default();
+        for vino in &manifest.vinos {
+            let owner = owner_of(vino);
+            let key = owner.to_string();
+            let claims = store.get(&key).cloned().unwrap_or_default();
+            let credentials = manifest.credentials(vino);
+            match plan::plan(PlanInput {
+                vino,
+                node: &self.node,
+                config: &self.config,
+                claims: &claims,
+                credentials: credentials.as_ref(),
+                taken_cpus: &taken,
+            }) {
+                Ok(p) => {
+                    taken = taken
+                        .iter()
+                        .chain(p.pinned_cpus.parse::<CpuSet>().unwrap_or_default().iter())
+                        .collect();
+                    let entry = store.entry(key).or_default();
+                    for (net, c) in &p.claims {
+                        entry
+                            .entry(net.clone())
+                            .or_default()
+                            .insert(self.node.name.clone(), c.clone());
+                    }
+                    plans.push(p);
+                }
+                Err(e) => {
+                    warn!(vino = %owner, error = %e, "cannot plan; keeping what it has");
+                    reports.push(report(
+                        &owner,
+                        NodePhase::Degraded,
+                        0,
+                        0,
+                        Some(e.to_string()),
+                        vino.metadata.generation,
+                    ));
+                    frozen.push(owner);
+                }
+            }
+        }
+        // Claims of Vinos no longer in the manifest are released; their objects go below.
+        let keep: BTreeSet<String> = manifest
+            .vinos
+            .iter()
+            .map(|v| owner_of(v).to_string())
+            .collect();
+        store.retain(|k, _| keep.contains(k));
+        // Claims are saved before anything is built, so a crash never reallocates.
+        save_claims(&claims_path, &store)?;
+
+        let (desired, conflicts) = merge(&plans, &frozen, &observed);
+        for c in &conflicts {
+            warn!(vino = %c.frozen, holder = %c.holder, what = %c.what, "name already used by another Vino");
+            plans.retain(|p| p.owner != c.frozen);
+            reports.push(report(
+                &c.frozen,
+                NodePhase::Degraded,
+                0,
+                0,
+                Some(format!("{} is already used by Vino {}", c.what, c.holder)),
+                None,
+            ));
+        }
+        let ops = diff(&desired, &observed);
+        info!(
+            operations = ops.len(),
+            vinos = manifest.vinos.len(),
+            "reconciling"
+        );
+        let outcome = self.adapters.apply(ops, after_op).await;
+        let now = self.adapters.observe().await?;
+        let converged = outcome.errors.is_empty() && diff(&desired, &now).is_empty();
+        let first_error = outcome.errors.first().map(error_chain);
+        for p in &plans {
+            let generation = manifest
+                .vinos
+                .iter()
+                .find(|v| owner_of(v) == p.owner)
+                .and_then(|v| v.metadata.generation);
+            reports.push(vino_report(
+                p,
+                &desired,
+                &now,
+                first_error.clone(),
+                generation,
+            ));
+        }
+        reports.sort_by(|a, b| a.vino.cmp(&b.vino));
+        for r in &mut reports {
+            r.status.name = self.node.name.clone();
+        }
+        self.publish(&plans, &reports)?;
+        Ok(PassReport {
+            reports,
+            outcome,
+            converged,
+            manifest_error,
+        })
+    }
+
+    fn publish(&self, plans: &[VinoPlan], reports: &[VinoReport]) -> Result<(), ReconcileError> {
+        let fail = |e: super::inputs::FileError| ReconcileError::Apply {
+            op: "publish objects".into(),
+            source: Box::new(e),
+        };
+        let out = self.out_dir();
+        let mut wanted = BTreeSet::new();
+        for p in plans {
+            let dir = out.join(&p.owner.namespace).join(&p.owner.name);
+            wanted.insert(dir.clone());
+            write_atomic(
+                &dir.join("baremetalhosts.yaml"),
+                multi_doc(&p.bare_metal_hosts).as_bytes(),
+                0o644,
+            )
+            .map_err(fail)?;
+            // Secret manifests hold the BMC password: readable by root only.
+            write_atomic(
+                &dir.join("secrets.yaml"),
+                multi_doc(&p.secrets).as_bytes(),
+                0o600,
+            )
+            .map_err(fail)?;
+        }
+        let status = serde_yaml::to_string(reports).unwrap_or_default();
+        write_atomic(&out.join("status.yaml"), status.as_bytes(), 0o644).map_err(fail)?;
+        // Objects of Vinos that left the manifest are withdrawn.
+        for ns in fs::read_dir(&out)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+        {
+            for dir in fs::read_dir(ns.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+            {
+                if dir.is_dir() && !wanted.contains(&dir) {
+                    let _ = fs::remove_dir_all(&dir);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn save_claims(path: &std::path::Path, store: &ClaimStore) -> Result<(), ReconcileError> {
+    let text = serde_json::to_string_pretty(store).unwrap_or_default();
+    write_atomic(path, text.as_bytes(), 0o644).map_err(|e| ReconcileError::Apply {
+        op: "save IP claims".into(),
+        source: Box::new(e),
+    })
+}
+
+fn multi_doc<T: serde::Serialize>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| format!("---\n{}", serde_yaml::to_string(i).unwrap_or_default()))
+        .collect()
+}
+
+fn error_chain(e: &ReconcileError) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn vino_report(
+    p: &VinoPlan,
+    desired: &HostState,
+    now: &HostState,
+    error: Option<String>,
+    generation: Option<i64>,
+) -> VinoReport {
+    let mine = desired.owned_by(&p.owner);
+    let have = now.owned_by(&p.owner);
+    let ready = mine
+        .domains
+        .values()
+        .filter(|d| {
+            have.domains
+                .get(&d.name)
+                .is_some_and(|o| o.spec_hash == d.spec_hash)
+        })
+        .count() as u32;
+    let settled = diff(&mine, &have).is_empty();
+    let (phase, message) = match (settled, error) {
+        (true, _) => (NodePhase::Ready, None),
+        (false, Some(e)) => (NodePhase::Degraded, Some(e)),
+        (false, None) => (NodePhase::Progressing, None),
+    };
+    let mut r = report(
+        &p.owner,
+        phase,
+        ready,
+        p.vms.len() as u32,
+        message,
+        generation,
+    );
+    r.warnings = p.warnings.clone();
+    r
+}
+
+fn report(
+    owner: &Owner,
+    phase: NodePhase,
+    ready: u32,
+    total: u32,
+    message: Option<String>,
+    generation: Option<i64>,
+) -> VinoReport {
+    VinoReport {
+        vino: owner.to_string(),
+        status: NodeStatus {
+            name: String::new(),
+            phase,
+            vms_ready: ready,
+            vms_total: total,
+            message,
+            observed_generation: generation,
+        },
+        warnings: vec![],
+    }
+}
