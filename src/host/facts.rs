@@ -1,6 +1,7 @@
 //! Facts about this machine read from the kernel: hostname and NUMA CPU layout.
 
 use std::fs;
+use std::net::IpAddr;
 use std::path::Path;
 
 use crate::plan::NumaNode;
@@ -39,6 +40,17 @@ pub fn numa_nodes(sys: &Path) -> Vec<NumaNode> {
     }
     nodes.sort_by_key(|n| n.id);
     nodes
+}
+
+/// Global IPv4 addresses of this machine's interfaces (not loopback or link-local), in
+/// interface order; used as the Node address when there is no cluster.
+pub fn ipv4_addresses() -> Vec<IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return Vec::new() };
+    addrs
+        .filter_map(|a| a.address.and_then(|s| s.as_sockaddr_in().map(|v4| v4.ip())))
+        .filter(|ip| !ip.is_loopback() && !ip.is_link_local() && !ip.is_unspecified())
+        .map(IpAddr::V4)
+        .collect()
 }
 
 fn read_cpulist(path: &Path) -> Option<CpuSet> {
