@@ -45,7 +45,9 @@ pub fn numa_nodes(sys: &Path) -> Vec<NumaNode> {
 /// Global IPv4 addresses of this machine's interfaces (not loopback or link-local), in
 /// interface order; used as the Node address when there is no cluster.
 pub fn ipv4_addresses() -> Vec<IpAddr> {
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return Vec::new() };
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
     addrs
         .filter_map(|a| a.address.and_then(|s| s.as_sockaddr_in().map(|v4| v4.ip())))
         .filter(|ip| !ip.is_loopback() && !ip.is_link_local() && !ip.is_unspecified())
