@@ -1,4 +1,7 @@
-//! Command line: argument parsing and the subcommands that are not the daemon.
+//! Command line: argument parsing and the subcommands.
+
+mod log;
+mod run;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -31,9 +34,12 @@ enum Command {
         /// Configuration file.
         #[arg(long, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
-        /// Run without a cluster, from a Vino manifest on disk.
+        /// Run without a cluster, from a manifest of Vinos (and their Secrets) on disk.
         #[arg(long, value_name = "FILE")]
         standalone: Option<PathBuf>,
+        /// Reconcile once and exit: 0 if the host converged, 1 otherwise.
+        #[arg(long)]
+        once: bool,
     },
     /// Print what a Vino wants on a host: bridges, DHCP, volumes, domains, BareMetalHosts.
     /// Needs no root, no libvirt and no cluster.

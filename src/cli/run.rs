@@ -1,0 +1,60 @@
+//! `vinod run`: wires the real adapters into the daemon loop.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use vinod::config::Config;
+use vinod::daemon::{self, Notifier, RunOptions, Standalone};
+use vinod::host::bridge::NetlinkBridges;
+use vinod::host::dnsmasq::Dnsmasq;
+use vinod::host::facts;
+use vinod::host::libvirt::Libvirt;
+use vinod::plan::NodeFacts;
+use vinod::reconcile::Adapters;
+
+/// Environment variable that makes vinod kill itself (SIGKILL) after that many operations of
+/// a pass: the crash-safety tests use it to stop vinod at chosen points.
+pub const CRASH_AFTER_OPS: &str = "VINOD_TEST_CRASH_AFTER_OPS";
+
+/// Runs the daemon; returns whether the last pass converged.
+pub fn run(config_path: &Path, standalone: Option<PathBuf>, once: bool) -> Result<bool> {
+    let text = std::fs::read_to_string(config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
+    let config = Config::parse(&text, &config_path.display().to_string())?;
+    super::log::init(&config.log);
+    let Some(manifest) = standalone else {
+        bail!("cluster mode is not built yet: run with --standalone FILE (a Vino manifest)");
+    };
+    let crash_after: Option<usize> = std::env::var(CRASH_AFTER_OPS).ok().and_then(|v| v.parse().ok());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async {
+        let node = node_facts(&config);
+        tracing::info!(node = %node.name, manifest = %manifest.display(), "vinod starting (standalone)");
+        let adapters = Adapters {
+            bridges: NetlinkBridges::new().context("cannot open a netlink connection")?,
+            dhcp: Dnsmasq::new(&config.dhcp.dnsmasq, &config.run_dir).context("cannot start the DHCP supervisor")?,
+            hypervisor: Libvirt::new(&config.libvirt),
+        };
+        let mut d = Standalone::new(adapters, config, node, manifest);
+        let hook = move |n: usize| {
+            if crash_after == Some(n) {
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+            }
+        };
+        let opts = RunOptions { once, config_path: Some(config_path.to_path_buf()) };
+        Ok(daemon::run_standalone(&mut d, &opts, &Notifier::new(), &hook).await?)
+    })
+}
+
+fn node_facts(config: &Config) -> NodeFacts {
+    let addresses = match config.redfish.advertise_address.parse() {
+        Ok(ip) => vec![ip],
+        Err(_) => facts::ipv4_addresses(),
+    };
+    NodeFacts {
+        name: if config.node_name.is_empty() { facts::hostname() } else { config.node_name.clone() },
+        labels: Default::default(),
+        addresses,
+        numa: facts::numa_nodes(Path::new("/sys")),
+    }
+}
