@@ -104,7 +104,8 @@ impl Session {
             Err(e) if e.is_connection_lost() => {
                 // Without an event loop libvirt notices a restarted daemon only when a call
                 // fails, so `is_alive` said yes; now the connection is known dead.
-                tracing::info!(uri = %self.uri, error = %e, "libvirt connection lost; reconnecting");
+                let cause = e.libvirt().map_or("", |l| l.message());
+                tracing::info!(uri = %self.uri, error = %e, cause, "libvirt connection lost; reconnecting");
                 self.conn = None;
                 op(self.connection()?)
             }

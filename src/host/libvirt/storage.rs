@@ -10,6 +10,7 @@ use virt::connect::Connect;
 use virt::error::{Error as LibvirtError, ErrorNumber};
 use virt::storage_pool::StoragePool;
 use virt::storage_vol::StorageVol;
+use virt::sys;
 
 use super::PoolConfig;
 use super::error::{VirtError, is};
@@ -131,7 +132,7 @@ pub(super) fn observe_volumes(
     Ok(volumes)
 }
 
-/// Creates a qcow2 volume (allocation 0 when sparse, else the full capacity).
+/// Creates a qcow2 volume: thin when sparse, else preallocated to its full capacity.
 pub(super) fn create_volume(
     conn: &Connect,
     cfg: &PoolConfig,
@@ -158,7 +159,21 @@ pub(super) fn create_volume(
         x(&volume.name),
         volume.capacity_bytes
     );
-    match StorageVol::create_xml(&pool, &xml, 0) {
+    // Without the preallocation flag libvirt leaves a qcow2 thin whatever the allocation;
+    // with it and allocation = capacity, qemu-img preallocates with fallocate.
+    let flags = if volume.sparse {
+        0
+    } else {
+        sys::VIR_STORAGE_VOL_CREATE_PREALLOC_METADATA
+    };
+    let created = match StorageVol::create_xml(&pool, &xml, flags) {
+        // The test driver accepts no flags.
+        Err(e) if flags != 0 && is(&e, ErrorNumber::InvalidArg) => {
+            StorageVol::create_xml(&pool, &xml, 0)
+        }
+        other => other,
+    };
+    match created {
         Ok(_) => Ok(()),
         Err(e) if is(&e, ErrorNumber::StorageVolExist) => Err(exists()),
         Err(e) => Err(volume_error(cfg, &volume.name, "create", e)),
