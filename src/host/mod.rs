@@ -5,6 +5,7 @@
 
 pub mod bridge;
 pub mod facts;
+pub mod libvirt;
 
 use std::collections::BTreeMap;
 use std::future::Future;
