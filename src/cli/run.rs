@@ -19,14 +19,20 @@ pub const CRASH_AFTER_OPS: &str = "VINOD_TEST_CRASH_AFTER_OPS";
 
 /// Runs the daemon; returns whether the last pass converged.
 pub fn run(config_path: &Path, standalone: Option<PathBuf>, once: bool) -> Result<bool> {
-    let text = std::fs::read_to_string(config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
+    let text = std::fs::read_to_string(config_path)
+        .with_context(|| format!("cannot read {}", config_path.display()))?;
     let config = Config::parse(&text, &config_path.display().to_string())?;
     super::log::init(&config.log);
     let Some(manifest) = standalone else {
         bail!("cluster mode is not built yet: run with --standalone FILE (a Vino manifest)");
     };
-    let crash_after: Option<usize> = std::env::var(CRASH_AFTER_OPS).ok().and_then(|v| v.parse().ok());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let crash_after: Option<usize> = std::env::var(CRASH_AFTER_OPS)
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let node = node_facts(&config);
         tracing::info!(node = %node.name, manifest = %manifest.display(), "vinod starting (standalone)");
@@ -52,7 +58,11 @@ fn node_facts(config: &Config) -> NodeFacts {
         Err(_) => facts::ipv4_addresses(),
     };
     NodeFacts {
-        name: if config.node_name.is_empty() { facts::hostname() } else { config.node_name.clone() },
+        name: if config.node_name.is_empty() {
+            facts::hostname()
+        } else {
+            config.node_name.clone()
+        },
         labels: Default::default(),
         addresses,
         numa: facts::numa_nodes(Path::new("/sys")),

@@ -94,7 +94,10 @@ fn render_with_hash(s: &DomainSpec, hash: &str) -> String {
         "    <type arch='x86_64' machine='{}'>hvm</type>",
         x(&s.machine)
     );
+    // Disk first, then the network: a fresh VM (empty disk) PXE-boots, a provisioned one
+    // boots its disk; the Redfish BMC can override either way.
     let _ = writeln!(o, "    <boot dev='hd'/>");
+    let _ = writeln!(o, "    <boot dev='network'/>");
     let _ = writeln!(o, "  </os>");
     let _ = writeln!(o, "  <features><acpi/><apic/></features>");
     if s.domain_type == "kvm" {

@@ -137,6 +137,11 @@ impl Libvirtd {
         URI
     }
 
+    /// The daemon's network namespace (for `setns`), `None` when it runs in the host's.
+    pub fn netns(&self) -> Option<&Path> {
+        self.netns.as_deref()
+    }
+
     /// Whether this harness started the daemon (and may restart it).
     pub fn owns_daemon(&self) -> bool {
         self.started.is_some()

@@ -1,0 +1,145 @@
+//! Real-host test helpers: private network namespaces, running async code inside one, and
+//! Vino/config fixtures for reconcile tests.
+
+use std::fs::File;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nix::sched::{CloneFlags, setns};
+use vinod::config::Config;
+use vinod::plan::{self, NodeFacts, NumaNode, PlanInput, VinoPlan};
+use vinod::spec::{self, Vino, cpuset::CpuSet};
+
+/// Why a root test cannot run here, if it cannot.
+pub fn skip_reason() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("needs root (network namespaces)".into());
+    }
+    for bin in ["/usr/sbin/dnsmasq", "/usr/bin/busybox"] {
+        if !Path::new(bin).exists() {
+            return Some(format!("{bin} is not installed"));
+        }
+    }
+    None
+}
+
+/// A named network namespace (`ip netns add`), deleted on drop.
+pub struct NetNs {
+    /// Its name.
+    pub name: String,
+}
+
+impl NetNs {
+    /// Creates namespace `vinod-<tag>-<pid>` with loopback up.
+    pub fn new(tag: &str) -> NetNs {
+        let name = format!("vinod-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        assert!(Command::new("ip").args(["netns", "add", &name]).status().unwrap().success(), "ip netns add {name}");
+        let ns = NetNs { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Its path, for `setns`.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/run/netns/{}", self.name))
+    }
+
+    /// Runs `ip` inside; panics if it fails.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let out = Command::new("ip").arg("-n").arg(&self.name).args(args).output().unwrap();
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a command inside; returns its output.
+    pub fn exec(&self, cmd: &[&str]) -> std::process::Output {
+        Command::new("ip").args(["netns", "exec", &self.name]).args(cmd).output().unwrap()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// Runs `body` on a new thread that has entered the namespace at `netns`, on a current-thread
+/// runtime; panics in `body` fail the caller.
+pub fn in_netns<F, Fut, T>(netns: &Path, body: F) -> T
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T>,
+    T: Send + 'static,
+{
+    let path = netns.to_path_buf();
+    std::thread::spawn(move || {
+        let f = File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        setns(f, CloneFlags::CLONE_NEWNET).expect("setns");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(body())
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+/// The text of a configuration with every path under `dir`, libvirt at `uri`, TCG domains,
+/// plus `dhcp` lines for the `[dhcp]` table.
+pub fn config_text(dir: &Path, uri: &str, pool: &str, dhcp: &str) -> String {
+    format!(
+        "node_name = \"host-a\"\nstate_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\n[log]\nlevel = \"debug\"\n[libvirt]\nuri = \"{uri}\"\ndomain_type = \"qemu\"\npool_name = \"{pool}\"\npool_path = \"{d}/pool\"\nconsole_log_dir = \"{d}/console\"\n[redfish]\nadvertise_address = \"192.0.2.10\"\n[dhcp]\n{dhcp}\n",
+        d = dir.display()
+    )
+}
+
+/// [`config_text`], parsed.
+pub fn config(dir: &Path, uri: &str, pool: &str) -> Config {
+    Config::parse(&config_text(dir, uri, pool, ""), "test").unwrap()
+}
+
+/// A Vino `lab/name` with `workers` VMs of a flavor with `vcpus`, on bridge `bridge` with
+/// subnet 192.168.`net`.0/24.
+pub fn vino(name: &str, bridge: &str, net: u8, workers: u32, vcpus: u32) -> Vino {
+    spec::parse_vino(&vino_yaml(name, bridge, net, workers, vcpus)).unwrap()
+}
+
+/// The manifest text of [`vino`].
+pub fn vino_yaml(name: &str, bridge: &str, net: u8, workers: u32, vcpus: u32) -> String {
+    format!(
+        r#"
+apiVersion: airship.airshipit.org/v1
+kind: Vino
+metadata: {{name: {name}, namespace: lab}}
+spec:
+  nodeSelector: {{matchLabels: {{}}}}
+  flavors:
+    small: {{vcpus: {vcpus}, memoryMiB: 256, rootDiskGiB: 1}}
+  networks:
+    - name: pxe
+      subnet: 192.168.{net}.0/24
+      staticAllocationStart: 192.168.{net}.1
+      staticAllocationStop: 192.168.{net}.60
+      dhcpAllocationStart: 192.168.{net}.128
+      dhcpAllocationStop: 192.168.{net}.191
+      macPrefix: "52:54:00:{net:02x}:00:00"
+      bridgeName: {bridge}
+  nodes:
+    - name: worker
+      count: {workers}
+      flavor: small
+      networkInterfaces: [{{name: eth0, network: pxe}}]
+  bmcCredentials: {{username: admin, password: pw}}
+"#
+    )
+}
+
+/// This host's facts for the fixtures.
+pub fn node() -> NodeFacts {
+    NodeFacts { name: "host-a".into(), labels: Default::default(), addresses: vec!["192.0.2.10".parse().unwrap()], numa: vec![NumaNode { id: 0, cpus: "0-7".parse().unwrap() }] }
+}
+
+/// Plans `vino` with no prior claims.
+pub fn plan_of(vino: &Vino, config: &Config) -> VinoPlan {
+    plan::plan(PlanInput { vino, node: &node(), config, claims: &Default::default(), credentials: None, taken_cpus: &CpuSet::default() }).unwrap()
+}
