@@ -3,6 +3,7 @@
 //! implementation. Every adapter observes and changes only what vinod owns (marked at
 //! creation) and reports a name clash with anything else as an error instead of taking it over.
 
+pub mod dnsmasq;
 pub mod facts;
 
 use std::collections::BTreeMap;
