@@ -4,6 +4,7 @@
 //! creation) and reports a name clash with anything else as an error instead of taking it over.
 
 pub mod bridge;
+pub mod dnsmasq;
 pub mod facts;
 pub mod libvirt;
 

@@ -35,7 +35,14 @@ impl NetNs {
     pub fn new(tag: &str) -> NetNs {
         let name = format!("vinod-{tag}-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        assert!(Command::new("ip").args(["netns", "add", &name]).status().unwrap().success(), "ip netns add {name}");
+        assert!(
+            Command::new("ip")
+                .args(["netns", "add", &name])
+                .status()
+                .unwrap()
+                .success(),
+            "ip netns add {name}"
+        );
         let ns = NetNs { name };
         ns.ip(&["link", "set", "lo", "up"]);
         ns
@@ -48,20 +55,35 @@ impl NetNs {
 
     /// Runs `ip` inside; panics if it fails.
     pub fn ip(&self, args: &[&str]) -> String {
-        let out = Command::new("ip").arg("-n").arg(&self.name).args(args).output().unwrap();
-        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("ip")
+            .arg("-n")
+            .arg(&self.name)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Runs a command inside; returns its output.
     pub fn exec(&self, cmd: &[&str]) -> std::process::Output {
-        Command::new("ip").args(["netns", "exec", &self.name]).args(cmd).output().unwrap()
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .output()
+            .unwrap()
     }
 }
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -77,7 +99,10 @@ where
     std::thread::spawn(move || {
         let f = File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         setns(f, CloneFlags::CLONE_NEWNET).expect("setns");
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(body())
     })
     .join()
@@ -136,10 +161,26 @@ spec:
 
 /// This host's facts for the fixtures.
 pub fn node() -> NodeFacts {
-    NodeFacts { name: "host-a".into(), labels: Default::default(), addresses: vec!["192.0.2.10".parse().unwrap()], numa: vec![NumaNode { id: 0, cpus: "0-7".parse().unwrap() }] }
+    NodeFacts {
+        name: "host-a".into(),
+        labels: Default::default(),
+        addresses: vec!["192.0.2.10".parse().unwrap()],
+        numa: vec![NumaNode {
+            id: 0,
+            cpus: "0-7".parse().unwrap(),
+        }],
+    }
 }
 
 /// Plans `vino` with no prior claims.
 pub fn plan_of(vino: &Vino, config: &Config) -> VinoPlan {
-    plan::plan(PlanInput { vino, node: &node(), config, claims: &Default::default(), credentials: None, taken_cpus: &CpuSet::default() }).unwrap()
+    plan::plan(PlanInput {
+        vino,
+        node: &node(),
+        config,
+        claims: &Default::default(),
+        credentials: None,
+        taken_cpus: &CpuSet::default(),
+    })
+    .unwrap()
 }
