@@ -100,9 +100,17 @@ enum Output {
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Run { .. } => bail!(
-            "`vinod run` (the daemon) is not built yet; use `vinod plan` to see what it would do"
-        ),
+        Command::Run {
+            config,
+            standalone,
+            once,
+        } => {
+            if run::run(&config, standalone, once)? {
+                Ok(())
+            } else {
+                bail!("the host did not converge (see the log)")
+            }
+        }
         Command::Plan(args) => plan_cmd(&args),
         Command::Crd { bmh } => {
             print!(
