@@ -34,7 +34,10 @@ impl NetNs {
     /// Creates namespace `vinod-<tag>-<pid>` with loopback up.
     pub fn new(tag: &str) -> NetNs {
         let name = format!("vinod-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(std::process::Stdio::null())
+            .status();
         assert!(
             Command::new("ip")
                 .args(["netns", "add", &name])

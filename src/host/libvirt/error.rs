@@ -8,6 +8,15 @@ use crate::state::Owner;
 /// about; the libvirt error, where there is one, is the source.
 #[derive(Debug, thiserror::Error)]
 pub enum VirtError {
+    /// The console log directory could not be created.
+    #[error("cannot create the console log directory {path}")]
+    ConsoleDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The connection could not be opened.
     #[error("cannot connect to libvirt at {uri}")]
     Connect {

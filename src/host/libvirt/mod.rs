@@ -28,6 +28,7 @@ use crate::state::{Domain, Volume};
 pub struct Libvirt {
     session: Arc<Mutex<Session>>,
     pool: Arc<PoolConfig>,
+    console_dir: PathBuf,
 }
 
 /// Name and directory of vinod's storage pool.
@@ -55,7 +56,17 @@ impl Libvirt {
                 name: config.pool_name.clone(),
                 path: config.pool_path.clone(),
             }),
+            console_dir: config.console_log_dir.clone(),
         }
+    }
+
+    /// Creates the directory the domains' serial console logs go to: qemu cannot start a
+    /// domain whose console file's directory is missing.
+    fn ensure_console_dir(&self) -> Result<(), VirtError> {
+        std::fs::create_dir_all(&self.console_dir).map_err(|source| VirtError::ConsoleDir {
+            path: self.console_dir.display().to_string(),
+            source,
+        })
     }
 
     /// Runs `op` on the blocking pool with a live connection, reconnecting once if needed.
@@ -145,12 +156,14 @@ impl Hypervisor for Libvirt {
     }
 
     async fn define(&self, domain: &Domain) -> Result<(), VirtError> {
+        self.ensure_console_dir()?;
         let domain = domain.clone();
         self.run(move |conn, _| domains::define(conn, &domain))
             .await
     }
 
     async fn redefine(&self, domain: &Domain) -> Result<(), VirtError> {
+        self.ensure_console_dir()?;
         let domain = domain.clone();
         self.run(move |conn, _| domains::redefine(conn, &domain))
             .await

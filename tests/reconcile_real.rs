@@ -1,0 +1,430 @@
+//! vinod against a real libvirtd (started by the harness in its own network namespace, TCG
+//! domains): a 4-VM reconcile and a real PXE boot from vinod's dnsmasq; kill -9 at 13 points of
+//! a reconcile; the standalone daemon end to end. Root only; every wait is bounded.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use common::host::{config_text, in_netns, node, skip_reason, vino, vino_yaml};
+use common::libvirtd::Libvirtd;
+use vinod::config::Config;
+use vinod::host::bridge::NetlinkBridges;
+use vinod::host::dnsmasq::Dnsmasq;
+use vinod::host::libvirt::Libvirt;
+use vinod::plan::{self, PlanInput};
+use vinod::reconcile::Adapters;
+use vinod::spec::cpuset::CpuSet;
+use vinod::state::HostState;
+
+fn no_hook(_: usize) {}
+
+/// The harness, or `None` after printing why the test cannot run.
+fn harness() -> Option<Libvirtd> {
+    if let Some(why) = skip_reason() {
+        println!("skipped: {why}");
+        return None;
+    }
+    Libvirtd::start()
+}
+
+fn netns_of(h: &Libvirtd) -> PathBuf {
+    h.netns()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/proc/self/ns/net"))
+}
+
+/// Names of vinod's domains of Vino `lab/<vino>` known to libvirt, and how many are running.
+fn domains(vino: &str) -> (Vec<String>, usize) {
+    let conn = virt::connect::Connect::open(Some(common::libvirtd::URI)).unwrap();
+    let prefix = format!("lab.{vino}.");
+    let mut names = Vec::new();
+    let mut running = 0;
+    for d in conn.list_all_domains(0).unwrap() {
+        let name = d.name().unwrap();
+        if name.starts_with(&prefix) {
+            running += usize::from(d.is_active().unwrap());
+            names.push(name);
+        }
+    }
+    names.sort();
+    (names, running)
+}
+
+fn volumes(pool: &str) -> Vec<String> {
+    let out = Command::new("virsh")
+        .args(["-q", "-c", common::libvirtd::URI, "vol-list", pool])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // Zombies (state Z) are dead processes nobody reaped yet.
+            String::from_utf8_lossy(&cmd).contains(needle)
+                && !stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z'))
+        })
+        .count()
+}
+
+fn bridges(netns: &Path, name: &str) -> usize {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args(["ip", "-o", "link", "show", "type", "bridge"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!(": {name}:")))
+        .count()
+}
+
+fn power_on(name: &str) {
+    let conn = virt::connect::Connect::open(Some(common::libvirtd::URI)).unwrap();
+    conn.lookup_domain_by_name(name).unwrap().create().unwrap();
+}
+
+#[test]
+fn four_vms_on_real_libvirt_and_a_real_pxe_boot() {
+    let Some(h) = harness() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let pool = format!("vinod-rr-{}", std::process::id());
+    h.track_pool(&pool);
+    let text = config_text(
+        tmp.path(),
+        h.uri(),
+        &pool,
+        "ipxe_boot_url = \"http://{bridge_ip}:8080/boot.ipxe\"",
+    );
+    let cfg = Config::parse(&text, "test").unwrap();
+    let v = vino("rr", "vrr0", 63, 4, 1);
+    let p = plan::plan(PlanInput {
+        vino: &v,
+        node: &node(),
+        config: &cfg,
+        claims: &Default::default(),
+        credentials: None,
+        taken_cpus: &CpuSet::default(),
+    })
+    .unwrap();
+    for vm in &p.vms {
+        h.track_domain(&vm.name);
+    }
+    let bridge_ip: Ipv4Addr = p.claims["pxe"].addresses["bridge"];
+    let vm0 = p.vms[0].clone();
+    let lease_file = cfg.state_dir.join("dnsmasq/vrr0.leases");
+    let desired = p.host.clone();
+    in_netns(&netns_of(&h), move || async move {
+        let a = Adapters {
+            bridges: NetlinkBridges::new().unwrap(),
+            dhcp: Dnsmasq::new(&cfg.dhcp.dnsmasq, &cfg.run_dir).unwrap(),
+            hypervisor: Libvirt::new(&cfg.libvirt),
+        };
+        let o = a.reconcile(&desired, &no_hook).await.unwrap();
+        assert!(o.errors.is_empty(), "{:?}", o.errors);
+        assert_eq!(o.applied.len(), 10);
+        let (names, running) = domains("rr");
+        assert_eq!(
+            (names.len(), running),
+            (4, 0),
+            "new VMs are defined powered off"
+        );
+        assert!(
+            a.reconcile(&desired, &no_hook)
+                .await
+                .unwrap()
+                .applied
+                .is_empty(),
+            "second pass changed something"
+        );
+
+        // Boot: the VM's iPXE must get its reserved address and then fetch the boot URL that
+        // vinod's dnsmasq handed out, from a server on the bridge.
+        let listener = TcpListener::bind(SocketAddr::from((bridge_ip, 8080))).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let began = Instant::now();
+        power_on(&vm0.name);
+        let (mut conn, peer) = loop {
+            match listener.accept() {
+                Ok(c) => break c,
+                Err(_) if began.elapsed() < Duration::from_secs(150) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                Err(e) => panic!("the VM fetched no boot file within 150 s: {e}"),
+            }
+        };
+        conn.set_nonblocking(false).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut req = [0u8; 1024];
+        let n = conn.read(&mut req).unwrap();
+        let _ = conn
+            .write_all(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n#!ipxe\nsleep 600\n");
+        let request = String::from_utf8_lossy(&req[..n]);
+        println!(
+            "boot file fetched after {:.1?} by {peer}: {}",
+            began.elapsed(),
+            request.lines().next().unwrap_or("")
+        );
+        assert!(request.starts_with("GET /boot.ipxe"), "{request}");
+        assert_eq!(
+            peer.ip(),
+            std::net::IpAddr::V4(vm0.nics[0].ip),
+            "the VM did not use its reserved address"
+        );
+        let leases = std::fs::read_to_string(&lease_file).unwrap();
+        assert!(
+            leases.contains(&format!("{} {}", vm0.nics[0].mac, vm0.nics[0].ip)),
+            "{leases}"
+        );
+
+        let o = a.reconcile(&HostState::default(), &no_hook).await.unwrap();
+        assert!(o.errors.is_empty(), "{:?}", o.errors);
+        assert_eq!(domains("rr").0.len(), 0);
+    });
+    assert!(volumes(&pool).is_empty());
+}
+
+/// Runs `vinod run --standalone manifest --config config --once` in `netns`.
+fn vinod_once(netns: &Path, config: &Path, manifest: &Path, crash_after: Option<usize>) -> Output {
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net={}", netns.display()))
+        .arg(env!("CARGO_BIN_EXE_vinod"))
+        .arg("run")
+        .arg("--once")
+        .arg("--config")
+        .arg(config)
+        .arg("--standalone")
+        .arg(manifest);
+    cmd.env("RUST_LOG", "warn");
+    if let Some(k) = crash_after {
+        cmd.env("VINOD_TEST_CRASH_AFTER_OPS", k.to_string());
+    }
+    cmd.output().unwrap()
+}
+
+struct Scene {
+    netns: PathBuf,
+    config: PathBuf,
+    manifest: PathBuf,
+    empty: PathBuf,
+    pool: String,
+    conf_needle: String,
+}
+
+impl Scene {
+    fn converge(&self, manifest: &Path) {
+        let out = vinod_once(&self.netns, &self.config, manifest, None);
+        assert!(
+            out.status.success(),
+            "vinod did not converge: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Exactly `vms` VMs and their volumes, and one bridge and one dnsmasq iff `vms > 0`.
+    fn check(&self, vms: usize, when: &str) {
+        let up = usize::from(vms > 0);
+        assert_eq!(domains("cr").0.len(), vms, "{when}: domains");
+        assert_eq!(volumes(&self.pool).len(), vms, "{when}: volumes");
+        assert_eq!(bridges(&self.netns, "vcr0"), up, "{when}: bridges");
+        assert_eq!(
+            processes(&self.conf_needle),
+            up,
+            "{when}: dnsmasq processes"
+        );
+    }
+}
+
+#[test]
+fn kill_9_at_thirteen_points_always_converges_without_leaks() {
+    let Some(h) = harness() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let pool = format!("vinod-cr-{}", std::process::id());
+    h.track_pool(&pool);
+    for i in 0..4 {
+        h.track_domain(&format!("lab.cr.worker-{i}"));
+    }
+    let s = Scene {
+        netns: netns_of(&h),
+        config: tmp.path().join("vinod.toml"),
+        manifest: tmp.path().join("vino.yaml"),
+        empty: tmp.path().join("empty.yaml"),
+        pool: pool.clone(),
+        conf_needle: format!("{}/run/dnsmasq/vcr0/dnsmasq.conf", tmp.path().display()),
+    };
+    std::fs::write(&s.config, config_text(tmp.path(), h.uri(), &pool, "")).unwrap();
+    std::fs::write(&s.manifest, vino_yaml("cr", "vcr0", 64, 4, 1)).unwrap();
+    std::fs::write(&s.empty, "").unwrap();
+
+    let mut points = 0;
+    // A fresh build has 10 operations: bridge, DHCP, 4 volumes, 4 domains.
+    for k in 1..=10 {
+        let out = vinod_once(&s.netns, &s.config, &s.manifest, Some(k));
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(9),
+            "build, crash after {k}: vinod was not killed"
+        );
+        points += 1;
+        s.converge(&s.manifest);
+        s.check(4, &format!("build, crash after {k}"));
+        s.converge(&s.empty);
+        s.check(0, &format!("teardown after build crash {k}"));
+    }
+    // Teardown has 10 operations too; crash inside it.
+    for k in [1, 5, 9] {
+        s.converge(&s.manifest);
+        let out = vinod_once(&s.netns, &s.config, &s.empty, Some(k));
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(9),
+            "teardown, crash after {k}"
+        );
+        points += 1;
+        s.converge(&s.empty);
+        s.check(0, &format!("teardown, crash after {k}"));
+    }
+    assert!(points >= 13);
+}
+
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let began = Instant::now();
+    while !cond() {
+        assert!(began.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn status_ready(state: &Path, total: u32) -> bool {
+    let text = std::fs::read_to_string(state.join("standalone/status.yaml")).unwrap_or_default();
+    text.contains("phase: Ready")
+        && text.contains(&format!("vmsReady: {total}"))
+        && text.contains(&format!("vmsTotal: {total}"))
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn standalone_daemon_builds_scales_and_leaves_vms_running_on_sigterm() {
+    let Some(h) = harness() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let pool = format!("vinod-sa-{}", std::process::id());
+    h.track_pool(&pool);
+    for i in 0..3 {
+        h.track_domain(&format!("lab.sa.worker-{i}"));
+    }
+    let netns = netns_of(&h);
+    let config = tmp.path().join("vinod.toml");
+    let manifest = tmp.path().join("vino.yaml");
+    std::fs::write(&config, config_text(tmp.path(), h.uri(), &pool, "")).unwrap();
+    std::fs::write(&manifest, vino_yaml("sa", "vsa0", 65, 2, 1)).unwrap();
+    let state = tmp.path().join("state");
+
+    let child = Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .arg(env!("CARGO_BIN_EXE_vinod"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--standalone")
+        .arg(&manifest)
+        .spawn()
+        .unwrap();
+    let mut daemon = Daemon(child);
+    wait_for("2 VMs ready", Duration::from_secs(60), || {
+        status_ready(&state, 2)
+    });
+    let bmhs =
+        std::fs::read_to_string(state.join("standalone/lab/sa/baremetalhosts.yaml")).unwrap();
+    assert_eq!(bmhs.matches("kind: BareMetalHost").count(), 2);
+    assert!(bmhs.contains("redfish+https://192.0.2.10:8000/redfish/v1/Systems/lab.sa.worker-0"));
+    let secrets = state.join("standalone/lab/sa/secrets.yaml");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&secrets).unwrap().permissions()
+        ) & 0o777,
+        0o600
+    );
+    assert_eq!(
+        processes(&format!(
+            "{}/run/dnsmasq/vsa0/dnsmasq.conf",
+            tmp.path().display()
+        )),
+        1
+    );
+    power_on("lab.sa.worker-0");
+
+    std::fs::write(&manifest, vino_yaml("sa", "vsa0", 65, 3, 1)).unwrap();
+    wait_for("scaled to 3", Duration::from_secs(60), || {
+        status_ready(&state, 3)
+    });
+    assert_eq!(
+        domains("sa"),
+        (
+            vec![
+                "lab.sa.worker-0".into(),
+                "lab.sa.worker-1".into(),
+                "lab.sa.worker-2".into()
+            ],
+            1
+        )
+    );
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let began = Instant::now();
+    let status = loop {
+        if let Some(s) = daemon.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(15),
+            "vinod did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+    assert_eq!(domains("sa").0.len(), 3, "SIGTERM must not remove VMs");
+    assert_eq!(domains("sa").1, 1, "SIGTERM must not stop VMs");
+
+    let empty = tmp.path().join("empty.yaml");
+    std::fs::write(&empty, "").unwrap();
+    let out = vinod_once(&netns, &config, &empty, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(domains("sa").0.is_empty());
+    drop(daemon);
+}
