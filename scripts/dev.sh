@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for developers and CI, on Debian 12 as root:
 #   scripts/dev.sh demo    install what is needed, build, and run vinod on the shipped example
+#                          (standalone daemon; libvirtd and the VM bridge in a network namespace)
 #   scripts/dev.sh test    install what is needed and run every check and test
 #   scripts/dev.sh setup   only install (idempotent: skips what is already there)
 set -euo pipefail
@@ -54,11 +55,7 @@ setup() {
 demo() {
   setup
   cargo build --release --locked
-  local bin="$CARGO_TARGET_DIR/release/vinod"
-  say "vinod plan on examples/vino.yaml (no root, libvirt or cluster needed)"
-  "$bin" plan --vino examples/vino.yaml --node demo-host \
-    --node-labels vino.airshipit.org/demo=true --node-address 192.0.2.10 \
-    --config packaging/vinod.toml
+  scripts/demo.sh up "$CARGO_TARGET_DIR/release/vinod"
 }
 
 run_tests() {

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod hash;
 pub mod host;
 pub mod ipam;
 pub mod plan;

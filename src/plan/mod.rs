@@ -8,6 +8,7 @@ pub mod facts;
 mod labels;
 pub mod merge;
 pub mod names;
+mod publish;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;

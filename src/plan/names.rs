@@ -1,8 +1,8 @@
 //! Names of everything vinod creates for a VM. Every name includes the Vino, so two Vinos on
 //! one host never collide, and is bounded to what Kubernetes and Linux accept.
 
-use sha2::{Digest, Sha256};
-
+pub use crate::hash::{content_hash, short_hash};
+use crate::hash::{digest16, hex};
 use crate::spec::syntax::label_value_error;
 
 /// Longest BareMetalHost name, leaving room for the `-network-data` Secret suffix within 253.
@@ -82,20 +82,8 @@ pub fn label_value(value: &str) -> String {
     }
 }
 
-/// First 8 hex digits of the SHA-256 of `text`.
-pub fn short_hash(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes())[..4])
-}
-
-/// First 16 hex digits of the SHA-256 of `text`.
-pub fn content_hash(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes())[..8])
-}
-
 fn uuid_from(seed: &str) -> String {
-    let mut b: [u8; 16] = Sha256::digest(seed.as_bytes())[..16]
-        .try_into()
-        .unwrap_or([0; 16]);
+    let mut b = digest16(seed);
     b[6] = (b[6] & 0x0f) | 0x80; // version 8: custom, name-derived
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
     let h = hex(&b);
@@ -107,10 +95,6 @@ fn uuid_from(seed: &str) -> String {
         &h[16..20],
         &h[20..32]
     )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {

@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 use super::xml_escape as x;
-use crate::plan::names::content_hash;
+use crate::hash::content_hash;
 use crate::state::Owner;
 
 /// XML namespace of vinod's domain metadata.
