@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::host::{NetNs, config, in_netns, plan_of, skip_reason, vino};
+use common::host::{NetNs, Reaper, config, in_netns, plan_of, skip_reason, vino};
 use vinod::host::bridge::NetlinkBridges;
 use vinod::host::dnsmasq::Dnsmasq;
 use vinod::host::libvirt::Libvirt;
@@ -40,6 +40,7 @@ fn four_vms_idempotent_scale_flavor_and_teardown_on_the_test_driver() {
     ns.ip(&["addr", "add", "192.168.62.1/24", "dev", "foreign0"]);
     ns.ip(&["link", "set", "foreign0", "up"]);
     let tmp = tempfile::tempdir().unwrap();
+    let _reaper = Reaper(tmp.path().to_path_buf());
     let foreign_pid_file = tmp.path().join("foreign.pid");
     let foreign = ns.exec(&[
         "dnsmasq",

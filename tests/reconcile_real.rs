@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use common::host::{config_text, in_netns, node, skip_reason, vino, vino_yaml};
+use common::host::{Reaper, config_text, in_netns, node, skip_reason, vino, vino_yaml};
 use common::libvirtd::Libvirtd;
 use vinod::config::Config;
 use vinod::host::bridge::NetlinkBridges;
@@ -108,6 +108,7 @@ fn power_on(name: &str) {
 fn four_vms_on_real_libvirt_and_a_real_pxe_boot() {
     let Some(h) = harness() else { return };
     let tmp = tempfile::tempdir().unwrap();
+    let _reaper = Reaper(tmp.path().to_path_buf());
     let pool = format!("vinod-rr-{}", std::process::id());
     h.track_pool(&pool);
     let text = config_text(
@@ -260,6 +261,7 @@ impl Scene {
 fn kill_9_at_thirteen_points_always_converges_without_leaks() {
     let Some(h) = harness() else { return };
     let tmp = tempfile::tempdir().unwrap();
+    let _reaper = Reaper(tmp.path().to_path_buf());
     let pool = format!("vinod-cr-{}", std::process::id());
     h.track_pool(&pool);
     for i in 0..4 {
@@ -336,6 +338,7 @@ impl Drop for Daemon {
 fn standalone_daemon_builds_scales_and_leaves_vms_running_on_sigterm() {
     let Some(h) = harness() else { return };
     let tmp = tempfile::tempdir().unwrap();
+    let _reaper = Reaper(tmp.path().to_path_buf());
     let pool = format!("vinod-sa-{}", std::process::id());
     h.track_pool(&pool);
     for i in 0..3 {
