@@ -46,7 +46,13 @@ fn domains(vino: &str) -> (Vec<String>, usize) {
     let mut running = 0;
     for d in conn.list_all_domains(0).unwrap() {
         let name = d.name().unwrap();
-        if name.starts_with(&prefix) {
+        let index: u32 = name
+            .rsplit('-')
+            .next()
+            .and_then(|i| i.parse().ok())
+            .unwrap_or(0);
+        // Indices from 100 up are the tests' own unowned domains.
+        if name.starts_with(&prefix) && index < 100 {
             running += usize::from(d.is_active().unwrap());
             names.push(name);
         }
@@ -135,6 +141,30 @@ fn four_vms_on_real_libvirt_and_a_real_pxe_boot() {
     let vm0 = p.vms[0].clone();
     let lease_file = cfg.state_dir.join("dnsmasq/vrr0.leases");
     let desired = p.host.clone();
+    for i in 4..5 {
+        h.track_domain(&format!("lab.rr.worker-{i}"));
+    }
+    // A domain vinod did not create, with a name in vinod's style, running throughout.
+    let foreign = format!("lab.rr.worker-{}", 100 + std::process::id() % 100);
+    h.track_domain(&foreign);
+    let xml = tmp.path().join("foreign.xml");
+    std::fs::write(&xml, format!("<domain type='qemu'><name>{foreign}</name><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os></domain>")).unwrap();
+    for args in [
+        vec!["define", xml.to_str().unwrap()],
+        vec!["start", foreign.as_str()],
+    ] {
+        let out = Command::new("virsh")
+            .args(["-q", "-c", h.uri()])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "virsh {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let cfg2 = cfg.clone();
     in_netns(&netns_of(&h), move || async move {
         let a = Adapters {
             bridges: NetlinkBridges::new().unwrap(),
@@ -199,11 +229,53 @@ fn four_vms_on_real_libvirt_and_a_real_pxe_boot() {
             "{leases}"
         );
 
+        // Scale 4 → 2 → 5 and a flavor change, with worker-0 running throughout.
+        for (count, vcpus, expect) in [(2, 1, (2, 1)), (5, 1, (5, 1)), (5, 2, (5, 1))] {
+            let want = plan_host(&vino("rr", "vrr0", 63, count, vcpus), &cfg2);
+            let o = a.reconcile(&want, &no_hook).await.unwrap();
+            assert!(o.errors.is_empty(), "{:?}", o.errors);
+            let (names, running) = domains("rr");
+            assert_eq!(
+                (names.len(), running),
+                expect,
+                "after scaling to {count} with {vcpus} vCPUs: {:?}",
+                o.applied
+            );
+            if vcpus == 2 {
+                assert_eq!(o.pending_restart.len(), 5, "{:?}", o.applied);
+            }
+            assert!(
+                a.reconcile(&want, &no_hook)
+                    .await
+                    .unwrap()
+                    .applied
+                    .is_empty()
+            );
+        }
+
         let o = a.reconcile(&HostState::default(), &no_hook).await.unwrap();
         assert!(o.errors.is_empty(), "{:?}", o.errors);
         assert_eq!(domains("rr").0.len(), 0);
     });
     assert!(volumes(&pool).is_empty());
+    let conn = virt::connect::Connect::open(Some(common::libvirtd::URI)).unwrap();
+    let kept = conn
+        .lookup_domain_by_name(&foreign)
+        .expect("the unowned domain was removed");
+    assert!(kept.is_active().unwrap(), "the unowned domain was stopped");
+}
+
+fn plan_host(v: &vinod::spec::Vino, cfg: &Config) -> HostState {
+    plan::plan(PlanInput {
+        vino: v,
+        node: &node(),
+        config: cfg,
+        claims: &Default::default(),
+        credentials: None,
+        taken_cpus: &CpuSet::default(),
+    })
+    .unwrap()
+    .host
 }
 
 /// Runs `vinod run --standalone manifest --config config --once` in `netns`.
