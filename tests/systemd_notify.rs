@@ -1,0 +1,160 @@
+//! systemd integration of the daemon: a real datagram socket as `NOTIFY_SOCKET` sees READY,
+//! STATUS, WATCHDOG, RELOADING and STOPPING in order across start, SIGHUP and SIGTERM; child
+//! dnsmasq processes do not inherit `NOTIFY_SOCKET`.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::host::{NetNs, Reaper, config_text, skip_reason, vino_yaml};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(prefix: &[&str], dir: &Path, manifest: &Path, socket: &Path) -> Daemon {
+    let (program, args) = match prefix.split_first() {
+        Some((p, rest)) => (
+            p.to_string(),
+            rest.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        ),
+        None => (env!("CARGO_BIN_EXE_vinod").to_string(), vec![]),
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    if !prefix.is_empty() {
+        cmd.arg(env!("CARGO_BIN_EXE_vinod"));
+    }
+    cmd.args(["run", "--config"])
+        .arg(dir.join("vinod.toml"))
+        .arg("--standalone")
+        .arg(manifest);
+    cmd.env("NOTIFY_SOCKET", socket)
+        .env("WATCHDOG_USEC", "1000000")
+        .env_remove("WATCHDOG_PID")
+        .env("RUST_LOG", "warn");
+    Daemon(cmd.spawn().unwrap())
+}
+
+/// Reads messages until one contains `want`, for at most `limit`; returns all read.
+fn until(sock: &UnixDatagram, want: &str, limit: Duration) -> Vec<String> {
+    let began = Instant::now();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while began.elapsed() < limit {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let done = msg.contains(want);
+            seen.push(msg);
+            if done {
+                return seen;
+            }
+        }
+    }
+    panic!("no {want:?} within {limit:?}; got {seen:?}");
+}
+
+#[test]
+fn notifications_follow_start_reload_and_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let _reaper = Reaper(dir.path().to_path_buf());
+    std::fs::write(
+        dir.path().join("vinod.toml"),
+        config_text(dir.path(), "test:///default", "vinod-notify", ""),
+    )
+    .unwrap();
+    let manifest = dir.path().join("empty.yaml");
+    std::fs::write(&manifest, "").unwrap();
+    let socket = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&socket).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+
+    let daemon = spawn(&[], dir.path(), &manifest, &socket);
+    let pid = Pid::from_raw(daemon.0.id() as i32);
+    let start = until(&sock, "READY=1", Duration::from_secs(30));
+    assert!(
+        start
+            .last()
+            .unwrap()
+            .contains("STATUS=0 Vinos, 0/0 VMs ready"),
+        "{start:?}"
+    );
+    until(&sock, "WATCHDOG=1", Duration::from_secs(5));
+
+    kill(pid, Signal::SIGHUP).unwrap();
+    let reload = until(&sock, "RELOADING=1", Duration::from_secs(5));
+    assert!(
+        reload.last().unwrap().contains("MONOTONIC_USEC="),
+        "{reload:?}"
+    );
+    let after = until(&sock, "READY=1", Duration::from_secs(5));
+    assert!(after.iter().all(|m| !m.contains("STOPPING")), "{after:?}");
+
+    kill(pid, Signal::SIGTERM).unwrap();
+    until(&sock, "STOPPING=1", Duration::from_secs(10));
+    let mut daemon = daemon;
+    let began = Instant::now();
+    let status = loop {
+        if let Some(s) = daemon.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "vinod did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn children_do_not_inherit_the_notify_socket() {
+    if let Some(why) = skip_reason() {
+        println!("skipped: {why}");
+        return;
+    }
+    let ns = NetNs::new("notify");
+    let dir = tempfile::tempdir().unwrap();
+    let _reaper = Reaper(dir.path().to_path_buf());
+    std::fs::write(
+        dir.path().join("vinod.toml"),
+        config_text(dir.path(), "test:///default", "vinod-notify2", ""),
+    )
+    .unwrap();
+    let manifest = dir.path().join("vino.yaml");
+    std::fs::write(&manifest, vino_yaml("nt", "vnt0", 66, 1, 1)).unwrap();
+    let socket = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&socket).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let _daemon = spawn(
+        &["ip", "netns", "exec", &ns.name],
+        dir.path(),
+        &manifest,
+        &socket,
+    );
+    until(&sock, "READY=1", Duration::from_secs(30));
+    let pid_file = dir.path().join("run/dnsmasq/vnt0/dnsmasq.pid");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let environ = std::fs::read(format!("/proc/{}/environ", pid.trim())).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(
+        !environ.contains("NOTIFY_SOCKET"),
+        "dnsmasq inherited NOTIFY_SOCKET"
+    );
+    assert!(
+        environ.contains("PATH="),
+        "could not read dnsmasq's environment"
+    );
+}
