@@ -2,6 +2,7 @@
 
 mod log;
 mod run;
+mod status;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -49,6 +50,15 @@ enum Command {
         /// Print the BareMetalHost CRD subset (for clusters without metal3) instead.
         #[arg(long)]
         bmh: bool,
+    },
+    /// Show what the running daemon last saw and did (Vinos, VMs, DHCP servers, errors).
+    Status {
+        /// Configuration file (to find the daemon's socket).
+        #[arg(long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Validate a configuration file.
     CheckConfig {
@@ -112,6 +122,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Plan(args) => plan_cmd(&args),
+        Command::Status { config, json } => status::show(&config, json),
         Command::Crd { bmh } => {
             print!(
                 "{}",

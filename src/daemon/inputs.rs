@@ -186,7 +186,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FileErro
 }
 
 /// Status of one Vino on this host, as written to `status.yaml`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VinoReport {
     /// `namespace/name`.
@@ -194,6 +194,6 @@ pub struct VinoReport {
     /// This host's entry, as it would appear in `Vino.status.nodes`.
     pub status: NodeStatus,
     /// Accepted input worth reporting.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }

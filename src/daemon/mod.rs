@@ -4,6 +4,7 @@
 pub mod inputs;
 pub mod notify;
 pub mod standalone;
+pub mod status;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -58,6 +59,13 @@ where
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     let _watchdog = notifier.start_watchdog();
+    let (snapshots, rx) = tokio::sync::watch::channel(status::Snapshot::default());
+    let socket = daemon.config.run_dir.join(status::SOCKET);
+    let _status = AbortOnDrop(tokio::spawn(async move {
+        if let Err(e) = status::serve(socket, rx).await {
+            warn!(error = %e, "vinod status will not answer");
+        }
+    }));
     let mut seen = mtime(&daemon.manifest_path);
     let mut first = true;
     loop {
@@ -94,6 +102,7 @@ where
             }
         };
         first = false;
+        snapshots.send_replace(daemon.snapshot.clone());
         notifier.beat();
         if opts.once {
             return Ok(converged);
@@ -122,6 +131,15 @@ where
                 }
             }
         }
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use tracing::{info, warn};
 
 use super::inputs::{ClaimStore, Manifest, VinoReport, owner_of, read_claims, write_atomic};
+use super::status::Snapshot;
 use crate::config::Config;
 use crate::host::{Bridges, DhcpServers, Hypervisor};
 use crate::plan::diff::diff;
@@ -27,6 +28,8 @@ pub struct Standalone<B, D, H> {
     pub node: NodeFacts,
     /// The manifest file.
     pub manifest_path: PathBuf,
+    /// What the last pass saw and did, for `vinod status`.
+    pub snapshot: Snapshot,
     last_good: Manifest,
 }
 
@@ -56,6 +59,7 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Standalone<
             config,
             node,
             manifest_path,
+            snapshot: Snapshot::default(),
             last_good: Manifest::default(),
         }
     }
@@ -181,6 +185,20 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Standalone<
             r.status.name = self.node.name.clone();
         }
         self.publish(&plans, &reports)?;
+        let errors = outcome
+            .errors
+            .iter()
+            .map(error_chain)
+            .chain(manifest_error.clone())
+            .collect();
+        self.snapshot = Snapshot::after_pass(
+            &self.node.name,
+            &plans,
+            &now,
+            reports.clone(),
+            errors,
+            converged,
+        );
         Ok(PassReport {
             reports,
             outcome,

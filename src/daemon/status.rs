@@ -1,0 +1,188 @@
+//! `vinod status`: the daemon keeps a snapshot of its last pass and serves it as JSON on a
+//! root-only unix socket (`run_dir/vinod.sock`); the CLI reads it from there.
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+use tracing::warn;
+
+use super::inputs::VinoReport;
+use crate::plan::VinoPlan;
+use crate::state::HostState;
+
+/// File name of the socket in `run_dir`.
+pub const SOCKET: &str = "vinod.sock";
+
+/// Errors of the status socket.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The socket could not be created or reached.
+    #[error("status socket {path}")]
+    Socket {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The daemon's answer was not a status document.
+    #[error("status socket {path}: unreadable answer: {reason}")]
+    Decode {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the daemon last saw and did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    /// This host.
+    pub node: String,
+    /// When the last pass ended (seconds since the Unix epoch); 0 before the first.
+    pub last_pass_unix: u64,
+    /// Whether the host matched every plannable Vino after it.
+    pub converged: bool,
+    /// Per-Vino status.
+    pub vinos: Vec<VinoReport>,
+    /// VMs vinod wants, with what libvirt has.
+    pub vms: Vec<VmStatus>,
+    /// DHCP servers vinod runs.
+    pub dhcp: Vec<DhcpStatus>,
+    /// Errors of the last pass.
+    pub errors: Vec<String>,
+}
+
+/// One VM.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VmStatus {
+    /// Domain name.
+    pub name: String,
+    /// Owning Vino.
+    pub vino: String,
+    /// Reserved addresses, one per NIC.
+    pub ips: Vec<String>,
+    /// Whether libvirt has the domain as planned.
+    pub defined: bool,
+}
+
+/// One DHCP server.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DhcpStatus {
+    /// Bridge.
+    pub bridge: String,
+    /// Network.
+    pub network: String,
+    /// Whether its process is alive.
+    pub running: bool,
+    /// Number of reservations it serves.
+    pub reservations: usize,
+}
+
+impl Snapshot {
+    /// The snapshot after a pass that planned `plans`, left the host at `now`, and reported
+    /// `vinos` and `errors`.
+    pub fn after_pass(
+        node: &str,
+        plans: &[VinoPlan],
+        now: &HostState,
+        vinos: Vec<VinoReport>,
+        errors: Vec<String>,
+        converged: bool,
+    ) -> Snapshot {
+        let vms = plans
+            .iter()
+            .flat_map(|p| p.vms.iter().map(move |vm| (p, vm)))
+            .map(|(p, vm)| VmStatus {
+                name: vm.name.clone(),
+                vino: p.owner.to_string(),
+                ips: vm.nics.iter().map(|n| n.ip.to_string()).collect(),
+                defined: now.domains.get(&vm.name).is_some_and(|d| {
+                    p.host
+                        .domains
+                        .get(&vm.name)
+                        .is_some_and(|w| w.spec_hash == d.spec_hash)
+                }),
+            })
+            .collect();
+        let dhcp = plans
+            .iter()
+            .flat_map(|p| p.host.dhcp.values())
+            .map(|s| DhcpStatus {
+                bridge: s.bridge.clone(),
+                network: s.network.clone(),
+                running: now.dhcp.contains_key(&s.bridge),
+                reservations: s.hosts.len(),
+            })
+            .collect();
+        let last_pass_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Snapshot {
+            node: node.to_string(),
+            last_pass_unix,
+            converged,
+            vinos,
+            vms,
+            dhcp,
+            errors,
+        }
+    }
+}
+
+/// Serves the latest snapshot on `path` (mode 0600) until the task is dropped.
+pub async fn serve(path: PathBuf, snapshots: watch::Receiver<Snapshot>) -> Result<(), StatusError> {
+    let err = |source| StatusError::Socket {
+        path: path.clone(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    // A socket file left by an earlier vinod would make bind fail.
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).map_err(err)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    loop {
+        let (mut conn, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "status socket: accept failed");
+                continue;
+            }
+        };
+        let body = serde_json::to_vec(&*snapshots.borrow()).unwrap_or_default();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn.write_all(&body)).await;
+        });
+    }
+}
+
+/// Reads the daemon's snapshot from `path`.
+pub fn fetch(path: &Path) -> Result<Snapshot, StatusError> {
+    let err = |source| StatusError::Socket {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut conn = UnixStream::connect(path).map_err(err)?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(err)?;
+    let mut body = Vec::new();
+    conn.read_to_end(&mut body).map_err(err)?;
+    serde_json::from_slice(&body).map_err(|e| StatusError::Decode {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
