@@ -455,15 +455,38 @@ fn standalone_daemon_builds_scales_and_leaves_vms_running_on_sigterm() {
         1
     );
     power_on("lab.sa.worker-0");
-    let out = Command::new(env!("CARGO_BIN_EXE_vinod")).args(["status", "--json", "--config"]).arg(&config).output().unwrap();
-    assert!(out.status.success(), "vinod status: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_vinod"))
+        .args(["status", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "vinod status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(snap["vms"].as_array().unwrap().len(), 2, "{snap}");
-    assert!(snap["vms"].as_array().unwrap().iter().all(|v| v["defined"] == true && v["ips"][0].as_str().unwrap().starts_with("192.168.65.")));
+    assert!(
+        snap["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["defined"] == true
+                && v["ips"][0].as_str().unwrap().starts_with("192.168.65."))
+    );
     assert_eq!(snap["dhcp"][0]["running"], true);
     assert_eq!(snap["vinos"][0]["status"]["phase"], "Ready");
-    let text = Command::new(env!("CARGO_BIN_EXE_vinod")).args(["status", "--config"]).arg(&config).output().unwrap();
-    assert!(String::from_utf8_lossy(&text.stdout).contains("lab/sa"), "{}", String::from_utf8_lossy(&text.stdout));
+    let text = Command::new(env!("CARGO_BIN_EXE_vinod"))
+        .args(["status", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("lab/sa"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
 
     std::fs::write(&manifest, vino_yaml("sa", "vsa0", 65, 3, 1)).unwrap();
     wait_for("scaled to 3", Duration::from_secs(60), || {

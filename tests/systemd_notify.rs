@@ -158,3 +158,85 @@ fn children_do_not_inherit_the_notify_socket() {
         "could not read dnsmasq's environment"
     );
 }
+
+#[test]
+fn secrets_never_reach_the_log_or_status() {
+    if let Some(why) = skip_reason() {
+        println!("skipped: {why}");
+        return;
+    }
+    let ns = NetNs::new("nolog");
+    let dir = tempfile::tempdir().unwrap();
+    let _reaper = Reaper(dir.path().to_path_buf());
+    std::fs::write(
+        dir.path().join("vinod.toml"),
+        config_text(dir.path(), "test:///default", "vinod-nolog", ""),
+    )
+    .unwrap();
+    let secret = "Kx7-never-log-this-9Qz";
+    let manifest = dir.path().join("vino.yaml");
+    std::fs::write(
+        &manifest,
+        vino_yaml("nl", "vnl0", 67, 2, 1).replace("password: pw", &format!("password: {secret}")),
+    )
+    .unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            env!("CARGO_BIN_EXE_vinod"),
+            "run",
+            "--once",
+            "--config",
+        ])
+        .arg(dir.path().join("vinod.toml"))
+        .arg("--standalone")
+        .arg(&manifest)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{log}");
+    assert!(log.len() > 1000, "expected a trace-level log");
+    assert!(!log.contains(secret), "the BMC password reached the log");
+    for f in [
+        "state/standalone/status.yaml",
+        "state/claims.json",
+        "state/standalone/lab/nl/baremetalhosts.yaml",
+    ] {
+        assert!(
+            !std::fs::read_to_string(dir.path().join(f))
+                .unwrap()
+                .contains(secret),
+            "{f} holds the password"
+        );
+    }
+    let secrets = dir.path().join("state/standalone/lab/nl/secrets.yaml");
+    assert!(
+        std::fs::read_to_string(&secrets).unwrap().contains(secret),
+        "the credentials Secret lacks the password"
+    );
+    let empty = dir.path().join("empty.yaml");
+    std::fs::write(&empty, "").unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            env!("CARGO_BIN_EXE_vinod"),
+            "run",
+            "--once",
+            "--config",
+        ])
+        .arg(dir.path().join("vinod.toml"))
+        .arg("--standalone")
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}

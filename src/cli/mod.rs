@@ -60,7 +60,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Validate a configuration file.
+    /// Validate a configuration file. `vinod help check-config` lists every key with its
+    /// default.
+    #[command(after_long_help = concat!("Configuration keys (all optional; the values shown are the defaults):\n\n", include_str!("../../packaging/vinod.toml")))]
     CheckConfig {
         /// The file.
         #[arg(default_value = config::DEFAULT_PATH)]
