@@ -65,7 +65,7 @@ run_tests() {
   say "lint"
   cargo clippy --locked --all-targets -- -D warnings
   say "tests"
-  cargo test --locked --all-targets -- --test-threads=2
+  cargo test --locked --lib --bins --tests -- --test-threads=2
 }
 
 case "${1:-}" in

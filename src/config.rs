@@ -42,6 +42,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Runtime files (dnsmasq configs and pid files, the status socket).
     pub run_dir: PathBuf,
+    /// Milliseconds between passes when nothing triggers one (0: the default, 30 000).
+    pub resync_ms: u64,
     /// Logging.
     pub log: LogConfig,
     /// libvirt.
@@ -211,6 +213,9 @@ impl Config {
         if config.run_dir.as_os_str().is_empty() {
             config.run_dir = "/run/vinod".into();
         }
+        if config.resync_ms == 0 {
+            config.resync_ms = 30_000;
+        }
         config.validate(path)?;
         Ok(config)
     }
@@ -268,6 +273,9 @@ impl Config {
                     self.dhcp.lease_time
                 ),
             );
+        }
+        if self.resync_ms < 100 {
+            return bad("resync_ms", format!("{} is below 100", self.resync_ms));
         }
         if self.redfish.port == 0 {
             return bad("redfish.port", "0 is not a usable port".into());

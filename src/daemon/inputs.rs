@@ -162,6 +162,18 @@ pub fn read_claims(path: &Path) -> Result<ClaimStore, FileError> {
     }
 }
 
+/// Like [`write_atomic`], but leaves the file alone when it already holds `bytes`; returns
+/// whether it wrote. Idle passes then write nothing.
+pub fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, FileError> {
+    let same = fs::read(path).is_ok_and(|old| old == bytes)
+        && fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o777 == mode);
+    if same {
+        return Ok(false);
+    }
+    write_atomic(path, bytes, mode)?;
+    Ok(true)
+}
+
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename) with `mode`.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FileError> {
     let io = |source| FileError::Io {

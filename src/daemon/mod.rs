@@ -18,8 +18,6 @@ use crate::reconcile::AfterOp;
 pub use notify::Notifier;
 pub use standalone::{PassReport, Standalone};
 
-/// How often the host is re-checked even when nothing changed.
-pub const RESYNC: Duration = Duration::from_secs(30);
 /// How often the manifest's modification time is checked.
 const POLL: Duration = Duration::from_secs(1);
 /// Pause before retrying a pass that did not converge.
@@ -86,6 +84,13 @@ where
                         ", errors (see log)"
                     }
                 );
+                info!(
+                    applied = report.outcome.applied.len(),
+                    errors = report.outcome.errors.len(),
+                    objects_written = report.objects_written,
+                    converged = report.converged,
+                    "pass done"
+                );
                 if first {
                     notifier.ready(&line)
                 } else {
@@ -107,8 +112,10 @@ where
         if opts.once {
             return Ok(converged);
         }
-        let wait = if converged { RESYNC } else { RETRY };
+        let resync = Duration::from_millis(daemon.config.resync_ms);
+        let wait = if converged { resync } else { RETRY.min(resync) };
         let deadline = tokio::time::Instant::now() + wait;
+        let poll = POLL.min(wait);
         loop {
             notifier.beat();
             tokio::select! {
@@ -121,7 +128,7 @@ where
                     break;
                 }
                 _ = tokio::time::sleep_until(deadline) => break,
-                _ = tokio::time::sleep(POLL) => {
+                _ = tokio::time::sleep(poll) => {
                     let now = mtime(&daemon.manifest_path);
                     if now != seen {
                         seen = now;

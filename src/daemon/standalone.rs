@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use tracing::{info, warn};
 
-use super::inputs::{ClaimStore, Manifest, VinoReport, owner_of, read_claims, write_atomic};
+use super::inputs::{
+    ClaimStore, Manifest, VinoReport, owner_of, read_claims, write_atomic, write_if_changed,
+};
 use super::status::Snapshot;
 use crate::config::Config;
 use crate::host::{Bridges, DhcpServers, Hypervisor};
@@ -44,6 +46,8 @@ pub struct PassReport {
     pub converged: bool,
     /// Why the manifest could not be read (the last good one was used).
     pub manifest_error: Option<String>,
+    /// Object files (BareMetalHosts, Secrets) rewritten because their content changed.
+    pub objects_written: usize,
 }
 
 impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Standalone<B, D, H> {
@@ -184,7 +188,7 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Standalone<
         for r in &mut reports {
             r.status.name = self.node.name.clone();
         }
-        self.publish(&plans, &reports)?;
+        let objects_written = self.publish(&plans, &reports)?;
         let errors = outcome
             .errors
             .iter()
@@ -204,32 +208,40 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Standalone<
             outcome,
             converged,
             manifest_error,
+            objects_written,
         })
     }
 
-    fn publish(&self, plans: &[VinoPlan], reports: &[VinoReport]) -> Result<(), ReconcileError> {
+    /// Writes the objects (only files whose content changed) and the status; returns how many
+    /// object files were written.
+    fn publish(&self, plans: &[VinoPlan], reports: &[VinoReport]) -> Result<usize, ReconcileError> {
         let fail = |e: super::inputs::FileError| ReconcileError::Apply {
             op: "publish objects".into(),
             source: Box::new(e),
         };
         let out = self.out_dir();
         let mut wanted = BTreeSet::new();
+        let mut written = 0;
         for p in plans {
             let dir = out.join(&p.owner.namespace).join(&p.owner.name);
             wanted.insert(dir.clone());
-            write_atomic(
-                &dir.join("baremetalhosts.yaml"),
-                multi_doc(&p.bare_metal_hosts).as_bytes(),
-                0o644,
-            )
-            .map_err(fail)?;
+            written += usize::from(
+                write_if_changed(
+                    &dir.join("baremetalhosts.yaml"),
+                    multi_doc(&p.bare_metal_hosts).as_bytes(),
+                    0o644,
+                )
+                .map_err(fail)?,
+            );
             // Secret manifests hold the BMC password: readable by root only.
-            write_atomic(
-                &dir.join("secrets.yaml"),
-                multi_doc(&p.secrets).as_bytes(),
-                0o600,
-            )
-            .map_err(fail)?;
+            written += usize::from(
+                write_if_changed(
+                    &dir.join("secrets.yaml"),
+                    multi_doc(&p.secrets).as_bytes(),
+                    0o600,
+                )
+                .map_err(fail)?,
+            );
         }
         let status = serde_yaml::to_string(reports).unwrap_or_default();
         write_atomic(&out.join("status.yaml"), status.as_bytes(), 0o644).map_err(fail)?;
@@ -251,16 +263,18 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Standalone<
                 }
             }
         }
-        Ok(())
+        Ok(written)
     }
 }
 
 fn save_claims(path: &std::path::Path, store: &ClaimStore) -> Result<(), ReconcileError> {
     let text = serde_json::to_string_pretty(store).unwrap_or_default();
-    write_atomic(path, text.as_bytes(), 0o644).map_err(|e| ReconcileError::Apply {
-        op: "save IP claims".into(),
-        source: Box::new(e),
-    })
+    write_if_changed(path, text.as_bytes(), 0o644)
+        .map(|_| ())
+        .map_err(|e| ReconcileError::Apply {
+            op: "save IP claims".into(),
+            source: Box::new(e),
+        })
 }
 
 fn multi_doc<T: serde::Serialize>(items: &[T]) -> String {
