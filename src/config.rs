@@ -365,4 +365,45 @@ mod tests {
             .to_string();
         assert!(e.contains("state_dir"), "{e}");
     }
+
+    #[test]
+    fn hostile_files_fail_cleanly_naming_the_key() {
+        let deep = "a = ".to_string() + &"[".repeat(5000) + &"]".repeat(5000);
+        let cases: Vec<(String, &str)> = vec![
+            ("\u{0}\u{1}\u{2}".into(), "t.toml"),
+            ("[libvirt\nuri = 1".into(), "libvirt"),
+            (deep, "t.toml"),
+            ("[redfish]\nport = 70000".into(), "port"),
+            ("[redfish]\nport = -1".into(), "port"),
+            (
+                "[redfish]\nlisten_address = \"0.0.0.0:80\"".into(),
+                "redfish.listen_address",
+            ),
+            ("[vnc]\nlisten = \"any\"".into(), "vnc.listen"),
+            ("node_name = \"Node_With_Caps\"".into(), "node_name"),
+            (
+                "node_name = \"".to_string() + &"n".repeat(300) + "\"",
+                "node_name",
+            ),
+            (
+                "[labels]\nrack_label = \"bad key!\"".into(),
+                "labels.rack_label",
+            ),
+            (
+                "[redfish]\ntls_cert = \"/etc/c.pem\"".into(),
+                "redfish.tls_cert",
+            ),
+            ("[dhcp]\ntftp_root = \"tftp\"".into(), "dhcp.tftp_root"),
+            ("resync_ms = 5".into(), "resync_ms"),
+            ("[log]\nformat = \"xml\"".into(), "log.format"),
+            ("[libvirt]\nuri = [\"a\"]".into(), "uri"),
+            ("[ünïcode]\nkey = 1".into(), "ünïcode"),
+        ];
+        for (text, key) in cases {
+            let e = Config::parse(&text, "t.toml")
+                .expect_err(&text[..text.len().min(40)])
+                .to_string();
+            assert!(e.contains(key), "{e} lacks {key}");
+        }
+    }
 }
