@@ -118,6 +118,7 @@ async fn vm_lifecycle_on_a_real_libvirtd() {
         domain_type: "qemu".into(),
         pool_name: pool.clone(),
         pool_path: dir.path().join("pool"),
+        console_log_dir: dir.path().join("console"),
         ..LibvirtConfig::default()
     });
     let (volume, domain) = desired(&pool, &bridge, dir.path(), 128);
@@ -212,6 +213,7 @@ async fn thick_volume_is_observed_as_not_sparse() {
         uri: daemon.uri().into(),
         pool_name: pool.clone(),
         pool_path: dir.path().join("pool"),
+        console_log_dir: dir.path().join("console"),
         ..LibvirtConfig::default()
     });
     let (mut volume, _) = desired(&pool, "unused", dir.path(), 128);

@@ -36,6 +36,7 @@ fn config(vino: &str, pool_path: &Path) -> LibvirtConfig {
         uri: URI.into(),
         pool_name: format!("pool-{vino}"),
         pool_path: pool_path.to_path_buf(),
+        console_log_dir: pool_path.join("console"),
         ..LibvirtConfig::default()
     }
 }
