@@ -2,7 +2,8 @@
 # One entry point for developers and CI, on Debian 12 as root:
 #   scripts/dev.sh demo    install what is needed, build, and run vinod on the shipped example
 #                          (standalone daemon; libvirtd and the VM bridge in a network namespace)
-#   scripts/dev.sh test    install what is needed and run every check and test
+#   scripts/dev.sh test    install what is needed and run every check and test, then build the
+#                          .deb and .rpm and test them (scripts/package-test.sh)
 #   scripts/dev.sh setup   only install (idempotent: skips what is already there)
 set -euo pipefail
 
@@ -66,6 +67,11 @@ run_tests() {
   cargo clippy --locked --all-targets -- -D warnings
   say "tests"
   cargo test --locked --lib --bins --tests -- --test-threads=2
+  # setup() already required root; the check keeps `test` usable if that ever changes.
+  if [ "$(id -u)" = 0 ]; then
+    say "packages"
+    scripts/package-test.sh
+  fi
 }
 
 case "${1:-}" in
