@@ -203,9 +203,22 @@ impl Default for LabelsConfig {
 impl Config {
     /// Parses and validates the text of a configuration file; `path` only names it in errors.
     pub fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.into(),
-            message: e.to_string().trim().replace('\n', " "),
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let source = line
+                .and_then(|l| text.lines().nth(l - 1))
+                .map(str::trim)
+                .unwrap_or("");
+            let quoted: String = source.chars().take(80).collect();
+            ConfigError::Syntax {
+                path: path.into(),
+                message: match line {
+                    Some(l) => format!("line {l} (`{quoted}`): {}", e.message()),
+                    None => e.message().to_string(),
+                },
+            }
         })?;
         if config.state_dir.as_os_str().is_empty() {
             config.state_dir = "/var/lib/vinod".into();

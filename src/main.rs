@@ -11,7 +11,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vinod: {e:#}");
-            ExitCode::FAILURE
+            // A bad configuration will not fix itself: EX_CONFIG tells systemd not to restart.
+            if e.chain().any(|c| c.is::<vinod::config::ConfigError>()) {
+                ExitCode::from(78)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
