@@ -70,6 +70,8 @@ struct Idle {
     cpu_ms_per_pass: f64,
     rss_kib: u64,
     hwm_kib: u64,
+    anon_kib: u64,
+    file_kib: u64,
 }
 
 fn idle_hour(vinod: &Path) -> Idle {
@@ -156,6 +158,8 @@ fn idle_hour(vinod: &Path) -> Idle {
         cpu_ms_per_pass: cpu as f64 * 1000.0 / ticks_per_second() as f64 / IDLE_PASSES as f64,
         rss_kib: rss,
         hwm_kib: hwm,
+        anon_kib: anon,
+        file_kib: file,
     }
 }
 
