@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod hash;
 pub mod host;
 pub mod ipam;
+pub mod kube;
 pub mod plan;
 pub mod reconcile;
 pub mod render;

@@ -47,8 +47,11 @@ enum Command {
     /// Print the CustomResourceDefinition YAML.
     Crd {
         /// Print the BareMetalHost CRD subset (for clusters without metal3) instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "claims")]
         bmh: bool,
+        /// Print the VinoIPClaim CRD (IP claims shared by a Vino's hosts) instead.
+        #[arg(long)]
+        claims: bool,
     },
     /// Validate a configuration file.
     CheckConfig {
@@ -112,11 +115,13 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Plan(args) => plan_cmd(&args),
-        Command::Crd { bmh } => {
+        Command::Crd { bmh, claims } => {
             print!(
                 "{}",
                 if bmh {
                     spec::crd::bmh_crd_yaml()
+                } else if claims {
+                    spec::crd::claim_crd_yaml()
                 } else {
                     spec::crd::vino_crd_yaml()
                 }
