@@ -51,6 +51,18 @@ pub enum KubeError {
         /// What does not match.
         why: String,
     },
+    /// A planned object breaks a rule its admission webhook enforces (BMO's for hosts).
+    #[error("{kind} {namespace}/{name} would be rejected: {problems}")]
+    Rejected {
+        /// Object kind.
+        kind: &'static str,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The broken rules, by field.
+        problems: String,
+    },
     /// IP claims left behind by an earlier Vino of the same name, still held by other hosts.
     #[error(
         "VinoIPClaim {namespace}/{name} belongs to an earlier Vino with this name (uid {uid}) and is still held by {hosts}; remove it once those hosts are gone"
