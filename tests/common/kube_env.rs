@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -138,11 +138,71 @@ impl KubeEnv {
             .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
     }
 
-    /// Applies every manifest of `packaging/rbac/` unchanged (ClusterRoles, their bindings to
-    /// group `vinod:nodes`, the admission policy and its binding).
-    pub fn install_rbac(&self) {
+    /// Applies every manifest of `packaging/rbac/` unchanged (the ClusterRoles, their binding
+    /// to group `vinod:nodes` and the service account `vinod-system/vinod`, the admission policy
+    /// and its binding), binds `vinod-node-objects` in each of `namespaces` as
+    /// `docs/kubernetes.md` says, and waits until the policy is enforced there.
+    pub async fn install_rbac(&self, namespaces: &[&str]) {
         let dir = repo().join("packaging/rbac");
         self.kubectl_ok(&["apply", "-f", &dir.display().to_string()]);
+        for ns in namespaces {
+            self.kubectl_ok(&[
+                "create",
+                "rolebinding",
+                "vinod-node-objects",
+                "--clusterrole=vinod-node-objects",
+                "--group=vinod:nodes",
+                "--serviceaccount=vinod-system:vinod",
+                "-n",
+                ns,
+            ]);
+        }
+        // The authorizer and the policy take effect once the server's informers see them: probe
+        // with a write the policy denies (a host writing another host's Secret) until it does.
+        let client = self.node_client("node-a").await;
+        for ns in namespaces {
+            let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+            let probe: Secret = serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "policy-probe", "labels": {"vino.airshipit.org/node": "probe"}}
+            }))
+            .expect("probe");
+            let dry_run = PostParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            let deadline = Instant::now() + ESTABLISHED_TIMEOUT;
+            loop {
+                match api.create(&dry_run, &probe).await {
+                    Err(kube::Error::Api(s)) if s.message.contains("ValidatingAdmissionPolicy") => {
+                        break;
+                    }
+                    other => assert!(
+                        Instant::now() < deadline,
+                        "the admission policy is not enforced in {ns}: {other:?}"
+                    ),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// The API server's URL.
+    pub fn server(&self) -> String {
+        let admin = std::fs::read_to_string(self.dir().join("kubeconfig")).expect("kubeconfig");
+        admin
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server: "))
+            .expect("server in kubeconfig")
+            .to_string()
+    }
+
+    /// A client authenticating with a bearer `token` (e.g. a service account's).
+    pub fn token_client(&self, token: &str) -> Client {
+        let mut config = Config::new(self.server().parse().expect("server URL"));
+        config.root_cert_file = Some(self.dir().join("pki/ca.crt"));
+        config.auth_info.token = Some(token.to_string().into());
+        Client::try_from(config).expect("kube client")
     }
 
     async fn install_crds(&self) {
@@ -224,11 +284,7 @@ impl KubeEnv {
             let out = step.output().expect("run openssl");
             assert_ok(&out, "openssl");
         }
-        let admin = std::fs::read_to_string(self.dir().join("kubeconfig")).expect("kubeconfig");
-        let server = admin
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("server: "))
-            .expect("server in kubeconfig");
+        let server = self.server();
         let text = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: vinod-test\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: {user}\n  user:\n    client-certificate: {crt}\n    client-key: {key}\ncontexts:\n- name: {user}@vinod-test\n  context:\n    cluster: vinod-test\n    user: {user}\n    namespace: default\ncurrent-context: {user}@vinod-test\n",
             ca = pki.join("ca.crt").display(),
