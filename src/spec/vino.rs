@@ -21,7 +21,7 @@ use super::status::VinoStatus;
     namespaced,
     status = "VinoStatus",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Nodes","type":"string","jsonPath":".status.nodesReady","description":"Hosts ready / hosts reporting"}"#,
+    printcolumn = r#"{"name":"Nodes","type":"string","jsonPath":".status.nodesReady","description":"Hosts ready / hosts selected"}"#,
     printcolumn = r#"{"name":"VMs","type":"string","jsonPath":".status.vmsReady","description":"VMs ready / VMs desired"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
