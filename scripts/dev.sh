@@ -59,15 +59,20 @@ k8s_binaries() {
   export VINOD_K8S_BIN="$bin"
 }
 
-setup() {
+setup_host() {
   need_root
   check_rust
   install_pkgs "${build_pkgs[@]}" "${test_pkgs[@]}"
+}
+
+setup() {
+  setup_host
   k8s_binaries
 }
 
 demo() {
-  setup
+  # The demo needs no cluster, so no Kubernetes binaries (nor Go to build them).
+  setup_host
   cargo build --release --locked
   scripts/demo.sh up "$CARGO_TARGET_DIR/release/vinod"
 }
