@@ -127,6 +127,10 @@ fn idle_hour(vinod: &Path) -> Idle {
         proc_field(pid, "status", "VmRSS:"),
         proc_field(pid, "status", "VmHWM:"),
     );
+    let (anon, file) = (
+        proc_field(pid, "status", "RssAnon:"),
+        proc_field(pid, "status", "RssFile:"),
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     let idle: Vec<serde_json::Value> = text
         .lines()
@@ -259,11 +263,14 @@ fn main() {
         idle.cpu_ms_per_pass,
         idle.cpu_ms_per_pass * 120.0 / 1000.0
     );
+    let mb = |k: u64| k as f64 / 1024.0;
     let _ = writeln!(
         t,
-        "| P3 memory | RSS {:.1} MB, peak {:.1} MB | RSS ≤ 25 MB |",
-        idle.rss_kib as f64 / 1024.0,
-        idle.hwm_kib as f64 / 1024.0
+        "| P3 memory | RSS {:.1} MB (peak {:.1}) = {:.1} MB anonymous (vinod's heap and stacks) + {:.1} MB file-backed (binary and shared libraries, libvirt's among them: shared, reclaimable) | RSS ≤ 25 MB |",
+        mb(idle.rss_kib),
+        mb(idle.hwm_kib),
+        mb(idle.anon_kib),
+        mb(idle.file_kib)
     );
     match boots {
         Some(b) => {

@@ -4,7 +4,9 @@
 #                          (standalone daemon; libvirtd and the VM bridge in a network namespace)
 #   scripts/dev.sh test    install what is needed and run every check and test, then build the
 #                          .deb and .rpm and test them (scripts/package-test.sh)
-#   scripts/dev.sh setup   only install (idempotent: skips what is already there)
+#   scripts/dev.sh setup   only install (idempotent: skips what is already there), including the
+#                          kube-apiserver, etcd and kubectl the Kubernetes tests run (built once by
+#                          scripts/k8s-test-binaries.sh into /var/cache/vinod-test/k8s; needs Go)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,7 +18,8 @@ export DEBIAN_FRONTEND=noninteractive
 # Build dependencies, then the real components the tests drive.
 build_pkgs=(pkg-config libvirt-dev)
 test_pkgs=(iproute2 dnsmasq-base busybox udhcpc tftp-hpa isc-dhcp-client
-  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils ipxe-qemu)
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils ipxe-qemu
+  openssl)
 
 say() { printf '== %s\n' "$*" >&2; }
 
@@ -47,14 +50,30 @@ check_rust() {
   rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 }
 
-setup() {
+# The Kubernetes tests' control plane; a no-op when the binaries are cached.
+k8s_binaries() {
+  local bin
+  if ! bin=$(scripts/k8s-test-binaries.sh | tail -n 1); then
+    say "cannot provide the Kubernetes test binaries (see above); the Kubernetes tests need them"
+    exit 1
+  fi
+  export VINOD_K8S_BIN="$bin"
+}
+
+setup_host() {
   need_root
   check_rust
   install_pkgs "${build_pkgs[@]}" "${test_pkgs[@]}"
 }
 
+setup() {
+  setup_host
+  k8s_binaries
+}
+
 demo() {
-  setup
+  # The demo needs no cluster, so no Kubernetes binaries (nor Go to build them).
+  setup_host
   cargo build --release --locked
   scripts/demo.sh up "$CARGO_TARGET_DIR/release/vinod"
 }

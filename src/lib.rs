@@ -2,7 +2,8 @@
 //! the host, serves their Redfish BMC, and publishes them to metal3 as BareMetalHosts.
 //!
 //! The pure core (`spec`, `ipam`, `state`, `plan`, `render`) computes what the host should look
-//! like; adapters observe and change the host.
+//! like; adapters observe and change the host; `kube` shares claims, publishes and reports
+//! through the API server.
 
 #![deny(unsafe_code)]
 
@@ -11,6 +12,7 @@ pub mod daemon;
 pub mod hash;
 pub mod host;
 pub mod ipam;
+pub mod kube;
 pub mod plan;
 pub mod reconcile;
 pub mod render;

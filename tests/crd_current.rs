@@ -1,8 +1,9 @@
 //! The CRD manifests committed under `packaging/crd/` must be exactly what `vinod crd` prints;
-//! regenerate them with `vinod crd > packaging/crd/airship.airshipit.org_vinoes.yaml` and
+//! regenerate them with `vinod crd > packaging/crd/airship.airshipit.org_vinoes.yaml`,
+//! `vinod crd --claims > packaging/crd/airship.airshipit.org_vinoipclaims.yaml` and
 //! `vinod crd --bmh > packaging/crd/metal3.io_baremetalhosts.yaml`.
 
-use vinod::spec::crd::{bmh_crd_yaml, vino_crd_yaml};
+use vinod::spec::crd::{bmh_crd_yaml, claim_crd_yaml, vino_crd_yaml};
 
 fn committed(name: &str) -> String {
     std::fs::read_to_string(format!(
@@ -17,6 +18,14 @@ fn vino_crd_is_current() {
     assert!(
         committed("airship.airshipit.org_vinoes.yaml") == vino_crd_yaml(),
         "packaging/crd/airship.airshipit.org_vinoes.yaml is stale: regenerate it with `vinod crd`"
+    );
+}
+
+#[test]
+fn claim_crd_is_current() {
+    assert!(
+        committed("airship.airshipit.org_vinoipclaims.yaml") == claim_crd_yaml(),
+        "packaging/crd/airship.airshipit.org_vinoipclaims.yaml is stale: regenerate it with `vinod crd --claims`"
     );
 }
 

@@ -48,8 +48,11 @@ enum Command {
     /// Print the CustomResourceDefinition YAML.
     Crd {
         /// Print the BareMetalHost CRD subset (for clusters without metal3) instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "claims")]
         bmh: bool,
+        /// Print the VinoIPClaim CRD (IP claims shared by a Vino's hosts) instead.
+        #[arg(long)]
+        claims: bool,
     },
     /// Show what the running daemon last saw and did (Vinos, VMs, DHCP servers, errors).
     Status {
@@ -125,11 +128,13 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Plan(args) => plan_cmd(&args),
         Command::Status { config, json } => status::show(&config, json),
-        Command::Crd { bmh } => {
+        Command::Crd { bmh, claims } => {
             print!(
                 "{}",
                 if bmh {
                     spec::crd::bmh_crd_yaml()
+                } else if claims {
+                    spec::crd::claim_crd_yaml()
                 } else {
                     spec::crd::vino_crd_yaml()
                 }

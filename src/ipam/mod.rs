@@ -43,13 +43,14 @@ pub enum IpamError {
 }
 
 /// What one host holds on one network.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HostClaims {
     /// Index of this host's DHCP block in the span, if the network has a span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block: Option<u32>,
-    /// Static addresses by claim key (see [`bridge_key`] and [`nic_key`]).
+    /// Static addresses by claim key: `bridge` for the host's bridge, `<vm>/<interface>` for
+    /// a VM NIC ([`bridge_key`], [`nic_key`]).
     #[serde(default)]
     pub addresses: BTreeMap<String, Ipv4Addr>,
 }

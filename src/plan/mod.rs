@@ -18,6 +18,7 @@ use serde::Serialize;
 
 pub use desired::plan;
 pub use facts::{NodeFacts, NumaNode, selects};
+pub use labels::ownership;
 
 use crate::config::Config;
 use crate::ipam::{HostClaims, IpamError, NetworkClaims};

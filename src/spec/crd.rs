@@ -3,11 +3,17 @@
 use kube::CustomResourceExt;
 
 use super::bmh::BareMetalHost;
+use super::claim::VinoIPClaim;
 use super::vino::Vino;
 
 /// The Vino CRD as a YAML document.
 pub fn vino_crd_yaml() -> String {
     to_yaml(&Vino::crd())
+}
+
+/// The VinoIPClaim CRD (IP claims shared by the hosts of a Vino) as a YAML document.
+pub fn claim_crd_yaml() -> String {
+    to_yaml(&VinoIPClaim::crd())
 }
 
 /// The subset of metal3's BareMetalHost CRD that vinod writes, for test clusters without BMO.

@@ -20,6 +20,7 @@ macro_rules! ipv4_int {
 }
 
 pub mod bmh;
+pub mod claim;
 pub mod cpuset;
 pub mod crd;
 pub mod flavor;

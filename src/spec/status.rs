@@ -25,11 +25,12 @@ pub struct VinoStatus {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub nodes: Vec<NodeStatus>,
 
-    /// Hosts ready / hosts reporting, e.g. `2/3` (for `kubectl get`).
+    /// Hosts ready for the current generation / hosts selected, e.g. `2/3` (for `kubectl get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodes_ready: Option<String>,
 
-    /// VMs ready / VMs desired over all hosts, e.g. `9/10` (for `kubectl get`).
+    /// VMs ready / VMs desired over the hosts that reported the current generation, e.g.
+    /// `9/10` (for `kubectl get`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vms_ready: Option<String>,
 }

@@ -21,7 +21,7 @@ use super::status::VinoStatus;
     namespaced,
     status = "VinoStatus",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Nodes","type":"string","jsonPath":".status.nodesReady","description":"Hosts ready / hosts reporting"}"#,
+    printcolumn = r#"{"name":"Nodes","type":"string","jsonPath":".status.nodesReady","description":"Hosts ready / hosts selected"}"#,
     printcolumn = r#"{"name":"VMs","type":"string","jsonPath":".status.vmsReady","description":"VMs ready / VMs desired"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -161,7 +161,7 @@ pub struct Network {
 
     /// DNS servers written into each VM's network data.
     #[serde(rename = "dns_servers", default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 8))]
+    #[schemars(length(max = 8), inner(length(max = 39)))]
     #[x_kube(validation = Rule::new("self.all(d, isIP(d))").message("dns_servers must be IP addresses"))]
     pub dns_servers: Vec<String>,
 
@@ -174,7 +174,10 @@ pub struct Network {
     /// First MAC address of this network's VM NICs. The NIC on the n-th address of the static
     /// range gets this MAC plus n. Default `02:00:00:00:00:00`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$"))]
+    #[schemars(
+        length(max = 17),
+        regex(pattern = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+    )]
     pub mac_prefix: Option<String>,
 
     /// Host NIC enslaved to the bridge, giving the VMs layer-2 access to that NIC's network.

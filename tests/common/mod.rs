@@ -4,4 +4,5 @@
 #![allow(dead_code)]
 
 pub mod host;
+pub mod kube_env;
 pub mod libvirtd;

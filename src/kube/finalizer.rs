@@ -1,0 +1,171 @@
+//! Per-host finalizers on Vinos: `vino.airshipit.org/<node>`.
+//!
+//! A host puts its finalizer on every Vino that selects it, before building anything for it, so
+//! the Vino cannot disappear before the host has torn down what it built. When the Vino is
+//! deleted, or stops selecting the host, the host tears down and only then removes its
+//! finalizer; the Vino goes when the last host has done so.
+//!
+//! The finalizer is written by server-side apply of `metadata.finalizers` with the host's
+//! field manager: `metadata.finalizers` is a set, so each host owns its own element and adding
+//! or removing it never disturbs the others' (no read-modify-write of the whole list).
+
+use std::future::Future;
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::info;
+
+use super::{KubeError, field_manager, finalizer_name, is_status};
+use crate::spec::Vino;
+
+/// Where a host stands with a Vino after [`reconcile`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// The Vino selects the host and carries its finalizer: build it.
+    Active,
+    /// The Vino is being deleted or no longer selects the host; the teardown succeeded and the
+    /// finalizer is removed.
+    Released,
+    /// Nothing to do: the Vino does not select the host and has no finalizer of it, or is being
+    /// deleted without one.
+    Absent,
+}
+
+/// Errors of [`reconcile`].
+#[derive(Debug, thiserror::Error)]
+pub enum FinalizeError<E> {
+    /// The teardown failed; the finalizer stays and the Vino with it.
+    #[error("teardown failed; keeping finalizer {finalizer}")]
+    Teardown {
+        /// The finalizer kept.
+        finalizer: String,
+        /// The teardown's error.
+        #[source]
+        source: E,
+    },
+    /// Reading or writing the Vino failed.
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+}
+
+/// Whether `vino` carries host `node`'s finalizer.
+pub fn has_finalizer(vino: &Vino, node: &str) -> bool {
+    let mine = finalizer_name(node);
+    vino.finalizers().contains(&mine)
+}
+
+/// Brings host `node`'s finalizer on `vino` in line with whether the Vino `selected` the host
+/// and whether it is being deleted: adds it to a live, selecting Vino ([`State::Active`]);
+/// otherwise, if the finalizer is there, runs `teardown` and removes the finalizer once it
+/// succeeded ([`State::Released`]).
+pub async fn reconcile<F, Fut, E>(
+    client: &Client,
+    vino: &Vino,
+    node: &str,
+    selected: bool,
+    teardown: F,
+) -> Result<State, FinalizeError<E>>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
+    let deleting = vino.metadata.deletion_timestamp.is_some();
+    let present = has_finalizer(vino, node);
+    if selected && !deleting {
+        if !present {
+            add(client, vino, node).await?;
+        }
+        return Ok(State::Active);
+    }
+    if !present {
+        return Ok(State::Absent);
+    }
+    teardown().await.map_err(|source| FinalizeError::Teardown {
+        finalizer: finalizer_name(node),
+        source,
+    })?;
+    remove(client, vino, node).await?;
+    Ok(State::Released)
+}
+
+/// Adds host `node`'s finalizer to `vino` (a no-op if present).
+pub async fn add(client: &Client, vino: &Vino, node: &str) -> Result<(), KubeError> {
+    let (api, name) = target(client, vino)?;
+    let body = apply_body(vino, &name, Some(&finalizer_name(node)));
+    api.patch(
+        &name,
+        &PatchParams::apply(&field_manager(node)).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|e| {
+        KubeError::api(
+            format!("add finalizer {} to Vino {name}", finalizer_name(node)),
+            e,
+        )
+    })?;
+    info!(vino = %name, node, "finalizer added");
+    Ok(())
+}
+
+/// Removes host `node`'s finalizer from `vino`. A Vino that is already gone is fine.
+pub async fn remove(client: &Client, vino: &Vino, node: &str) -> Result<(), KubeError> {
+    let (api, name) = target(client, vino)?;
+    let mine = finalizer_name(node);
+    let what = || format!("remove finalizer {mine} from Vino {name}");
+    let body = apply_body(vino, &name, None);
+    let after = match api
+        .patch(
+            &name,
+            &PatchParams::apply(&field_manager(node)).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
+        Ok(v) => v,
+        Err(e) if is_status(&e, 404) => return Ok(()),
+        Err(e) => return Err(KubeError::api(what(), e)),
+    };
+    // Someone else also listed this host's finalizer (e.g. an edit that re-sent it), so giving
+    // up ownership did not remove it: remove it by position, checked.
+    if let Some(i) = after.finalizers().iter().position(|f| *f == mine) {
+        let patch = json!([
+            {"op": "test", "path": format!("/metadata/finalizers/{i}"), "value": mine},
+            {"op": "remove", "path": format!("/metadata/finalizers/{i}")},
+        ]);
+        let patch: json_patch::Patch = serde_json::from_value(patch)
+            .map_err(|e| KubeError::api(what(), kube::Error::SerdeError(e)))?;
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_status(&e, 404) => return Ok(()),
+            Err(e) => return Err(KubeError::api(what(), e)),
+        }
+    }
+    info!(vino = %name, node, "finalizer removed");
+    Ok(())
+}
+
+fn target(client: &Client, vino: &Vino) -> Result<(Api<Vino>, String), KubeError> {
+    let name = vino.name_any();
+    let ns = vino
+        .namespace()
+        .ok_or_else(|| KubeError::Incomplete(name.clone(), "namespace"))?;
+    Ok((Api::namespaced(client.clone(), &ns), name))
+}
+
+/// The applied configuration: only this host's finalizer, or nothing to give it up.
+fn apply_body(vino: &Vino, name: &str, finalizer: Option<&str>) -> serde_json::Value {
+    let mut meta = json!({"name": name, "namespace": vino.namespace()});
+    if let Some(f) = finalizer {
+        meta["finalizers"] = json!([f]);
+    }
+    json!({
+        "apiVersion": Vino::api_version(&()),
+        "kind": Vino::kind(&()),
+        "metadata": meta,
+    })
+}

@@ -1,0 +1,132 @@
+//! The Kubernetes side of a host: IP claims shared with the other hosts of a Vino, publication
+//! of BareMetalHosts and Secrets, this host's status entry and conditions, events, and its
+//! finalizer. Every write names this host: server-side apply uses the field manager
+//! `vinod/<node>`, and every object vinod publishes carries `vino.airshipit.org/node`.
+//!
+//! Each function does one round of API calls and returns; the daemon loop decides when to call
+//! them. Retries are bounded ([`MAX_ATTEMPTS`]) and only for optimistic-concurrency conflicts.
+
+pub mod claims;
+pub mod finalizer;
+pub mod publish;
+pub mod status;
+
+use std::hash::{BuildHasher, RandomState};
+use std::time::Duration;
+
+use crate::plan::names::label_value;
+
+/// How often a read-modify-write is attempted before giving up on conflicts.
+pub const MAX_ATTEMPTS: u32 = 40;
+
+/// Errors of the Kubernetes layer.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// An API request failed.
+    #[error("{what}")]
+    Api {
+        /// What was being done, naming the object.
+        what: String,
+        /// The client's error (the API status, or the transport error).
+        #[source]
+        source: kube::Error,
+    },
+    /// Other writers kept changing the object between this host's read and write.
+    #[error("{what}: still conflicting after {attempts} attempts")]
+    Contended {
+        /// What was being done.
+        what: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// An object with the name vinod wants exists but is not this host's (no takeover).
+    #[error("{kind} {namespace}/{name} exists and is not vinod's for this host and Vino: {why}")]
+    Clash {
+        /// Object kind.
+        kind: &'static str,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// What does not match.
+        why: String,
+    },
+    /// A planned object breaks a rule its admission webhook enforces (BMO's for hosts).
+    #[error("{kind} {namespace}/{name} would be rejected: {problems}")]
+    Rejected {
+        /// Object kind.
+        kind: &'static str,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The broken rules, by field.
+        problems: String,
+    },
+    /// IP claims left behind by an earlier Vino of the same name, still held by other hosts.
+    #[error(
+        "VinoIPClaim {namespace}/{name} belongs to an earlier Vino with this name (uid {uid}) and is still held by {hosts}; remove it once those hosts are gone"
+    )]
+    StaleClaims {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The earlier Vino's UID.
+        uid: String,
+        /// Hosts holding entries.
+        hosts: String,
+    },
+    /// The Vino lacks metadata the cluster always sets (name, namespace, uid).
+    #[error("Vino {0} has no {1}: was it read from the API server?")]
+    Incomplete(String, &'static str),
+}
+
+impl KubeError {
+    fn api(what: impl Into<String>, source: kube::Error) -> Self {
+        KubeError::Api {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// The server-side apply field manager of host `node`: `vinod/<node>`.
+pub fn field_manager(node: &str) -> String {
+    format!("vinod/{node}")
+}
+
+/// Host `node`'s finalizer on a Vino: `vino.airshipit.org/<node>` (the node part bounded to a
+/// valid qualified name, hashed if the node name is longer than 63 characters).
+pub fn finalizer_name(node: &str) -> String {
+    format!("vino.airshipit.org/{}", label_value(node))
+}
+
+/// Whether the error is an API status with `code`.
+pub(crate) fn is_status(e: &kube::Error, code: u16) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == code)
+}
+
+/// Sleeps before attempt `attempt + 1` of a contended write: 5–25 ms growing to 100–500 ms,
+/// randomised so that hosts that collided once do not collide again in step.
+pub(crate) async fn backoff(attempt: u32) {
+    let base = 5u64 << attempt.min(6);
+    let jitter = RandomState::new().hash_one(attempt) % (base * 4);
+    tokio::time::sleep(Duration::from_millis(base.min(100) + jitter.min(400))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_per_host() {
+        assert_eq!(field_manager("node-a"), "vinod/node-a");
+        assert_eq!(finalizer_name("node-a"), "vino.airshipit.org/node-a");
+        let long = "n".repeat(80);
+        let f = finalizer_name(&long);
+        let name = f.strip_prefix("vino.airshipit.org/").unwrap();
+        assert!(name.len() <= 63 && !name.is_empty(), "{f}");
+        assert_ne!(finalizer_name(&"n".repeat(81)), f);
+    }
+}

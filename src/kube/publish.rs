@@ -1,0 +1,460 @@
+//! Publication of a Vino's BareMetalHosts and Secrets for this host.
+//!
+//! vinod's objects are found by its ownership labels (`vino.airshipit.org/cr-name`,
+//! `cr-namespace`, `node`) and written by server-side apply with the field manager
+//! `vinod/<node>`, forced: vinod owns the fields it publishes, and a field it stops publishing
+//! (a label removed from `bmhLabels`) is removed. Objects without those labels, or with another
+//! host's, are never changed: a name taken by one is reported as a clash.
+//!
+//! Two BareMetalHost fields get special care:
+//! - `spec.online` belongs to whoever powers the host (BMO's user, e.g. CAPM3). vinod sets it
+//!   to `false` once, when it creates the host, with a plain create; its applies leave the field
+//!   out, so they never power a host off.
+//! - `spec.bootMACAddress` cannot change once set (BMO's webhook). A host whose MAC changed is
+//!   deleted and created again, and the report says so. While BMO's finalizer keeps the old one,
+//!   the new one waits (`pending`).
+//!
+//! Hosts are checked against BMO's webhook rules first ([`webhook_check`]); one that would be
+//! rejected is reported and not written.
+//!
+//! Secrets are applied before hosts (BMO reads them when a host appears) and deleted only once
+//! the host that references them is gone (BMO still needs the credentials to deprovision).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tracing::{info, warn};
+
+use super::{KubeError, field_manager, is_status};
+use crate::plan::{VinoPlan, names, ownership};
+use crate::spec::bmh::{BareMetalHost, BareMetalHostSpec, webhook_check};
+use crate::state::Owner;
+
+/// What one publication did.
+#[derive(Debug, Default)]
+pub struct PublishReport {
+    /// BareMetalHosts created.
+    pub created: Vec<String>,
+    /// BareMetalHosts deleted and created again because their boot MAC changed.
+    pub recreated: Vec<String>,
+    /// BareMetalHosts deleted (no longer planned).
+    pub deleted: Vec<String>,
+    /// Secrets created.
+    pub secrets_created: Vec<String>,
+    /// Secrets deleted.
+    pub secrets_deleted: Vec<String>,
+    /// Objects waiting for a BareMetalHost that is still being deleted (finalizers); the next
+    /// publication finishes them.
+    pub pending: Vec<String>,
+    /// What failed; every object was attempted.
+    pub errors: Vec<KubeError>,
+}
+
+impl PublishReport {
+    /// Whether everything is published as planned.
+    pub fn is_complete(&self) -> bool {
+        self.pending.is_empty() && self.errors.is_empty()
+    }
+}
+
+/// Publishes `plan`'s BareMetalHosts and Secrets in the Vino's namespace and deletes those
+/// this host published earlier for the Vino that the plan no longer has.
+pub async fn publish(client: &Client, plan: &VinoPlan) -> Result<PublishReport, KubeError> {
+    sync(
+        client,
+        &plan.owner,
+        &plan.node,
+        &plan.bare_metal_hosts,
+        &plan.secrets,
+    )
+    .await
+}
+
+/// Deletes everything this host published for the Vino (teardown or deselection).
+pub async fn withdraw(
+    client: &Client,
+    owner: &Owner,
+    node: &str,
+) -> Result<PublishReport, KubeError> {
+    sync(client, owner, node, &[], &[]).await
+}
+
+async fn sync(
+    client: &Client,
+    owner: &Owner,
+    node: &str,
+    hosts: &[BareMetalHost],
+    secrets: &[Secret],
+) -> Result<PublishReport, KubeError> {
+    let ns = owner.namespace.as_str();
+    let labels = ownership(owner, node);
+    let selector = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let writer = Writer {
+        manager: field_manager(node),
+        labels,
+        namespace: ns.to_string(),
+    };
+    let bmh_api: Api<BareMetalHost> = Api::namespaced(client.clone(), ns);
+    let secret_api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let live_hosts = list(&bmh_api, &selector).await?;
+    let live_secrets = list(&secret_api, &selector).await?;
+    let mut report = PublishReport::default();
+
+    for s in secrets {
+        let body = secret_body(s);
+        match writer
+            .ensure(
+                &secret_api,
+                s,
+                live_secrets.get(&s.name_any()),
+                minimal_secret,
+                body,
+            )
+            .await
+        {
+            Ok(true) => report.secrets_created.push(s.name_any()),
+            Ok(false) => {}
+            Err(e) => report.errors.push(e),
+        }
+    }
+
+    for h in hosts {
+        let name = h.name_any();
+        let mut live = live_hosts.get(&name);
+        if let Some(l) = live
+            && let Some(old) = l.spec.boot_mac_address.as_deref().filter(|m| !m.is_empty())
+            && Some(old) != h.spec.boot_mac_address.as_deref()
+        {
+            warn!(
+                bmh = %name,
+                old,
+                new = h.spec.boot_mac_address.as_deref().unwrap_or(""),
+                "bootMACAddress is immutable: deleting the BareMetalHost to create it again"
+            );
+            match delete(&bmh_api, l).await {
+                Ok(true) => {
+                    report.recreated.push(name.clone());
+                    live = None;
+                }
+                Ok(false) => {
+                    report
+                        .pending
+                        .push(format!("BareMetalHost {ns}/{name} (new bootMACAddress)"));
+                    continue;
+                }
+                Err(e) => {
+                    report.errors.push(e);
+                    continue;
+                }
+            }
+        } else if live.is_some_and(|l| l.meta().deletion_timestamp.is_some()) {
+            report
+                .pending
+                .push(format!("BareMetalHost {ns}/{name} (being deleted)"));
+            continue;
+        }
+        let problems = webhook_check(h, live);
+        if !problems.is_empty() {
+            report.errors.push(KubeError::Rejected {
+                kind: "BareMetalHost",
+                namespace: ns.to_string(),
+                name,
+                problems: problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
+            continue;
+        }
+        match writer
+            .ensure(&bmh_api, h, live, minimal_host, host_body(h))
+            .await
+        {
+            Ok(true) if !report.recreated.contains(&name) => report.created.push(name),
+            Ok(_) => {}
+            Err(e) => report.errors.push(e),
+        }
+    }
+
+    // Withdrawals: hosts first; a host's Secrets once the host is gone.
+    let wanted: BTreeSet<String> = hosts.iter().map(|h| h.name_any()).collect();
+    let mut remaining: BTreeSet<String> = live_hosts.keys().cloned().collect();
+    for (name, l) in &live_hosts {
+        if wanted.contains(name) {
+            continue;
+        }
+        match delete(&bmh_api, l).await {
+            Ok(gone) => {
+                report.deleted.push(name.clone());
+                if gone {
+                    remaining.remove(name);
+                }
+            }
+            Err(e) => report.errors.push(e),
+        }
+    }
+    let wanted: BTreeSet<String> = secrets.iter().map(|s| s.name_any()).collect();
+    for (name, s) in &live_secrets {
+        if wanted.contains(name) {
+            continue;
+        }
+        if let Some(host) = referencing_host(name).filter(|h| remaining.contains(*h)) {
+            report.pending.push(format!(
+                "Secret {ns}/{name} (BareMetalHost {host} still exists)"
+            ));
+            continue;
+        }
+        match delete(&secret_api, s).await {
+            Ok(_) => report.secrets_deleted.push(name.clone()),
+            Err(e) => report.errors.push(e),
+        }
+    }
+    if !(report.created.is_empty() && report.recreated.is_empty() && report.deleted.is_empty()) {
+        info!(
+            vino = %owner,
+            created = report.created.len(),
+            recreated = report.recreated.len(),
+            deleted = report.deleted.len(),
+            "BareMetalHosts published"
+        );
+    }
+    Ok(report)
+}
+
+/// The BareMetalHost a vinod Secret belongs to, from its name.
+fn referencing_host(secret: &str) -> Option<&str> {
+    secret
+        .strip_suffix(&names::credentials_secret(""))
+        .or_else(|| secret.strip_suffix(&names::network_data_secret("")))
+}
+
+/// How this host writes objects.
+struct Writer {
+    manager: String,
+    labels: BTreeMap<String, String>,
+    namespace: String,
+}
+
+impl Writer {
+    /// Makes `desired` exist as published by this host: creates it (as `minimal(desired)`) if
+    /// `live` is absent, then applies `body`. Returns whether it was created.
+    async fn ensure<K>(
+        &self,
+        api: &Api<K>,
+        desired: &K,
+        live: Option<&K>,
+        minimal: fn(&K, &BTreeMap<String, String>) -> K,
+        body: Value,
+    ) -> Result<bool, KubeError>
+    where
+        K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    {
+        let name = desired.name_any();
+        let kind = K::kind(&());
+        let what = |verb: &str| format!("{verb} {kind} {}/{name}", self.namespace);
+        let mut created = false;
+        if live.is_none() {
+            let pp = PostParams {
+                field_manager: Some(self.manager.clone()),
+                ..Default::default()
+            };
+            match api.create(&pp, &minimal(desired, &self.labels)).await {
+                Ok(_) => created = true,
+                Err(e) if is_status(&e, 409) => {
+                    // Not in this host's list, so not its own: never take it over.
+                    let other = api
+                        .get(&name)
+                        .await
+                        .map_err(|e| KubeError::api(what("get"), e))?;
+                    return Err(self.clash(&other));
+                }
+                Err(e) => return Err(KubeError::api(what("create"), e)),
+            }
+        }
+        api.patch(
+            &name,
+            &PatchParams::apply(&self.manager).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(|e| KubeError::api(what("apply"), e))?;
+        Ok(created)
+    }
+
+    fn clash<K: Resource<DynamicType = ()>>(&self, other: &K) -> KubeError {
+        let theirs = other.meta().labels.clone().unwrap_or_default();
+        let why = self
+            .labels
+            .iter()
+            .find(|(k, v)| theirs.get(*k) != Some(*v))
+            .map(|(k, v)| match theirs.get(k) {
+                Some(t) => format!("label {k} is {t:?}, not {v:?}"),
+                None => format!("label {k} is missing"),
+            })
+            .unwrap_or_else(|| "it was created meanwhile by someone else".into());
+        KubeError::Clash {
+            kind: match K::kind(&()).as_ref() {
+                "Secret" => "Secret",
+                _ => "BareMetalHost",
+            },
+            namespace: self.namespace.clone(),
+            name: other.name_any(),
+            why,
+        }
+    }
+}
+
+/// Objects by name, listed with this host's ownership labels.
+async fn list<K>(api: &Api<K>, selector: &str) -> Result<BTreeMap<String, K>, KubeError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let list = api
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(|e| KubeError::api(format!("list {} with {selector}", K::plural(&())), e))?;
+    Ok(list.items.into_iter().map(|o| (o.name_any(), o)).collect())
+}
+
+/// Deletes exactly `live` (by UID); `true` when it is gone, `false` while finalizers keep it.
+async fn delete<K>(api: &Api<K>, live: &K) -> Result<bool, KubeError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let dp = DeleteParams::default().preconditions(Preconditions {
+        uid: live.meta().uid.clone(),
+        resource_version: None,
+    });
+    match api.delete(&live.name_any(), &dp).await {
+        Ok(either) => Ok(either.is_right()),
+        Err(e) if is_status(&e, 404) => Ok(true),
+        Err(e) => Err(KubeError::api(
+            format!("delete {} {}", K::kind(&()), live.name_any()),
+            e,
+        )),
+    }
+}
+
+/// What a new BareMetalHost is created with: the required fields, the ownership labels and
+/// owner, and `online: false`, which stays the creator's (see the module documentation).
+fn minimal_host(h: &BareMetalHost, labels: &BTreeMap<String, String>) -> BareMetalHost {
+    let mut m = BareMetalHost::new(
+        &h.name_any(),
+        BareMetalHostSpec {
+            bmc: h.spec.bmc.clone(),
+            online: false,
+            ..Default::default()
+        },
+    );
+    m.metadata = minimal_meta(&h.metadata, labels);
+    m
+}
+
+fn minimal_secret(s: &Secret, labels: &BTreeMap<String, String>) -> Secret {
+    Secret {
+        metadata: minimal_meta(&s.metadata, labels),
+        type_: s.type_.clone(),
+        ..Default::default()
+    }
+}
+
+/// Name, namespace, owner and only the ownership labels.
+fn minimal_meta(m: &ObjectMeta, labels: &BTreeMap<String, String>) -> ObjectMeta {
+    ObjectMeta {
+        name: m.name.clone(),
+        namespace: m.namespace.clone(),
+        labels: Some(labels.clone()),
+        owner_references: m.owner_references.clone(),
+        ..Default::default()
+    }
+}
+
+/// The applied configuration of a BareMetalHost: everything planned but `spec.online`.
+fn host_body(h: &BareMetalHost) -> Value {
+    let mut v = serde_json::to_value(h).unwrap_or_default();
+    if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("online");
+    }
+    v
+}
+
+/// The applied configuration of a Secret, with `stringData` (write-only, so never equal to
+/// what is stored) turned into `data`.
+fn secret_body(s: &Secret) -> Value {
+    let mut s = s.clone();
+    if let Some(strings) = s.string_data.take() {
+        let data = s.data.get_or_insert_with(BTreeMap::new);
+        for (k, v) in strings {
+            data.insert(k, ByteString(v.into_bytes()));
+        }
+    }
+    serde_json::to_value(&s).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::bmh::BmcDetails;
+
+    #[test]
+    fn host_body_leaves_online_to_the_power_owner() {
+        let h = BareMetalHost::new(
+            "h",
+            BareMetalHostSpec {
+                bmc: BmcDetails {
+                    address: "redfish+http://10.0.0.2:8000/redfish/v1/Systems/x".into(),
+                    credentials_name: "h-credentials".into(),
+                    disable_certificate_verification: true,
+                },
+                boot_mac_address: Some("52:54:00:00:00:01".into()),
+                online: false,
+                ..Default::default()
+            },
+        );
+        let body = host_body(&h);
+        assert!(body["spec"].get("online").is_none());
+        assert_eq!(body["spec"]["bootMACAddress"], "52:54:00:00:00:01");
+        assert_eq!(body["apiVersion"], "metal3.io/v1alpha1");
+        assert_eq!(
+            minimal_host(&h, &BTreeMap::new()).spec.boot_mac_address,
+            None
+        );
+    }
+
+    #[test]
+    fn secret_body_carries_data_not_string_data() {
+        let s = Secret {
+            string_data: Some(BTreeMap::from([("password".to_string(), "pw".to_string())])),
+            ..Default::default()
+        };
+        let body = secret_body(&s);
+        assert!(body.get("stringData").is_none());
+        assert_eq!(body["data"]["password"], "cHc=");
+        assert_eq!(body["kind"], "Secret");
+    }
+
+    #[test]
+    fn secrets_map_to_their_host() {
+        assert_eq!(
+            referencing_host("v-n-worker-0-credentials"),
+            Some("v-n-worker-0")
+        );
+        assert_eq!(
+            referencing_host("v-n-worker-0-network-data"),
+            Some("v-n-worker-0")
+        );
+        assert_eq!(referencing_host("unrelated"), None);
+    }
+}

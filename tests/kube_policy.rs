@@ -1,0 +1,425 @@
+//! Least privilege on a real API server: `packaging/rbac/` applied as shipped, then each host
+//! identity may write only its own BareMetalHosts, Secrets, claim entries, status entry and
+//! finalizer. Another host's are refused by the admission policy (403), RBAC refuses the rest.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::net::{IpAddr, Ipv4Addr};
+
+use common::kube_env::KubeEnv;
+use k8s_openapi::api::core::v1::{Node, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use vinod::config::Config;
+use vinod::kube::{claims, finalizer, publish, status};
+use vinod::plan::{self, NodeFacts, PlanInput};
+use vinod::spec::bmh::BareMetalHost;
+use vinod::spec::claim::VinoIPClaim;
+use vinod::spec::cpuset::CpuSet;
+use vinod::spec::{self, NodePhase, NodeStatus, Vino};
+
+const NS: &str = "lab";
+const POLICY: &str =
+    "ValidatingAdmissionPolicy 'vinod-node-scope' with binding 'vinod-node-scope' denied request";
+
+#[track_caller]
+fn denied_by_policy<T: Debug>(r: Result<T, kube::Error>, what: &str) -> String {
+    match r {
+        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains(POLICY) => s.message,
+        other => panic!("{what}: expected the policy to refuse, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn denied_by_rbac<T: Debug>(r: Result<T, kube::Error>, what: &str) {
+    match r {
+        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("cannot") => {}
+        other => panic!("{what}: expected RBAC to refuse, got {other:?}"),
+    }
+}
+
+fn demo() -> Vino {
+    let text =
+        std::fs::read_to_string(common::kube_env::repo().join("examples/vino.yaml")).unwrap();
+    let mut v = spec::parse_vino(&text).unwrap();
+    v.metadata.namespace = Some(NS.into());
+    v
+}
+
+/// Claims, publishes and reports as `node` with its own client; returns its BareMetalHost names.
+async fn publish_as(client: &Client, vino: &Vino, node: &str) -> Vec<String> {
+    let facts = NodeFacts {
+        name: node.into(),
+        labels: BTreeMap::from([("vino.airshipit.org/demo".into(), "true".into())]),
+        addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))],
+        numa: vec![],
+    };
+    let config = Config::default();
+    let plan = claims::reserve(client, vino, node, |all| {
+        plan::plan(PlanInput {
+            vino,
+            node: &facts,
+            config: &config,
+            claims: all,
+            credentials: None,
+            taken_cpus: &CpuSet::default(),
+        })
+        .map(|p| (p.claims.clone(), p))
+    })
+    .await
+    .unwrap();
+    let report = publish::publish(client, &plan).await.unwrap();
+    assert!(report.is_complete(), "{node}: {report:?}");
+    plan.bare_metal_hosts.iter().map(|h| h.name_any()).collect()
+}
+
+fn bmh(name: &str, node: Option<&str>) -> BareMetalHost {
+    let labels = node.map_or(json!({}), |n| json!({"vino.airshipit.org/node": n}));
+    serde_json::from_value(json!({
+        "apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost",
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "spec": {"bmc": {"address": "redfish+http://192.0.2.1/redfish/v1/Systems/x", "credentialsName": "c"}, "online": false}
+    }))
+    .unwrap()
+}
+
+fn secret(name: &str, node: Option<&str>) -> Secret {
+    let labels = node.map_or(json!({}), |n| json!({"vino.airshipit.org/node": n}));
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "stringData": {"password": "x"}
+    }))
+    .unwrap()
+}
+
+fn label(key: &str) -> Patch<serde_json::Value> {
+    Patch::Merge(json!({"metadata": {"labels": {key: "x"}}}))
+}
+
+#[tokio::test]
+async fn hosts_may_write_only_their_own_objects() {
+    let Some(env) = KubeEnv::start().await else {
+        return;
+    };
+    env.namespace(NS).await;
+    env.namespace("other").await;
+    env.install_rbac(&[NS]).await;
+    let admin = env.admin();
+    let a = env.node_client("node-a").await;
+    let b = env.node_client("node-b").await;
+    let vino = Api::<Vino>::namespaced(admin.clone(), NS)
+        .create(&PostParams::default(), &demo())
+        .await
+        .unwrap();
+
+    // Each host does its own work under the shipped roles and policy.
+    let mine = publish_as(&a, &vino, "node-a").await;
+    let theirs = publish_as(&b, &vino, "node-b").await;
+    finalizer::add(&a, &vino, "node-a").await.unwrap();
+    finalizer::add(&b, &vino, "node-b").await.unwrap();
+    let sel: BTreeSet<String> = ["node-a", "node-b"].map(String::from).into();
+    let entry = |node: &str| NodeStatus {
+        name: node.into(),
+        phase: NodePhase::Ready,
+        vms_ready: 3,
+        vms_total: 3,
+        message: None,
+        observed_generation: vino.metadata.generation,
+    };
+    status::report(&a, NS, "demo", &entry("node-a"), &sel)
+        .await
+        .unwrap();
+    status::report(&b, NS, "demo", &entry("node-b"), &sel)
+        .await
+        .unwrap();
+
+    // BareMetalHosts, as node-a.
+    let hosts: Api<BareMetalHost> = Api::namespaced(a.clone(), NS);
+    let pp = PostParams::default();
+    let msg = denied_by_policy(
+        hosts.create(&pp, &bmh("sneaky", Some("node-b"))).await,
+        "create node-b's host",
+    );
+    assert!(msg.contains("vinod host node-a may only write baremetalhosts labelled vino.airshipit.org/node=node-a"), "{msg}");
+    denied_by_policy(
+        hosts.create(&pp, &bmh("unlabelled", None)).await,
+        "create an unlabelled host",
+    );
+    denied_by_policy(
+        hosts
+            .patch(&theirs[0], &PatchParams::default(), &label("x"))
+            .await,
+        "patch node-b's host",
+    );
+    denied_by_policy(
+        hosts.delete(&theirs[0], &DeleteParams::default()).await,
+        "delete node-b's host",
+    );
+    denied_by_policy(
+        hosts
+            .patch(
+                &mine[0],
+                &PatchParams::default(),
+                &Patch::Merge(
+                    json!({"metadata": {"labels": {"vino.airshipit.org/node": "node-b"}}}),
+                ),
+            )
+            .await,
+        "hand its host to node-b",
+    );
+    hosts
+        .patch(&mine[0], &PatchParams::default(), &label("x"))
+        .await
+        .unwrap();
+    hosts
+        .create(&pp, &bmh("extra-a", Some("node-a")))
+        .await
+        .unwrap();
+    hosts
+        .delete("extra-a", &DeleteParams::default())
+        .await
+        .unwrap();
+
+    // The same through kubectl.
+    let out = env
+        .kubectl_as("node-a")
+        .args(["delete", "baremetalhost", &theirs[0], "-n", NS])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("(Forbidden)") && stderr.contains(POLICY),
+        "{stderr}"
+    );
+
+    // Secrets, as node-a.
+    let secrets: Api<Secret> = Api::namespaced(a.clone(), NS);
+    let their_secret = format!("{}-credentials", theirs[0]);
+    let my_secret = format!("{}-credentials", mine[0]);
+    denied_by_policy(
+        secrets.create(&pp, &secret("sneaky", Some("node-b"))).await,
+        "create node-b's Secret",
+    );
+    denied_by_policy(
+        secrets.create(&pp, &secret("plain", None)).await,
+        "create an unlabelled Secret",
+    );
+    denied_by_policy(
+        secrets
+            .patch(&their_secret, &PatchParams::default(), &label("x"))
+            .await,
+        "patch node-b's Secret",
+    );
+    denied_by_policy(
+        secrets
+            .delete(&their_secret, &DeleteParams::default())
+            .await,
+        "delete node-b's Secret",
+    );
+    secrets
+        .patch(&my_secret, &PatchParams::default(), &label("x"))
+        .await
+        .unwrap();
+    secrets
+        .delete(&my_secret, &DeleteParams::default())
+        .await
+        .unwrap();
+
+    // The Vino: only node-a's own finalizer, nothing else.
+    let vinoes: Api<Vino> = Api::namespaced(a.clone(), NS);
+    let apply = PatchParams::apply("vinod/node-a").force();
+    let finalizers = |f: &[&str]| {
+        json!({"apiVersion": "airship.airshipit.org/v1", "kind": "Vino",
+               "metadata": {"name": "demo", "namespace": NS, "finalizers": f}})
+    };
+    let msg = denied_by_policy(
+        vinoes
+            .patch(
+                "demo",
+                &apply,
+                &Patch::Apply(finalizers(&[
+                    "vino.airshipit.org/node-a",
+                    "vino.airshipit.org/node-c",
+                ])),
+            )
+            .await,
+        "add another host's finalizer",
+    );
+    assert!(
+        msg.contains("may only add or remove its finalizer vino.airshipit.org/node-a"),
+        "{msg}"
+    );
+    denied_by_policy(
+        vinoes
+            .patch(
+                "demo",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": ["vino.airshipit.org/node-a"]}})),
+            )
+            .await,
+        "drop node-b's finalizer",
+    );
+    denied_by_policy(
+        vinoes
+            .patch(
+                "demo",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"nodes": [{"name": "master", "count": 9}]}})),
+            )
+            .await,
+        "change the spec",
+    );
+    denied_by_policy(
+        vinoes
+            .patch("demo", &PatchParams::default(), &label("x"))
+            .await,
+        "label the Vino",
+    );
+    denied_by_rbac(
+        vinoes.delete("demo", &DeleteParams::default()).await,
+        "delete the Vino",
+    );
+    denied_by_rbac(vinoes.create(&pp, &demo()).await, "create a Vino");
+    finalizer::remove(&a, &vino, "node-a").await.unwrap();
+    finalizer::add(&a, &vino, "node-a").await.unwrap();
+
+    // Status: only node-a's entry.
+    let status_body = |node: &str| {
+        json!({"apiVersion": "airship.airshipit.org/v1", "kind": "Vino",
+               "metadata": {"name": "demo", "namespace": NS},
+               "status": {"nodes": [{"name": node, "phase": "Degraded", "message": "forged"}]}})
+    };
+    let msg = denied_by_policy(
+        vinoes
+            .patch_status("demo", &apply, &Patch::Apply(status_body("node-b")))
+            .await,
+        "write node-b's status entry",
+    );
+    assert!(
+        msg.contains("may only write its own entry of status.nodes"),
+        "{msg}"
+    );
+    denied_by_policy(
+        vinoes
+            .patch_status(
+                "demo",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"nodes": []}})),
+            )
+            .await,
+        "wipe every status entry",
+    );
+    let v = status::report(
+        &a,
+        NS,
+        "demo",
+        &NodeStatus {
+            phase: NodePhase::Progressing,
+            ..entry("node-a")
+        },
+        &sel,
+    )
+    .await
+    .unwrap();
+    assert_eq!(v.status.unwrap().nodes.len(), 2);
+
+    // IP claims: only node-a's entry.
+    let claims_api: Api<VinoIPClaim> = Api::namespaced(a.clone(), NS);
+    let name = claims::object_name("demo", "provisioning");
+    let mut o = claims_api.get(&name).await.unwrap();
+    o.spec.hosts.get_mut("node-b").unwrap().block = Some(9);
+    let msg = denied_by_policy(
+        claims_api.replace(&name, &pp, &o).await,
+        "change node-b's claims",
+    );
+    assert!(
+        msg.contains("may only change its own entry of spec.hosts"),
+        "{msg}"
+    );
+    let mut o = claims_api.get(&name).await.unwrap();
+    o.spec.hosts.remove("node-b");
+    denied_by_policy(
+        claims_api.replace(&name, &pp, &o).await,
+        "drop node-b's claims",
+    );
+    denied_by_policy(
+        claims_api.delete(&name, &DeleteParams::default()).await,
+        "delete shared claims",
+    );
+    claims::release(&a, NS, "demo", "node-a").await.unwrap();
+    let o = claims_api.get(&name).await.unwrap();
+    assert_eq!(o.spec.hosts.keys().collect::<Vec<_>>(), ["node-b"]);
+
+    // Namespaces without the role binding stay closed, even for reading.
+    let elsewhere: Api<Secret> = Api::namespaced(a.clone(), "other");
+    denied_by_rbac(
+        elsewhere.list(&Default::default()).await,
+        "list Secrets in another namespace",
+    );
+
+    // node-b's objects are all still there, unchanged by node-a's attempts.
+    let b_hosts: Api<BareMetalHost> = Api::namespaced(admin.clone(), NS);
+    for h in &theirs {
+        let live = b_hosts.get(h).await.unwrap();
+        assert!(!live.labels().contains_key("x"), "{h}");
+    }
+}
+
+#[tokio::test]
+async fn a_node_bound_service_account_token_is_confined_to_its_node() {
+    let Some(env) = KubeEnv::start().await else {
+        return;
+    };
+    env.namespace(NS).await;
+    env.namespace("vinod-system").await;
+    env.install_rbac(&[NS]).await;
+    env.kubectl_ok(&["create", "serviceaccount", "vinod", "-n", "vinod-system"]);
+    // A Node object to bind the token to (no kubelet here).
+    let node: Node = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-c"}}),
+    )
+    .unwrap();
+    Api::<Node>::all(env.admin())
+        .create(&PostParams::default(), &node)
+        .await
+        .unwrap();
+    let token = env.kubectl_ok(&[
+        "create",
+        "token",
+        "vinod",
+        "-n",
+        "vinod-system",
+        "--bound-object-kind",
+        "Node",
+        "--bound-object-name",
+        "node-c",
+    ]);
+    let c = env.token_client(token.trim());
+    let hosts: Api<BareMetalHost> = Api::namespaced(c.clone(), NS);
+    let pp = PostParams::default();
+    hosts
+        .create(&pp, &bmh("c-0", Some("node-c")))
+        .await
+        .unwrap();
+    let msg = denied_by_policy(
+        hosts.create(&pp, &bmh("a-0", Some("node-a"))).await,
+        "node-c writes node-a's host",
+    );
+    assert!(msg.contains("vinod host node-c may only write"), "{msg}");
+
+    // The same service account without a node binding is no host at all.
+    let unbound = env.kubectl_ok(&["create", "token", "vinod", "-n", "vinod-system"]);
+    let u: Api<BareMetalHost> = Api::namespaced(env.token_client(unbound.trim()), NS);
+    let msg = denied_by_policy(
+        u.create(&pp, &bmh("u-0", Some("node-c"))).await,
+        "unbound token",
+    );
+    assert!(
+        msg.contains("a vinod host must be user vinod-<node>"),
+        "{msg}"
+    );
+}
