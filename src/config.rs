@@ -56,6 +56,16 @@ pub struct Config {
     pub vnc: VncConfig,
     /// BareMetalHost labels.
     pub labels: LabelsConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+}
+
+/// Metrics settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `address:port` serving `GET /metrics`. Empty: off.
+    pub listen: String,
 }
 
 /// Logging settings.
@@ -308,6 +318,17 @@ impl Config {
             return bad(
                 "redfish.tls_cert",
                 "tls_cert and tls_key go together".into(),
+            );
+        }
+        if !self.metrics.listen.is_empty()
+            && self.metrics.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return bad(
+                "metrics.listen",
+                format!(
+                    "{:?} is not an address:port such as 127.0.0.1:9477",
+                    self.metrics.listen
+                ),
             );
         }
         if let Some(e) = crate::spec::syntax::label_key_error(&self.labels.rack_label) {

@@ -68,11 +68,14 @@ fn until(sock: &UnixDatagram, want: &str, limit: Duration) -> Vec<String> {
 fn notifications_follow_start_reload_and_stop() {
     let dir = tempfile::tempdir().unwrap();
     let _reaper = Reaper(dir.path().to_path_buf());
-    std::fs::write(
-        dir.path().join("vinod.toml"),
-        config_text(dir.path(), "test:///default", "vinod-notify", ""),
-    )
-    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = config_text(dir.path(), "test:///default", "vinod-notify", "")
+        + &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    std::fs::write(dir.path().join("vinod.toml"), config).unwrap();
     let manifest = dir.path().join("empty.yaml");
     std::fs::write(&manifest, "").unwrap();
     let socket = dir.path().join("notify.sock");
@@ -91,6 +94,17 @@ fn notifications_follow_start_reload_and_stop() {
         "{start:?}"
     );
     until(&sock, "WATCHDOG=1", Duration::from_secs(5));
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(&mut conn, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(
+        body.contains("vinod_reconcile_passes_total 1")
+            || body.contains("vinod_reconcile_passes_total 2"),
+        "{body}"
+    );
+    assert!(body.contains("# TYPE vinod_vms_ready gauge"), "{body}");
 
     kill(pid, Signal::SIGHUP).unwrap();
     let reload = until(&sock, "RELOADING=1", Duration::from_secs(5));

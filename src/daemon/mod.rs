@@ -2,6 +2,7 @@
 //! resync) and a clean stop on SIGTERM that leaves every VM running.
 
 pub mod inputs;
+pub mod metrics;
 pub mod notify;
 pub mod standalone;
 pub mod status;
@@ -57,6 +58,18 @@ where
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     let _watchdog = notifier.start_watchdog();
+    let metrics = metrics::Metrics::new();
+    let _metrics = match daemon.config.metrics.listen.parse::<std::net::SocketAddr>() {
+        Ok(addr) => {
+            let m = metrics.clone();
+            Some(AbortOnDrop(tokio::spawn(async move {
+                if let Err(e) = metrics::serve(addr, m).await {
+                    warn!(error = %e, "metrics will not be served");
+                }
+            })))
+        }
+        Err(_) => None,
+    };
     let (snapshots, rx) = tokio::sync::watch::channel(status::Snapshot::default());
     let socket = daemon.config.run_dir.join(status::SOCKET);
     let _status = AbortOnDrop(tokio::spawn(async move {
@@ -68,8 +81,30 @@ where
     let mut first = true;
     loop {
         notifier.beat();
+        let began = std::time::Instant::now();
         let converged = match daemon.pass(after_op).await {
             Ok(report) => {
+                let ready: u64 = report
+                    .reports
+                    .iter()
+                    .map(|r| u64::from(r.status.vms_ready))
+                    .sum();
+                let total: u64 = report
+                    .reports
+                    .iter()
+                    .map(|r| u64::from(r.status.vms_total))
+                    .sum();
+                let degraded = report
+                    .reports
+                    .iter()
+                    .filter(|r| r.status.phase == crate::spec::NodePhase::Degraded)
+                    .count() as u64;
+                metrics.pass(
+                    began.elapsed(),
+                    report.outcome.applied.len(),
+                    report.outcome.errors.len(),
+                );
+                metrics.set_state(ready, total, degraded);
                 for r in &report.reports {
                     info!(vino = %r.vino, phase = ?r.status.phase, ready = r.status.vms_ready, total = r.status.vms_total, message = r.status.message.as_deref().unwrap_or(""), "status");
                 }
@@ -99,6 +134,7 @@ where
                 report.converged && report.manifest_error.is_none()
             }
             Err(e) => {
+                metrics.failed_pass();
                 error!(error = %e, "pass failed; nothing was changed");
                 if first {
                     notifier.ready("first pass failed; retrying (see log)")
