@@ -388,6 +388,96 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
     label_node(&admin, true).await;
     wait_built(&admin, &ns, dir.path(), 1).await;
 
+    // A spec that passes the schema but cannot be planned (its credentials Secret does not
+    // exist): the host reports Degraded with the reason and keeps what it built.
+    Api::<Vino>::namespaced(admin.clone(), NS)
+        .patch(
+            "x",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"bmcCredentials": {
+                "username": null, "password": null, "secretRef": {"name": "bmc"}
+            }}})),
+        )
+        .await
+        .unwrap();
+    until("host entry Degraded", || async {
+        match host_entry(&admin).await {
+            Some(e)
+                if e.phase == vinod::spec::NodePhase::Degraded
+                    && e.message.as_deref().unwrap_or("").contains("\"bmc\"") =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let out = env
+        .kubectl()
+        .args([
+            "wait",
+            "--for=condition=Degraded",
+            "vino/x",
+            "-n",
+            NS,
+            "--timeout=60s",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out, "kubectl wait Degraded");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(count_objects(&admin).await, (1, 2, 1));
+    assert!(bridge_exists(&ns, "vcl0") && dnsmasq_running(dir.path()));
+    // The Secret appears: its credentials are read through the API and published.
+    let bmc: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bmc", "namespace": NS},
+        "stringData": {"username": "root", "password": "hunter2"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(admin.clone(), NS)
+        .create(&PostParams::default(), &bmc)
+        .await
+        .unwrap();
+    wait_built(&admin, &ns, dir.path(), 1).await;
+    until("credentials from the Secret published", || async {
+        let h = bmhs(&admin).await;
+        let Some(h) = h.first() else {
+            return Err("no host".into());
+        };
+        let c = Api::<Secret>::namespaced(admin.clone(), NS)
+            .get(&h.spec.bmc.credentials_name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let user = String::from_utf8(c.data.unwrap()["username"].0.clone()).unwrap();
+        if user == "root" { Ok(()) } else { Err(user) }
+    })
+    .await;
+
+    // The API refuses this host's reads (its RBAC binding is gone): passes fail and change
+    // nothing, they never take the refusal for "no Vinos".
+    env.kubectl_ok(&["delete", "clusterrolebinding", "vinod-node"]);
+    until("passes fail", || async {
+        if dump().contains("pass failed; nothing was changed") {
+            Ok(())
+        } else {
+            Err("no failed pass yet".into())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(count_objects(&admin).await, (1, 2, 1));
+    assert!(bridge_exists(&ns, "vcl0") && dnsmasq_running(dir.path()));
+    assert_eq!(snapshot(dir.path()).unwrap().vms.len(), 1);
+    env.kubectl_ok(&[
+        "apply",
+        "-f",
+        &common::kube_env::repo()
+            .join("packaging/rbac/vinod-bindings.yaml")
+            .display()
+            .to_string(),
+    ]);
+    wait_built(&admin, &ns, dir.path(), 1).await;
+
     // Deleted: everything goes, then the Vino.
     env.kubectl_ok(&["delete", "vino", "x", "-n", NS, "--wait=false"]);
     wait_torn_down(&admin, &ns, dir.path()).await;
