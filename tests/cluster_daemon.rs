@@ -363,6 +363,26 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
     set_workers(&admin, 1).await;
     wait_built(&admin, &ns, dir.path(), 1).await;
 
+    // Events name the VMs created and deleted.
+    until("VmCreated and VmDeleted Events", || async {
+        let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(admin.clone(), NS)
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let reasons: Vec<String> = events
+            .items
+            .iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("x"))
+            .filter_map(|e| e.reason.clone())
+            .collect();
+        if reasons.iter().any(|r| r == "VmCreated") && reasons.iter().any(|r| r == "VmDeleted") {
+            Ok(())
+        } else {
+            Err(format!("{reasons:?}"))
+        }
+    })
+    .await;
+
     // The Node loses its label: the Vino moves off the host, which tears everything down.
     label_node(&admin, false).await;
     wait_torn_down(&admin, &ns, dir.path()).await;

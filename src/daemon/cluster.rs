@@ -29,12 +29,13 @@ use crate::host::{Bridges, DhcpServers, Hypervisor, facts};
 use crate::kube::claims::{self, ReserveError};
 use crate::kube::finalizer::{self, State, has_finalizer};
 use crate::kube::{KubeError, publish, status};
-use crate::plan::{self, NodeFacts, NumaNode, PlanInput};
+use crate::plan::names::vm_names;
+use crate::plan::{self, NodeFacts, NumaNode, PlanInput, VinoPlan};
 use crate::reconcile::{Adapters, AfterOp, ReconcileError};
 use crate::render::objects::Credentials;
 use crate::spec::cpuset::CpuSet;
 use crate::spec::{NodePhase, Vino};
-use crate::state::Owner;
+use crate::state::{HostState, Owner};
 
 /// How long watch events are gathered before a pass runs.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -53,7 +54,8 @@ pub struct Cluster<B, D, H> {
     pub numa: Vec<NumaNode>,
     /// What the last pass saw and did, for `vinod status`.
     pub snapshot: Snapshot,
-    events: Option<mpsc::Receiver<()>>,
+    events: status::Events,
+    triggers: Option<mpsc::Receiver<()>>,
     watchers: Vec<AbortOnDrop>,
 }
 
@@ -77,6 +79,7 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
         client: Client,
         node_name: String,
     ) -> Self {
+        let events = status::Events::new(client.clone(), &node_name);
         Self {
             adapters,
             config,
@@ -84,7 +87,8 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
             node_name,
             numa: facts::numa_nodes(Path::new("/sys")),
             snapshot: Snapshot::default(),
-            events: None,
+            events,
+            triggers: None,
             watchers: Vec::new(),
         }
     }
@@ -104,7 +108,7 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
         self.watchers.push(AbortOnDrop(tokio::spawn(async move {
             forward(watcher(nodes, node_cfg), tx, "Node").await
         })));
-        self.events = Some(rx);
+        self.triggers = Some(rx);
     }
 
     /// Reads the cluster, plans, applies, publishes, reports and tears down once.
@@ -242,6 +246,11 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
                 match publish::publish(&self.client, p).await {
                     Ok(rep) => {
                         published += rep.created.len() + rep.recreated.len() + rep.deleted.len();
+                        for bmh in &rep.recreated {
+                            if let Err(e) = self.events.host_recreated(vino, bmh).await {
+                                warn!(error = %chain(&e), "cannot send an Event");
+                            }
+                        }
                         if !rep.errors.is_empty() {
                             degrade(
                                 r,
@@ -276,6 +285,9 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
                 errors.push(chain(&e));
             }
         }
+
+        self.send_events(&vinos, &plans, &observed, &now, first_error.as_deref())
+            .await;
 
         // 5. Teardown of Vinos deleted or no longer selecting this host.
         for vino in vinos.iter().filter(|v| !active(v, &node)) {
@@ -338,6 +350,59 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
         })
     }
 
+    /// Events on each Vino for the VMs this pass created, deleted or failed to build, and for
+    /// BareMetalHosts recreated. A failed Event is only logged.
+    async fn send_events(
+        &self,
+        vinos: &[Vino],
+        plans: &[VinoPlan],
+        observed: &HostState,
+        now: &HostState,
+        error: Option<&str>,
+    ) {
+        let mut sent = Vec::new();
+        for vino in vinos {
+            let owner = owner_of(vino);
+            let before = observed.owned_by(&owner).domains;
+            let after = now.owned_by(&owner).domains;
+            let plan = plans.iter().find(|p| p.owner == owner);
+            for (name, d) in &after {
+                if before.contains_key(name) {
+                    continue;
+                }
+                let bmh = plan
+                    .and_then(|p| p.vms.iter().find(|v| &v.name == name))
+                    .map(|v| v.bare_metal_host.clone())
+                    .unwrap_or_else(|| bmh_of(&owner, &self.node_name, &d.name));
+                sent.push(self.events.vm_created(vino, name, &bmh).await);
+            }
+            for name in before.keys().filter(|n| !after.contains_key(*n)) {
+                let bmh = bmh_of(&owner, &self.node_name, name);
+                sent.push(self.events.vm_deleted(vino, name, &bmh).await);
+            }
+            if let (Some(p), Some(e)) = (plan, error) {
+                for vm in &p.vms {
+                    let built = after.get(&vm.name).is_some_and(|d| {
+                        p.host
+                            .domains
+                            .get(&vm.name)
+                            .is_some_and(|w| w.spec_hash == d.spec_hash)
+                    });
+                    if !built {
+                        sent.push(
+                            self.events
+                                .vm_failed(vino, &vm.name, &vm.bare_metal_host, e)
+                                .await,
+                        );
+                    }
+                }
+            }
+        }
+        for e in sent.into_iter().filter_map(Result::err) {
+            warn!(error = %chain(&e), "cannot send an Event");
+        }
+    }
+
     /// This host's facts from its Node: labels, addresses (InternalIP first; a configured
     /// `redfish.advertise_address` still wins in the planner) and the NUMA layout from sysfs.
     fn facts_of(&self, me: &Node) -> NodeFacts {
@@ -366,6 +431,19 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
             Ok(s) => Ok(s.as_ref().and_then(secret_credentials)),
             Err(e) => Err(read_failed("a BMC credentials Secret", e)),
         }
+    }
+}
+
+/// The BareMetalHost name of domain `domain` (`<namespace>.<vino>.<set>-<index>`) of `owner`.
+fn bmh_of(owner: &Owner, node: &str, domain: &str) -> String {
+    let prefix = format!("{}.{}.", owner.namespace, owner.name);
+    let host = domain.strip_prefix(&prefix).unwrap_or(domain);
+    match host
+        .rsplit_once('-')
+        .and_then(|(set, i)| Some((set, i.parse().ok()?)))
+    {
+        Some((set, index)) => vm_names(&owner.namespace, &owner.name, node, set, index).bmh,
+        None => host.to_string(),
     }
 }
 
@@ -456,7 +534,7 @@ where
         &self.snapshot
     }
     async fn changed(&mut self) {
-        let Some(rx) = self.events.as_mut() else {
+        let Some(rx) = self.triggers.as_mut() else {
             return std::future::pending().await;
         };
         if rx.recv().await.is_none() {
