@@ -29,6 +29,7 @@ use crate::host::{Bridges, DhcpServers, Hypervisor, facts};
 use crate::kube::claims::{self, ReserveError};
 use crate::kube::finalizer::{self, State, has_finalizer};
 use crate::kube::{KubeError, publish, status};
+use crate::plan::diff::diff;
 use crate::plan::names::vm_names;
 use crate::plan::{self, NodeFacts, NumaNode, PlanInput, VinoPlan};
 use crate::reconcile::{Adapters, AfterOp, ReconcileError};
@@ -295,7 +296,7 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
                 continue;
             }
             let owner = owner_of(vino);
-            if !now.owned_by(&owner).domains.is_empty() || !converged {
+            if !diff(&HostState::default(), &now.owned_by(&owner)).is_empty() {
                 debug!(vino = %owner, "host objects still there; teardown waits");
                 continue;
             }
@@ -542,5 +543,39 @@ where
         }
         tokio::time::sleep(DEBOUNCE).await;
         while rx.try_recv().is_ok() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_ip_comes_first() {
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n"},
+            "status": {"addresses": [
+                {"type": "Hostname", "address": "n"},
+                {"type": "ExternalIP", "address": "203.0.113.9"},
+                {"type": "InternalIP", "address": "10.0.0.5"},
+            ]}
+        }))
+        .unwrap();
+        let want: Vec<IpAddr> = vec!["10.0.0.5".parse().unwrap(), "203.0.113.9".parse().unwrap()];
+        assert_eq!(node_addresses(&node), want);
+        assert!(node_addresses(&Node::default()).is_empty());
+    }
+
+    #[test]
+    fn bare_metal_host_of_a_domain() {
+        let owner = Owner {
+            namespace: "lab".into(),
+            name: "x".into(),
+        };
+        assert_eq!(
+            bmh_of(&owner, "host-a", "lab.x.worker-3"),
+            vm_names("lab", "x", "host-a", "worker", 3).bmh
+        );
+        assert_eq!(bmh_of(&owner, "host-a", "odd"), "odd");
     }
 }
