@@ -35,7 +35,8 @@ enum Command {
         /// Configuration file.
         #[arg(long, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
-        /// Run without a cluster, from a manifest of Vinos (and their Secrets) on disk.
+        /// Run without a cluster, from a manifest of Vinos (and their Secrets) on disk. Without
+        /// it vinod runs in cluster mode (KUBECONFIG or the in-cluster service account).
         #[arg(long, value_name = "FILE")]
         standalone: Option<PathBuf>,
         /// Reconcile once and exit: 0 if the host converged, 1 otherwise.

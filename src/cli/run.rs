@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use vinod::config::Config;
-use vinod::daemon::{self, Notifier, RunOptions, Standalone};
+use vinod::daemon::{self, Cluster, Notifier, RunOptions, Standalone};
 use vinod::host::bridge::NetlinkBridges;
 use vinod::host::dnsmasq::Dnsmasq;
 use vinod::host::facts;
@@ -23,9 +23,6 @@ pub fn run(config_path: &Path, standalone: Option<PathBuf>, once: bool) -> Resul
         .with_context(|| format!("cannot read {}", config_path.display()))?;
     let config = Config::parse(&text, &config_path.display().to_string())?;
     super::log::init(&config.log);
-    let Some(manifest) = standalone else {
-        bail!("cluster mode is not built yet: run with --standalone FILE (a Vino manifest)");
-    };
     let crash_after: Option<usize> = std::env::var(CRASH_AFTER_OPS)
         .ok()
         .and_then(|v| v.parse().ok());
@@ -33,6 +30,18 @@ pub fn run(config_path: &Path, standalone: Option<PathBuf>, once: bool) -> Resul
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let hook = move |n: usize| {
+        if crash_after == Some(n) {
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+    };
+    let opts = RunOptions {
+        once,
+        config_path: Some(config_path.to_path_buf()),
+    };
+    let Some(manifest) = standalone else {
+        return rt.block_on(run_cluster(config, &opts, &hook));
+    };
     rt.block_on(async {
         let node = node_facts(&config);
         tracing::info!(node = %node.name, manifest = %manifest.display(), "vinod starting (standalone)");
@@ -42,14 +51,41 @@ pub fn run(config_path: &Path, standalone: Option<PathBuf>, once: bool) -> Resul
             hypervisor: Libvirt::new(&config.libvirt),
         };
         let mut d = Standalone::new(adapters, config, node, manifest);
-        let hook = move |n: usize| {
-            if crash_after == Some(n) {
-                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-            }
-        };
-        let opts = RunOptions { once, config_path: Some(config_path.to_path_buf()) };
         Ok(daemon::run_standalone(&mut d, &opts, &Notifier::new(), &hook).await?)
     })
+}
+
+/// Cluster mode: the Vinos and this host's Node from the API server (`KUBECONFIG` or the
+/// in-cluster service account).
+async fn run_cluster(
+    config: Config,
+    opts: &RunOptions,
+    hook: &(dyn Fn(usize) + Sync),
+) -> Result<bool> {
+    let node = node_name(&config);
+    tracing::info!(node = %node, "vinod starting (cluster)");
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot configure the Kubernetes client (KUBECONFIG or in-cluster)")?;
+    let adapters = Adapters {
+        bridges: NetlinkBridges::new().context("cannot open a netlink connection")?,
+        dhcp: Dnsmasq::new(&config.dhcp.dnsmasq, &config.run_dir)
+            .context("cannot start the DHCP supervisor")?,
+        hypervisor: Libvirt::new(&config.libvirt),
+    };
+    let mut d = Cluster::new(adapters, config, client, node);
+    if !opts.once {
+        d.watch();
+    }
+    Ok(daemon::run_loop(&mut d, opts, &Notifier::new(), hook).await?)
+}
+
+fn node_name(config: &Config) -> String {
+    if config.node_name.is_empty() {
+        facts::hostname()
+    } else {
+        config.node_name.clone()
+    }
 }
 
 fn node_facts(config: &Config) -> NodeFacts {
@@ -58,11 +94,7 @@ fn node_facts(config: &Config) -> NodeFacts {
         Err(_) => facts::ipv4_addresses(),
     };
     NodeFacts {
-        name: if config.node_name.is_empty() {
-            facts::hostname()
-        } else {
-            config.node_name.clone()
-        },
+        name: node_name(config),
         labels: Default::default(),
         addresses,
         numa: facts::numa_nodes(Path::new("/sys")),

@@ -112,23 +112,27 @@ impl Manifest {
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-        let s = self.secrets.get(&(ns, r.name.clone()))?;
-        let get = |k: &str| {
-            s.string_data
-                .as_ref()
-                .and_then(|d| d.get(k).cloned())
-                .or_else(|| {
-                    s.data
-                        .as_ref()
-                        .and_then(|d| d.get(k))
-                        .and_then(|b| String::from_utf8(b.0.clone()).ok())
-                })
-        };
-        Some(Credentials {
-            username: get("username")?,
-            password: get("password")?,
-        })
+        secret_credentials(self.secrets.get(&(ns, r.name.clone()))?)
     }
+}
+
+/// BMC credentials from a Secret's `username` and `password` (`stringData` or `data`).
+pub fn secret_credentials(s: &Secret) -> Option<Credentials> {
+    let get = |k: &str| {
+        s.string_data
+            .as_ref()
+            .and_then(|d| d.get(k).cloned())
+            .or_else(|| {
+                s.data
+                    .as_ref()
+                    .and_then(|d| d.get(k))
+                    .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            })
+    };
+    Some(Credentials {
+        username: get("username")?,
+        password: get("password")?,
+    })
 }
 
 /// The owner key of a Vino.

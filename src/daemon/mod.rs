@@ -1,6 +1,7 @@
 //! The daemon: the reconcile loop with its triggers (manifest changes, SIGHUP, a periodic
 //! resync) and a clean stop on SIGTERM that leaves every VM running.
 
+pub mod cluster;
 pub mod inputs;
 pub mod metrics;
 pub mod notify;
@@ -15,9 +16,27 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::host::{Bridges, DhcpServers, Hypervisor};
-use crate::reconcile::AfterOp;
+use crate::reconcile::{AfterOp, ReconcileError};
+pub use cluster::Cluster;
 pub use notify::Notifier;
 pub use standalone::{PassReport, Standalone};
+
+/// One kind of daemon pass (standalone: a manifest; cluster: the API server) driven by
+/// [`run_loop`].
+#[allow(async_fn_in_trait)]
+pub trait Pass {
+    /// Reads, plans, applies and publishes once.
+    async fn pass(&mut self, after_op: AfterOp<'_>) -> Result<PassReport, ReconcileError>;
+    /// The configuration in use.
+    fn config(&self) -> &Config;
+    /// Replaces the configuration (SIGHUP).
+    fn set_config(&mut self, config: Config);
+    /// What the last pass saw and did.
+    fn snapshot(&self) -> &status::Snapshot;
+    /// Returns when something changed that calls for a pass before the resync (a manifest
+    /// edit, a watch event). May never return.
+    async fn changed(&mut self);
+}
 
 /// How often the manifest's modification time is checked.
 const POLL: Duration = Duration::from_secs(1);
@@ -54,6 +73,18 @@ where
     D: DhcpServers + Sync,
     H: Hypervisor + Sync,
 {
+    run_loop(daemon, opts, notifier, after_op).await
+}
+
+/// Runs passes of `daemon` until SIGTERM or SIGINT (or after one pass with `once`): after each
+/// pass it waits for the resync period (a short retry if the pass did not converge), SIGHUP
+/// (reloads the configuration) or [`Pass::changed`]. Returns whether the last pass converged.
+pub async fn run_loop<P: Pass>(
+    daemon: &mut P,
+    opts: &RunOptions,
+    notifier: &Notifier,
+    after_op: AfterOp<'_>,
+) -> Result<bool, DaemonError> {
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
@@ -71,13 +102,12 @@ where
         Err(_) => None,
     };
     let (snapshots, rx) = tokio::sync::watch::channel(status::Snapshot::default());
-    let socket = daemon.config.run_dir.join(status::SOCKET);
+    let socket = daemon.config().run_dir.join(status::SOCKET);
     let _status = AbortOnDrop(tokio::spawn(async move {
         if let Err(e) = status::serve(socket, rx).await {
             warn!(error = %e, "vinod status will not answer");
         }
     }));
-    let mut seen = mtime(&daemon.manifest_path);
     let mut first = true;
     loop {
         notifier.beat();
@@ -143,36 +173,34 @@ where
             }
         };
         first = false;
-        snapshots.send_replace(daemon.snapshot.clone());
+        snapshots.send_replace(daemon.snapshot().clone());
         notifier.beat();
         if opts.once {
             return Ok(converged);
         }
-        let resync = Duration::from_millis(daemon.config.resync_ms);
+        let resync = Duration::from_millis(daemon.config().resync_ms);
         let wait = if converged { resync } else { RETRY.min(resync) };
         let deadline = tokio::time::Instant::now() + wait;
-        let poll = POLL.min(wait);
-        loop {
-            notifier.beat();
-            tokio::select! {
-                _ = term.recv() => { return Ok(stop(notifier, "SIGTERM", converged)) }
-                _ = int.recv() => { return Ok(stop(notifier, "SIGINT", converged)) }
-                _ = hup.recv() => {
-                    notifier.reloading();
-                    reload(daemon, opts);
-                    notifier.ready("configuration reloaded");
-                    break;
-                }
-                _ = tokio::time::sleep_until(deadline) => break,
-                _ = tokio::time::sleep(poll) => {
-                    let now = mtime(&daemon.manifest_path);
-                    if now != seen {
-                        seen = now;
-                        info!("manifest changed");
-                        break;
-                    }
+        let mut reload_now = false;
+        {
+            let changed = daemon.changed();
+            tokio::pin!(changed);
+            loop {
+                notifier.beat();
+                tokio::select! {
+                    _ = term.recv() => { return Ok(stop(notifier, "SIGTERM", converged)) }
+                    _ = int.recv() => { return Ok(stop(notifier, "SIGINT", converged)) }
+                    _ = hup.recv() => { reload_now = true; break }
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = &mut changed => break,
+                    _ = tokio::time::sleep(POLL) => {}
                 }
             }
+        }
+        if reload_now {
+            notifier.reloading();
+            reload(daemon, opts);
+            notifier.ready("configuration reloaded");
         }
     }
 }
@@ -192,7 +220,7 @@ fn stop(notifier: &Notifier, signal: &str, converged: bool) -> bool {
     converged
 }
 
-fn reload<B, D, H>(daemon: &mut Standalone<B, D, H>, opts: &RunOptions) {
+fn reload<P: Pass>(daemon: &mut P, opts: &RunOptions) {
     let Some(path) = &opts.config_path else {
         return;
     };
@@ -202,9 +230,39 @@ fn reload<B, D, H>(daemon: &mut Standalone<B, D, H>, opts: &RunOptions) {
     match parsed {
         Ok(c) => {
             info!(path = %path.display(), "configuration reloaded (adapter settings apply after a restart)");
-            daemon.config = c;
+            daemon.set_config(c);
         }
         Err(e) => warn!(error = %e, "invalid configuration; keeping the current one"),
+    }
+}
+
+impl<B, D, H> Pass for Standalone<B, D, H>
+where
+    B: Bridges + Sync,
+    D: DhcpServers + Sync,
+    H: Hypervisor + Sync,
+{
+    async fn pass(&mut self, after_op: AfterOp<'_>) -> Result<PassReport, ReconcileError> {
+        Standalone::pass(self, after_op).await
+    }
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn set_config(&mut self, config: Config) {
+        self.config = config;
+    }
+    fn snapshot(&self) -> &status::Snapshot {
+        &self.snapshot
+    }
+    async fn changed(&mut self) {
+        let seen = mtime(&self.manifest_path);
+        loop {
+            tokio::time::sleep(POLL).await;
+            if mtime(&self.manifest_path) != seen {
+                info!("manifest changed");
+                return;
+            }
+        }
     }
 }
 

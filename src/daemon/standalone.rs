@@ -147,28 +147,22 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Standalone<
         // Claims are saved before anything is built, so a crash never reallocates.
         save_claims(&claims_path, &store)?;
 
-        let (desired, conflicts) = merge(&plans, &frozen, &observed);
-        for c in &conflicts {
-            warn!(vino = %c.frozen, holder = %c.holder, what = %c.what, "name already used by another Vino");
-            plans.retain(|p| p.owner != c.frozen);
-            reports.push(report(
-                &c.frozen,
-                NodePhase::Degraded,
-                0,
-                0,
-                Some(format!("{} is already used by Vino {}", c.what, c.holder)),
-                None,
-            ));
-        }
-        let ops = diff(&desired, &observed);
-        info!(
-            operations = ops.len(),
-            vinos = manifest.vinos.len(),
-            "reconciling"
-        );
-        let outcome = self.adapters.apply(ops, after_op).await;
-        let now = self.adapters.observe().await?;
-        let converged = outcome.errors.is_empty() && diff(&desired, &now).is_empty();
+        let Built {
+            desired,
+            now,
+            outcome,
+            converged,
+            conflicts,
+        } = build(
+            &self.adapters,
+            &mut plans,
+            &frozen,
+            &observed,
+            manifest.vinos.len(),
+            after_op,
+        )
+        .await?;
+        reports.extend(conflicts);
         let first_error = outcome.errors.first().map(error_chain);
         for p in &plans {
             let generation = manifest
@@ -267,6 +261,63 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Standalone<
     }
 }
 
+/// What [`build`] did.
+pub(super) struct Built {
+    /// The desired host state.
+    pub desired: HostState,
+    /// The host state after applying.
+    pub now: HostState,
+    /// Operations applied and failed.
+    pub outcome: Outcome,
+    /// Whether the host matches `desired`.
+    pub converged: bool,
+    /// Reports of Vinos frozen because a name they want is another Vino's.
+    pub conflicts: Vec<VinoReport>,
+}
+
+/// Merges `plans` (dropping those that conflict), keeping the objects of `frozen` Vinos, and
+/// brings the host there: the host reconcile shared by the standalone and cluster passes.
+pub(super) async fn build<B, D, H>(
+    adapters: &Adapters<B, D, H>,
+    plans: &mut Vec<VinoPlan>,
+    frozen: &[Owner],
+    observed: &HostState,
+    vinos: usize,
+    after_op: AfterOp<'_>,
+) -> Result<Built, ReconcileError>
+where
+    B: Bridges + Sync,
+    D: DhcpServers + Sync,
+    H: Hypervisor + Sync,
+{
+    let (desired, conflicts) = merge(plans, frozen, observed);
+    let mut reports = Vec::new();
+    for c in &conflicts {
+        warn!(vino = %c.frozen, holder = %c.holder, what = %c.what, "name already used by another Vino");
+        plans.retain(|p| p.owner != c.frozen);
+        reports.push(report(
+            &c.frozen,
+            NodePhase::Degraded,
+            0,
+            0,
+            Some(format!("{} is already used by Vino {}", c.what, c.holder)),
+            None,
+        ));
+    }
+    let ops = diff(&desired, observed);
+    info!(operations = ops.len(), vinos, "reconciling");
+    let outcome = adapters.apply(ops, after_op).await;
+    let now = adapters.observe().await?;
+    let converged = outcome.errors.is_empty() && diff(&desired, &now).is_empty();
+    Ok(Built {
+        desired,
+        now,
+        outcome,
+        converged,
+        conflicts: reports,
+    })
+}
+
 fn save_claims(path: &std::path::Path, store: &ClaimStore) -> Result<(), ReconcileError> {
     let text = serde_json::to_string_pretty(store).unwrap_or_default();
     write_if_changed(path, text.as_bytes(), 0o644)
@@ -284,7 +335,7 @@ fn multi_doc<T: serde::Serialize>(items: &[T]) -> String {
         .collect()
 }
 
-fn error_chain(e: &ReconcileError) -> String {
+pub(super) fn error_chain(e: &ReconcileError) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -295,7 +346,7 @@ fn error_chain(e: &ReconcileError) -> String {
     text
 }
 
-fn vino_report(
+pub(super) fn vino_report(
     p: &VinoPlan,
     desired: &HostState,
     now: &HostState,
@@ -331,7 +382,7 @@ fn vino_report(
     r
 }
 
-fn report(
+pub(super) fn report(
     owner: &Owner,
     phase: NodePhase,
     ready: u32,

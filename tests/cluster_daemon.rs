@@ -1,0 +1,527 @@
+//! `vinod run` in cluster mode, as a child process in a network namespace with its own host
+//! identity, against a real API server: a Vino selecting the host's Node is built, published
+//! and reported Ready; spec changes reach the BareMetalHosts; a Node losing its label moves the
+//! Vino off the host with a full teardown; deleting the Vino removes everything and the Vino.
+
+mod common;
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::host::{NetNs, Reaper, config_text, skip_reason, vino_yaml};
+use common::kube_env::{KubeEnv, assert_ok};
+use k8s_openapi::api::core::v1::{Node, Secret};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use nix::sched::{CloneFlags, setns};
+use serde_json::json;
+use vinod::spec::Vino;
+use vinod::spec::bmh::BareMetalHost;
+use vinod::spec::claim::VinoIPClaim;
+
+const NS: &str = "lab";
+const HOST: &str = "host-a";
+const LABEL: &str = "vino.airshipit.org/host";
+const NODE_IP: &str = "10.23.0.5";
+const LIMIT: Duration = Duration::from_secs(90);
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Makes `127.0.0.1:port` inside `ns` reach `127.0.0.1:port` of the test's namespace (where
+/// the API server listens), one thread per connection, for the test's lifetime.
+fn forward_loopback(ns: &NetNs, port: u16) {
+    let path = ns.path();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let home = std::fs::File::open("/proc/thread-self/ns/net").expect("own netns");
+        let inside = std::fs::File::open(&path).expect("netns");
+        setns(inside.as_fd(), CloneFlags::CLONE_NEWNET).expect("enter netns");
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind in netns");
+        setns(home.as_fd(), CloneFlags::CLONE_NEWNET).expect("back home");
+        ready_tx.send(()).unwrap();
+        for conn in listener.incoming().flatten() {
+            let Ok(up) = TcpStream::connect(("127.0.0.1", port)) else {
+                continue;
+            };
+            let (mut a, b) = (conn.try_clone().unwrap(), up.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut a, &mut b.try_clone().unwrap());
+                let _ = b.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut c, d) = (up, conn);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c, &mut d.try_clone().unwrap());
+                let _ = d.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("forwarder ready");
+}
+
+fn vino_manifest(workers: u32) -> String {
+    vino_yaml("x", "vcl0", 71, workers, 1).replace(
+        "nodeSelector: {matchLabels: {}}",
+        &format!("nodeSelector: {{matchLabels: {{{LABEL}: \"true\"}}}}"),
+    )
+}
+
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let began = Instant::now();
+    let mut last = String::new();
+    while began.elapsed() < LIMIT {
+        match check().await {
+            Ok(()) => return,
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{what}: not within {LIMIT:?}: {last}");
+}
+
+fn mine() -> ListParams {
+    ListParams::default().labels(&format!("vino.airshipit.org/node={HOST}"))
+}
+
+async fn bmhs(client: &Client) -> Vec<BareMetalHost> {
+    Api::<BareMetalHost>::namespaced(client.clone(), NS)
+        .list(&mine())
+        .await
+        .unwrap()
+        .items
+}
+
+async fn count_objects(client: &Client) -> (usize, usize, usize) {
+    let s = Api::<Secret>::namespaced(client.clone(), NS)
+        .list(&mine())
+        .await
+        .unwrap()
+        .items
+        .len();
+    let c = Api::<VinoIPClaim>::namespaced(client.clone(), NS)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|c| c.spec.hosts.contains_key(HOST))
+        .count();
+    (bmhs(client).await.len(), s, c)
+}
+
+fn bridge_exists(ns: &NetNs, name: &str) -> bool {
+    ns.exec(&["ip", "link", "show", name]).status.success()
+}
+
+fn dnsmasq_running(dir: &Path) -> bool {
+    let needle = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            cmd.contains("dnsmasq") && cmd.contains(&needle)
+        })
+}
+
+fn snapshot(dir: &Path) -> Option<vinod::daemon::status::Snapshot> {
+    vinod::daemon::status::fetch(&dir.join("run").join(vinod::daemon::status::SOCKET)).ok()
+}
+
+async fn host_entry(client: &Client) -> Option<vinod::spec::NodeStatus> {
+    let v = Api::<Vino>::namespaced(client.clone(), NS)
+        .get_opt("x")
+        .await
+        .unwrap()?;
+    v.status?.nodes.into_iter().find(|n| n.name == HOST)
+}
+
+async fn set_workers(client: &Client, n: u32) {
+    let api: Api<Vino> = Api::namespaced(client.clone(), NS);
+    let mut v = api.get("x").await.unwrap();
+    v.spec.nodes[0].count = n;
+    api.replace("x", &PostParams::default(), &v).await.unwrap();
+}
+
+async fn label_node(client: &Client, on: bool) {
+    let value = if on { json!("true") } else { json!(null) };
+    Api::<Node>::all(client.clone())
+        .patch(
+            HOST,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {LABEL: value}}})),
+        )
+        .await
+        .unwrap();
+}
+
+async fn wait_built(admin: &Client, ns: &NetNs, dir: &Path, workers: usize) {
+    until("BareMetalHosts published", || async {
+        let (h, s, c) = count_objects(admin).await;
+        if (h, s, c) == (workers, 2 * workers, 1) {
+            Ok(())
+        } else {
+            Err(format!("{h} hosts, {s} secrets, {c} claims"))
+        }
+    })
+    .await;
+    until("host entry Ready", || async {
+        match host_entry(admin).await {
+            Some(e)
+                if e.phase == vinod::spec::NodePhase::Ready
+                    && e.vms_ready as usize == workers
+                    && e.vms_total as usize == workers =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(bridge_exists(ns, "vcl0"));
+    assert!(dnsmasq_running(dir));
+    let snap = snapshot(dir).expect("status socket");
+    assert_eq!(snap.vms.len(), workers, "{:?}", snap.vms);
+    assert!(snap.vms.iter().all(|v| v.defined), "{:?}", snap.vms);
+}
+
+async fn wait_torn_down(admin: &Client, ns: &NetNs, dir: &Path) {
+    until("objects withdrawn", || async {
+        let got = count_objects(admin).await;
+        if got == (0, 0, 0) {
+            Ok(())
+        } else {
+            Err(format!("{got:?}"))
+        }
+    })
+    .await;
+    until("host torn down", || async {
+        let vms = snapshot(dir).map(|s| s.vms.len()).unwrap_or(usize::MAX);
+        if bridge_exists(ns, "vcl0") || dnsmasq_running(dir) || vms != 0 {
+            Err(format!(
+                "bridge {}, dnsmasq {}, vms {vms}",
+                bridge_exists(ns, "vcl0"),
+                dnsmasq_running(dir)
+            ))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_mode_builds_publishes_moves_and_tears_down() {
+    if let Some(why) = skip_reason() {
+        println!("skipped: {why}");
+        return;
+    }
+    let Some(env) = KubeEnv::start().await else {
+        return;
+    };
+    env.namespace(NS).await;
+    env.install_rbac(&[NS]).await;
+    let admin = env.admin();
+
+    let node: Node = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": HOST, "labels": {LABEL: "true"}},
+    }))
+    .unwrap();
+    let nodes: Api<Node> = Api::all(admin.clone());
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    nodes
+        .patch_status(
+            HOST,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"addresses": [
+                {"type": "Hostname", "address": HOST},
+                {"type": "ExternalIP", "address": "203.0.113.9"},
+                {"type": "InternalIP", "address": NODE_IP},
+            ]}})),
+        )
+        .await
+        .unwrap();
+
+    let ns = NetNs::new("cluster");
+    let port: u16 = env
+        .server()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("API port");
+    forward_loopback(&ns, port);
+    let dir = tempfile::tempdir().unwrap();
+    let _reaper = Reaper(dir.path().to_path_buf());
+    let config = dir.path().join("vinod.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "resync_ms = 3000\n{}",
+            config_text(dir.path(), "test:///default", "vinod-cluster", "").replace(
+                "advertise_address = \"192.0.2.10\"",
+                "advertise_address = \"\""
+            )
+        ),
+    )
+    .unwrap();
+    let manifest = dir.path().join("vino.yaml");
+    std::fs::write(&manifest, vino_manifest(2)).unwrap();
+    let log = std::fs::File::create(dir.path().join("vinod.log")).unwrap();
+    let _daemon = Daemon(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_vinod")])
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .env("KUBECONFIG", env.kubeconfig(HOST))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let dump = || {
+        let mut s = String::new();
+        let _ = std::fs::File::open(dir.path().join("vinod.log"))
+            .and_then(|mut f| f.read_to_string(&mut s));
+        s
+    };
+    let guard = LogOnPanic(Box::new(dump));
+
+    // Create by kubectl apply, as an administrator would.
+    env.kubectl_ok(&["apply", "-f", &manifest.display().to_string()]);
+    wait_built(&admin, &ns, dir.path(), 2).await;
+    let out = env
+        .kubectl()
+        .args([
+            "wait",
+            "--for=condition=Ready",
+            "vino/x",
+            "-n",
+            NS,
+            "--timeout=60s",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out, "kubectl wait");
+    let v = Api::<Vino>::namespaced(admin.clone(), NS)
+        .get("x")
+        .await
+        .unwrap();
+    assert!(
+        v.finalizers().contains(&vinod::kube::finalizer_name(HOST)),
+        "{:?}",
+        v.finalizers()
+    );
+    let entry = host_entry(&admin).await.unwrap();
+    assert_eq!(entry.observed_generation, v.metadata.generation);
+    for h in bmhs(&admin).await {
+        let labels = h.labels();
+        assert_eq!(labels["vino.airshipit.org/cr-name"], "x");
+        assert_eq!(labels["vino.airshipit.org/cr-namespace"], NS);
+        assert_eq!(labels["vino.airshipit.org/node"], HOST);
+        assert!(
+            h.spec.bmc.address.contains(&format!("://{NODE_IP}:")),
+            "{}",
+            h.spec.bmc.address
+        );
+        let mac = h.spec.boot_mac_address.clone().unwrap();
+        assert!(mac.starts_with("52:54:00:47:"), "{mac}");
+        let nd = Api::<Secret>::namespaced(admin.clone(), NS)
+            .get(&h.spec.network_data.as_ref().unwrap().name)
+            .await
+            .unwrap();
+        let text = String::from_utf8(nd.data.unwrap()["networkData"].0.clone()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["links"][0]["ethernet_mac_address"], json!(mac));
+    }
+
+    // Spec changes reach the BareMetalHosts.
+    set_workers(&admin, 3).await;
+    wait_built(&admin, &ns, dir.path(), 3).await;
+    set_workers(&admin, 1).await;
+    wait_built(&admin, &ns, dir.path(), 1).await;
+
+    // Events name the VMs created and deleted.
+    until("VmCreated and VmDeleted Events", || async {
+        let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(admin.clone(), NS)
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let reasons: Vec<String> = events
+            .items
+            .iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("x"))
+            .filter_map(|e| e.reason.clone())
+            .collect();
+        if reasons.iter().any(|r| r == "VmCreated") && reasons.iter().any(|r| r == "VmDeleted") {
+            Ok(())
+        } else {
+            Err(format!("{reasons:?}"))
+        }
+    })
+    .await;
+
+    // The Node loses its label: the Vino moves off the host, which tears everything down.
+    label_node(&admin, false).await;
+    wait_torn_down(&admin, &ns, dir.path()).await;
+    until("finalizer and entry gone", || async {
+        let v = Api::<Vino>::namespaced(admin.clone(), NS)
+            .get("x")
+            .await
+            .unwrap();
+        let fin = v.finalizers().contains(&vinod::kube::finalizer_name(HOST));
+        let entry = v
+            .status
+            .map(|s| s.nodes.iter().any(|n| n.name == HOST))
+            .unwrap_or(false);
+        if fin || entry {
+            Err(format!("finalizer {fin}, entry {entry}"))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+
+    // Labelled again: built again.
+    label_node(&admin, true).await;
+    wait_built(&admin, &ns, dir.path(), 1).await;
+
+    // A spec that passes the schema but cannot be planned (its credentials Secret does not
+    // exist): the host reports Degraded with the reason and keeps what it built.
+    Api::<Vino>::namespaced(admin.clone(), NS)
+        .patch(
+            "x",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"bmcCredentials": {
+                "username": null, "password": null, "secretRef": {"name": "bmc"}
+            }}})),
+        )
+        .await
+        .unwrap();
+    until("host entry Degraded", || async {
+        match host_entry(&admin).await {
+            Some(e)
+                if e.phase == vinod::spec::NodePhase::Degraded
+                    && e.message.as_deref().unwrap_or("").contains("\"bmc\"") =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let out = env
+        .kubectl()
+        .args([
+            "wait",
+            "--for=condition=Degraded",
+            "vino/x",
+            "-n",
+            NS,
+            "--timeout=60s",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out, "kubectl wait Degraded");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(count_objects(&admin).await, (1, 2, 1));
+    assert!(bridge_exists(&ns, "vcl0") && dnsmasq_running(dir.path()));
+    // The Secret appears: its credentials are read through the API and published.
+    let bmc: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bmc", "namespace": NS},
+        "stringData": {"username": "root", "password": "hunter2"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(admin.clone(), NS)
+        .create(&PostParams::default(), &bmc)
+        .await
+        .unwrap();
+    wait_built(&admin, &ns, dir.path(), 1).await;
+    until("credentials from the Secret published", || async {
+        let h = bmhs(&admin).await;
+        let Some(h) = h.first() else {
+            return Err("no host".into());
+        };
+        let c = Api::<Secret>::namespaced(admin.clone(), NS)
+            .get(&h.spec.bmc.credentials_name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let user = String::from_utf8(c.data.unwrap()["username"].0.clone()).unwrap();
+        if user == "root" { Ok(()) } else { Err(user) }
+    })
+    .await;
+
+    // The API refuses this host's reads (its RBAC binding is gone): passes fail and change
+    // nothing, they never take the refusal for "no Vinos".
+    env.kubectl_ok(&["delete", "clusterrolebinding", "vinod-node"]);
+    until("passes fail", || async {
+        if dump().contains("pass failed; nothing was changed") {
+            Ok(())
+        } else {
+            Err("no failed pass yet".into())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(count_objects(&admin).await, (1, 2, 1));
+    assert!(bridge_exists(&ns, "vcl0") && dnsmasq_running(dir.path()));
+    assert_eq!(snapshot(dir.path()).unwrap().vms.len(), 1);
+    env.kubectl_ok(&[
+        "apply",
+        "-f",
+        &common::kube_env::repo()
+            .join("packaging/rbac/vinod-bindings.yaml")
+            .display()
+            .to_string(),
+    ]);
+    wait_built(&admin, &ns, dir.path(), 1).await;
+
+    // Deleted: everything goes, then the Vino.
+    env.kubectl_ok(&["delete", "vino", "x", "-n", NS, "--wait=false"]);
+    wait_torn_down(&admin, &ns, dir.path()).await;
+    until("Vino gone", || async {
+        match Api::<Vino>::namespaced(admin.clone(), NS)
+            .get_opt("x")
+            .await
+            .unwrap()
+        {
+            None => Ok(()),
+            Some(v) => Err(format!("finalizers {:?}", v.finalizers())),
+        }
+    })
+    .await;
+    drop(guard);
+}
+
+/// Prints vinod's log if the test fails.
+struct LogOnPanic<'a>(Box<dyn Fn() -> String + 'a>);
+
+impl Drop for LogOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("vinod log:\n{}", (self.0)());
+        }
+    }
+}
