@@ -90,7 +90,12 @@ pub async fn run_loop<P: Pass>(
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     let _watchdog = notifier.start_watchdog();
     let metrics = metrics::Metrics::new();
-    let _metrics = match daemon.config.metrics.listen.parse::<std::net::SocketAddr>() {
+    let _metrics = match daemon
+        .config()
+        .metrics
+        .listen
+        .parse::<std::net::SocketAddr>()
+    {
         Ok(addr) => {
             let m = metrics.clone();
             Some(AbortOnDrop(tokio::spawn(async move {
