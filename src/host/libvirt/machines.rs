@@ -1,0 +1,340 @@
+//! [`Machines`] over libvirt: the BMC's power, boot and media operations on vinod-owned
+//! domains.
+//!
+//! Boot override and media live in the persistent definition (boot order, firmware, CD
+//! drive, and the `<bmc:bmc>` element written by [`bmc`](super::bmc)). A running domain keeps
+//! the configuration it was started with, so they take effect at the next boot vinod performs:
+//! power-on, `ForceRestart` (always a cold restart) and `GracefulRestart` (an ACPI reboot
+//! when the domain already runs its persistent configuration, otherwise an ACPI power-off
+//! followed by a power-on once the guest has stopped). A `Once` override is consumed by that
+//! power-on: right after the domain starts, the persistent definition goes back to the
+//! default order. A reboot the guest does on its own is a warm reset of the same process and
+//! keeps the boot order the domain was started with.
+
+use std::time::Duration;
+
+use tracing::{info, warn};
+use virt::connect::Connect;
+use virt::domain::{Domain as VirtDomain, DomainState};
+use virt::error::{Error as LibvirtError, ErrorNumber};
+use virt::sys;
+
+use super::bmc::{self, BmcState, DomainView};
+use super::domains::{domain_error, lookup, marker};
+use super::error::{VirtError, is};
+use super::{Libvirt, Machines};
+use crate::host::machine::{
+    BootEnabled, BootOverride, BootTarget, Machine, Media, PowerAction, PowerState,
+};
+use crate::state::Owner;
+
+/// How long a `GracefulRestart` that needs a cold boot waits for the guest to power off.
+pub const GRACEFUL_RESTART_TIMEOUT: Duration = Duration::from_secs(300);
+/// How often that wait checks the domain's state.
+const RESTART_POLL: Duration = Duration::from_millis(200);
+/// The persistent definition, with secrets, so rewriting it loses nothing.
+const INACTIVE_XML: sys::virDomainXMLFlags =
+    sys::VIR_DOMAIN_XML_INACTIVE | sys::VIR_DOMAIN_XML_SECURE;
+
+/// What a power action left to do.
+#[derive(Debug, PartialEq, Eq)]
+enum Followup {
+    Nothing,
+    /// The guest was asked to power off; start it once it has.
+    StartWhenOff,
+}
+
+impl Machines for Libvirt {
+    type Error = VirtError;
+
+    async fn list(&self) -> Result<Vec<Machine>, VirtError> {
+        self.run(|conn, _| list(conn)).await
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<Machine>, VirtError> {
+        let name = name.to_string();
+        self.run(move |conn, _| match owned(conn, &name) {
+            Ok((dom, owner)) => describe(&dom, &name, owner).map(Some),
+            Err(VirtError::NoMachine { .. }) => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await
+    }
+
+    async fn power(&self, name: &str, action: PowerAction) -> Result<(), VirtError> {
+        let n = name.to_string();
+        let next = self.run(move |conn, _| power(conn, &n, action)).await?;
+        if next == Followup::StartWhenOff {
+            let this = self.clone();
+            let name = name.to_string();
+            tokio::spawn(async move { this.start_when_off(name).await });
+        }
+        Ok(())
+    }
+
+    async fn set_boot(&self, name: &str, boot: BootOverride) -> Result<(), VirtError> {
+        let name = name.to_string();
+        self.run(move |conn, _| rewrite(conn, &name, |s| s.boot = boot).map(drop))
+            .await
+    }
+
+    async fn insert_media(&self, name: &str, media: &Media) -> Result<(), VirtError> {
+        let name = name.to_string();
+        let media = media.clone();
+        self.run(move |conn, _| {
+            let media = media.clone();
+            rewrite(conn, &name, move |s| s.media = Some(media)).map(drop)
+        })
+        .await
+    }
+
+    async fn eject_media(&self, name: &str) -> Result<Option<Media>, VirtError> {
+        let name = name.to_string();
+        self.run(move |conn, _| rewrite(conn, &name, |s| s.media = None).map(|old| old.media))
+            .await
+    }
+}
+
+impl Libvirt {
+    /// Polls until `name` is off, then starts it; gives up after
+    /// [`GRACEFUL_RESTART_TIMEOUT`] and leaves the guest as it is.
+    async fn start_when_off(&self, name: String) {
+        let deadline = tokio::time::Instant::now() + GRACEFUL_RESTART_TIMEOUT;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(RESTART_POLL).await;
+            let n = name.clone();
+            match self.run(move |conn, _| start_if_off(conn, &n)).await {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(domain = %name, error = %e, "graceful restart: cannot power on");
+                    return;
+                }
+            }
+        }
+        warn!(domain = %name, timeout = ?GRACEFUL_RESTART_TIMEOUT, "graceful restart: the guest did not power off; left running");
+    }
+}
+
+/// Every vinod-owned domain, by name.
+fn list(conn: &Connect) -> Result<Vec<Machine>, VirtError> {
+    let all = conn
+        .list_all_domains(0)
+        .map_err(|source| VirtError::ListDomains { source })?;
+    let mut out = Vec::new();
+    for dom in all {
+        let name = match dom.name() {
+            Ok(name) => name,
+            Err(e) if is(&e, ErrorNumber::NoDomain) => continue,
+            Err(source) => return Err(VirtError::ListDomains { source }),
+        };
+        let described =
+            marker(&dom, &name).and_then(|m| m.map(|m| describe(&dom, &name, m.owner)).transpose());
+        match described {
+            Ok(Some(machine)) => out.push(machine),
+            Ok(None) => {}
+            // Undefined while being listed.
+            Err(e) if e.libvirt().is_some_and(|e| is(e, ErrorNumber::NoDomain)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The vinod-owned domain `name` and its owner.
+fn owned(conn: &Connect, name: &str) -> Result<(VirtDomain, Owner), VirtError> {
+    let no = || VirtError::NoMachine {
+        domain: name.to_string(),
+    };
+    let dom = lookup(conn, name)?.ok_or_else(no)?;
+    let owner = marker(&dom, name)?.ok_or_else(no)?.owner;
+    Ok((dom, owner))
+}
+
+fn describe(dom: &VirtDomain, name: &str, owner: Owner) -> Result<Machine, VirtError> {
+    let err = |action| move |e| domain_error(name, action, e);
+    let uuid = dom.uuid_string().map_err(err("read the UUID of"))?;
+    let power = match dom
+        .state()
+        .map_err(err("query"))?
+        .0
+        .unwrap_or(DomainState::NoState)
+    {
+        DomainState::Shutoff | DomainState::Crashed | DomainState::NoState => PowerState::Off,
+        DomainState::Shutdown => PowerState::PoweringOff,
+        _ => PowerState::On,
+    };
+    let (_, view) = definition(dom, name)?;
+    let state = BmcState::of(&view);
+    Ok(Machine {
+        name: name.to_string(),
+        uuid,
+        owner,
+        power,
+        vcpus: view.vcpus,
+        memory_mib: view.memory_kib / 1024,
+        macs: view.macs,
+        boot: state.boot,
+        media: state.media,
+    })
+}
+
+/// The persistent definition and the BMC's view of it.
+fn definition(dom: &VirtDomain, name: &str) -> Result<(String, DomainView), VirtError> {
+    let xml = dom
+        .xml_desc(INACTIVE_XML)
+        .map_err(|e| domain_error(name, "read the definition of", e))?;
+    let view = bmc::view(&xml).map_err(|source| VirtError::Xml {
+        domain: name.to_string(),
+        source,
+    })?;
+    Ok((xml, view))
+}
+
+/// Changes the BMC state of `name`'s persistent definition; returns the state before.
+fn rewrite(
+    conn: &Connect,
+    name: &str,
+    change: impl FnOnce(&mut BmcState),
+) -> Result<BmcState, VirtError> {
+    let (dom, _) = owned(conn, name)?;
+    rewrite_domain(conn, &dom, name, change)
+}
+
+fn rewrite_domain(
+    conn: &Connect,
+    dom: &VirtDomain,
+    name: &str,
+    change: impl FnOnce(&mut BmcState),
+) -> Result<BmcState, VirtError> {
+    let (xml, view) = definition(dom, name)?;
+    let before = BmcState::of(&view);
+    let mut after = before.clone();
+    change(&mut after);
+    if after == before {
+        return Ok(before);
+    }
+    let new = bmc::apply(&xml, &after, &view.machine).map_err(|source| VirtError::Xml {
+        domain: name.to_string(),
+        source,
+    })?;
+    conn.define_domain_xml(&new)
+        .map_err(|e| domain_error(name, "redefine", e))?;
+    Ok(before)
+}
+
+/// `xml` (a new definition from reconcile) with the BMC state of `dom`'s current one carried
+/// over: the override, the firmware and the CD drive survive a redefinition.
+pub(super) fn keep_bmc_state(dom: &VirtDomain, name: &str, xml: &str) -> Result<String, VirtError> {
+    let (_, old) = definition(dom, name)?;
+    if old.bmc.is_none() {
+        return Ok(xml.to_string());
+    }
+    let xml_err = |source| VirtError::Xml {
+        domain: name.to_string(),
+        source,
+    };
+    let new = bmc::view(xml).map_err(xml_err)?;
+    let mut state = BmcState::of(&old);
+    state.default_boot = new.boot_devs;
+    bmc::apply(xml, &state, &new.machine).map_err(xml_err)
+}
+
+fn power(conn: &Connect, name: &str, action: PowerAction) -> Result<Followup, VirtError> {
+    let (dom, _) = owned(conn, name)?;
+    let err = |action| move |e| domain_error(name, action, e);
+    let active = dom.is_active().map_err(err("query"))?;
+    info!(domain = %name, action = action.as_str(), active, "BMC power action");
+    match action {
+        PowerAction::On | PowerAction::ForceOn if !active => start(conn, &dom, name)?,
+        PowerAction::On | PowerAction::ForceOn => {}
+        PowerAction::ForceOff if active => destroy(&dom, name)?,
+        PowerAction::ForceOff => {}
+        PowerAction::GracefulShutdown | PowerAction::PushPowerButton if active => {
+            dom.shutdown().map_err(err("shut down"))?
+        }
+        PowerAction::GracefulShutdown => {}
+        PowerAction::PushPowerButton => start(conn, &dom, name)?,
+        PowerAction::Nmi if active => inject_nmi(&dom).map_err(err("inject an NMI into"))?,
+        PowerAction::Nmi => {
+            return Err(VirtError::NotRunning {
+                domain: name.to_string(),
+                action: "inject an NMI into",
+            });
+        }
+        PowerAction::ForceRestart => {
+            if active {
+                destroy(&dom, name)?;
+            }
+            start(conn, &dom, name)?;
+        }
+        PowerAction::GracefulRestart if !active => start(conn, &dom, name)?,
+        PowerAction::GracefulRestart if boot_pending(&dom, name)? => {
+            dom.shutdown().map_err(err("shut down"))?;
+            return Ok(Followup::StartWhenOff);
+        }
+        PowerAction::GracefulRestart => dom.reboot(0).map_err(err("reboot"))?,
+    }
+    Ok(Followup::Nothing)
+}
+
+fn start_if_off(conn: &Connect, name: &str) -> Result<bool, VirtError> {
+    let (dom, _) = owned(conn, name)?;
+    if dom
+        .is_active()
+        .map_err(|e| domain_error(name, "query", e))?
+    {
+        return Ok(false);
+    }
+    start(conn, &dom, name)?;
+    Ok(true)
+}
+
+/// Starts the domain from its persistent definition, then consumes a `Once` override.
+fn start(conn: &Connect, dom: &VirtDomain, name: &str) -> Result<(), VirtError> {
+    dom.create()
+        .map_err(|e| domain_error(name, "power on", e))?;
+    rewrite_domain(conn, dom, name, |s| {
+        if s.boot.enabled == BootEnabled::Once {
+            s.boot.target = BootTarget::None;
+            s.boot.enabled = BootEnabled::Disabled;
+        }
+    })
+    .map(drop)
+}
+
+fn destroy(dom: &VirtDomain, name: &str) -> Result<(), VirtError> {
+    match dom.destroy() {
+        // It stopped by itself in the meantime.
+        Err(e) if is(&e, ErrorNumber::OperationInvalid) => Ok(()),
+        other => other.map_err(|e| domain_error(name, "power off", e)),
+    }
+}
+
+/// Whether the running domain's boot configuration differs from its persistent one.
+fn boot_pending(dom: &VirtDomain, name: &str) -> Result<bool, VirtError> {
+    let live = dom
+        .xml_desc(0)
+        .map_err(|e| domain_error(name, "read the definition of", e))?;
+    let live = bmc::view(&live).map_err(|source| VirtError::Xml {
+        domain: name.to_string(),
+        source,
+    })?;
+    let (_, config) = definition(dom, name)?;
+    Ok((live.boot_devs, live.efi, live.cd_source)
+        != (config.boot_devs, config.efi, config.cd_source))
+}
+
+/// `virDomainInjectNMI`, which the `virt` crate does not wrap.
+#[allow(unsafe_code)]
+fn inject_nmi(dom: &VirtDomain) -> Result<(), LibvirtError> {
+    // SAFETY: `dom` owns a valid domain handle for the whole call, and the function takes no
+    // other pointers; flags must be 0.
+    let ret = unsafe { sys::virDomainInjectNMI(dom.as_ptr(), 0) };
+    if ret < 0 {
+        Err(LibvirtError::last_error())
+    } else {
+        Ok(())
+    }
+}
