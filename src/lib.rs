@@ -12,6 +12,7 @@ pub mod host;
 pub mod ipam;
 pub mod plan;
 pub mod reconcile;
+pub mod redfish;
 pub mod render;
 pub mod spec;
 pub mod state;
