@@ -20,6 +20,7 @@ async fn main() {
     let config = bed::config(state.path(), port, tls);
     let running = bed::serve(&config, table).await;
     let ready = serde_json::json!({
+        "cert": state.path().join("redfish/cert.pem"),
         "url": format!("{}://127.0.0.1:{}", if tls { "https" } else { "http" }, running.addr.port()),
         "vinos": vinos.iter().map(|v| serde_json::json!({
             "username": v.username, "password": v.password, "systems": v.vms,

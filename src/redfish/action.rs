@@ -97,7 +97,9 @@ impl Target {
             ["redfish", "v1", "Chassis"] => Self::Chassis,
             ["redfish", "v1", "Chassis", _] => Self::ChassisMember(id(3)),
             ["redfish", "v1", "SessionService"] => Self::SessionService,
-            ["redfish", "v1", "SessionService", "Sessions"] => Self::Sessions,
+            // POST to a collection's Members is a POST to the collection.
+            ["redfish", "v1", "SessionService", "Sessions"]
+            | ["redfish", "v1", "SessionService", "Sessions", "Members"] => Self::Sessions,
             ["redfish", "v1", "SessionService", "Sessions", _] => Self::Session(id(4)),
             [
                 "redfish",

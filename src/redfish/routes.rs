@@ -49,6 +49,15 @@ async fn handle<M: Machines + Send + Sync>(
     user: &mut String,
 ) -> Reply {
     let path = uri.path();
+    if let Some(v) = headers.get("odata-version")
+        && v.as_bytes() != b"4.0"
+    {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            "The OData-Version requested is not supported: this service implements OData 4.0.",
+        ));
+    }
     let target = Target::parse(path);
     let public = target
         .as_ref()
