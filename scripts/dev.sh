@@ -63,6 +63,8 @@ demo() {
 
 run_tests() {
   setup
+  say "Redfish test venv (sushy, sushy-tools, protocol validator)"
+  scripts/redfish-venv.sh >/dev/null
   say "format"
   cargo fmt --all -- --check
   say "lint"

@@ -2,6 +2,9 @@
 //! per process) and vinod's Redfish server in front of them. Used by the Redfish tests and
 //! by `examples/redfish_testbed.rs` (benchmark and interop runs).
 
+// Each user of the bed uses part of it.
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
