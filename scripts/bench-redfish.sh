@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Benchmarks vinod's Redfish BMC against the sushy-tools emulator it replaces, in one run on
+# this machine, and writes docs/benchmarks.md.
+#
+#   scripts/bench-redfish.sh [SECONDS_PER_CASE]     (default 5)
+#
+# Each server runs in its own process on 127.0.0.1, in front of libvirt's test driver
+# (test:///default): vinod's test bed (examples/redfish_testbed.rs, 8 VMs, over HTTPS as in
+# production and over plain HTTP) and sushy-emulator 2.2.0 (plain HTTP, no auth, its built-in
+# `test` domain). The load generator (examples/redfish_bench.rs) runs 1 and 32 concurrent
+# keep-alive HTTP/1.1 clients doing GET System, then ComputerSystem.Reset (ForceOff and On
+# alternately), for a fixed time each. Only loopback traffic; every wait is bounded.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+seconds=${1:-5}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/vinod/target}
+venv=$(scripts/redfish-venv.sh)
+cargo build --release --locked -q --example redfish_testbed --example redfish_bench
+bin="$CARGO_TARGET_DIR/release/examples"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+say() { printf '== %s\n' "$*" >&2; }
+
+wait_file() { # file: waits (at most 30 s) until it has a line
+  for _ in $(seq 300); do [ -s "$1" ] && return 0; sleep 0.1; done
+  echo "timed out waiting for $1" >&2; exit 1
+}
+
+free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+say "starting vinod (HTTPS and HTTP) and sushy-emulator"
+"$bin/redfish_testbed" 0 4 > "$work/vinod-https.json" 2> "$work/vinod-https.log" & pids+=($!)
+"$bin/redfish_testbed" 0 4 --http > "$work/vinod-http.json" 2> "$work/vinod-http.log" & pids+=($!)
+sport=$(free_port)
+cat > "$work/emulator.conf" <<CONF
+SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'
+SUSHY_EMULATOR_LISTEN_PORT = $sport
+SUSHY_EMULATOR_LIBVIRT_URI = 'test:///default'
+SUSHY_EMULATOR_SSL_CERT = None
+SUSHY_EMULATOR_SSL_KEY = None
+SUSHY_EMULATOR_AUTH_FILE = None
+CONF
+TMPDIR=$work "$venv/bin/sushy-emulator" --config "$work/emulator.conf" > "$work/sushy.log" 2>&1 & pids+=($!)
+wait_file "$work/vinod-https.json"
+wait_file "$work/vinod-http.json"
+sushy_url="http://127.0.0.1:$sport"
+for _ in $(seq 300); do
+  curl -sf -o "$work/systems.json" "$sushy_url/redfish/v1/Systems" && break
+  sleep 0.1
+done
+[ -s "$work/systems.json" ] || { echo "sushy-emulator did not start" >&2; cat "$work/sushy.log" >&2; exit 1; }
+sushy_system=$("$venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["Members"][0]["@odata.id"])' "$work/systems.json")
+
+field() { "$venv/bin/python" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
+
+run() { # name url path extra-args...
+  local name=$1 url=$2 path=$3; shift 3
+  for clients in 1 32; do
+    for op in get reset; do
+      local extra=()
+      [ "$op" = reset ] && extra=(--reset) && path_op="$path/Actions/ComputerSystem.Reset" || path_op=$path
+      say "$name $op, $clients clients"
+      "$bin/redfish_bench" --url "$url" --path "$path_op" --clients "$clients" --seconds "$seconds" \
+        "${extra[@]}" "$@" > "$work/r.json"
+      printf '{"server":"%s","op":"%s","clients":%s,"result":%s}\n' "$name" "$op" "$clients" "$(cat "$work/r.json")" >> "$work/results.jsonl"
+    done
+  done
+}
+
+v=$work/vinod-https.json
+run "vinod (HTTPS)" "$(field "$v" 'd["url"]')" "/redfish/v1/Systems/bench.a.worker-{i}" \
+  --systems 4 --ca "$(field "$v" 'd["cert"]')" --user "$(field "$v" 'd["vinos"][0]["username"]')" \
+  --password "$(field "$v" 'd["vinos"][0]["password"]')"
+v=$work/vinod-http.json
+run "vinod (HTTP)" "$(field "$v" 'd["url"]')" "/redfish/v1/Systems/bench.a.worker-{i}" \
+  --systems 4 --user "$(field "$v" 'd["vinos"][0]["username"]')" \
+  --password "$(field "$v" 'd["vinos"][0]["password"]')"
+run "sushy-tools" "$sushy_url" "$sushy_system"
+
+say "writing docs/benchmarks.md"
+"$venv/bin/python" - "$work/results.jsonl" "$seconds" > docs/benchmarks.md <<'PY'
+import json, platform, subprocess, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+seconds = sys.argv[2]
+def get(server, op, clients):
+    return next(r["result"] for r in rows if r["server"] == server and r["op"] == op and r["clients"] == clients)
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+mem = next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+print("# Redfish benchmark: vinod vs sushy-tools\n")
+print("Written by `scripts/bench-redfish.sh %s` (not a test; run it by hand). Same run, same machine, each" % seconds)
+print("server in its own process on 127.0.0.1 in front of libvirt's test driver (`test:///default`).\n")
+print(f"Machine: {cpu}, {cores} cores, {int(mem)//1024//1024} GiB, {platform.platform()}.")
+print("vinod: `examples/redfish_testbed.rs` (release build, 2 tokio workers, 8 VMs, HTTP Basic on every")
+print("request), over HTTPS (TLS 1.3, self-signed certificate, as in production) and plain HTTP.")
+print("sushy-tools 2.2.0 (Flask development server, as deployed by ViNO and metal3-dev-env): plain")
+print("HTTP, no authentication. Load: `examples/redfish_bench.rs`, N keep-alive HTTP/1.1 clients")
+print(f"back to back for {seconds} s per case after a warm-up; the load generator shares the 2 cores.")
+print("GET is `GET /redfish/v1/Systems/<id>`; Reset is `POST …/Actions/ComputerSystem.Reset`,")
+print("alternating ForceOff and On.\n")
+print("| Operation | Clients | sushy-tools req/s | p50 ms | p99 ms | vinod HTTPS req/s | p50 ms | p99 ms | × sushy | vinod HTTP req/s | p50 ms | p99 ms | × sushy |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+for op, label in (("get", "GET System"), ("reset", "Reset")):
+    for c in (1, 32):
+        s = get("sushy-tools", op, c)
+        line = f"| {label} | {c} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} |"
+        for server in ("vinod (HTTPS)", "vinod (HTTP)"):
+            v = get(server, op, c)
+            ratio = v["rps"] / s["rps"] if s["rps"] else float("inf")
+            line += f" {v['rps']:.0f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | {ratio:.1f} |"
+        print(line)
+errors = [(r["server"], r["op"], r["clients"], r["result"]["errors"]) for r in rows if r["result"]["errors"]]
+print()
+if errors:
+    print("Failed requests: " + ", ".join(f"{s} {o} x{c}: {e}" for s, o, c, e in errors) + ".")
+else:
+    print("No request failed.")
+PY
+cat docs/benchmarks.md
