@@ -104,7 +104,11 @@ async fn client_loop(a: Arc<Args>, id: usize, deadline: Instant) -> (Vec<u32>, u
             req = req
                 .method(Method::POST)
                 .header("content-type", "application/json");
-            let kind = if n % 2 == 0 { "ForceOff" } else { "On" };
+            let kind = if n.is_multiple_of(2) {
+                "ForceOff"
+            } else {
+                "On"
+            };
             Full::new(Bytes::from(format!("{{\"ResetType\":\"{kind}\"}}")))
         } else {
             req = req.method(Method::GET);
