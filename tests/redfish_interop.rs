@@ -118,7 +118,9 @@ async fn sushy_suite() {
         )
         // The certificate is given explicitly; a CA bundle from the environment would override it.
         .env_remove("REQUESTS_CA_BUNDLE")
-        .env_remove("CURL_CA_BUNDLE");
+        .env_remove("CURL_CA_BUNDLE")
+        // Nothing written into the source tree.
+        .env("PYTHONDONTWRITEBYTECODE", "1");
     let began = Instant::now();
     let (ok, output) = tokio::task::spawn_blocking(move || run_bounded(cmd))
         .await
@@ -156,6 +158,7 @@ async fn protocol_validator() {
         .arg(report.path())
         .args(["--report-type", "tsv"])
         .env("REQUESTS_CA_BUNDLE", &cert)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .current_dir(report.path());
     let (_, output) = tokio::task::spawn_blocking(move || run_bounded(cmd))
         .await
