@@ -453,6 +453,12 @@ async fn bad_requests_are_400_with_the_property_named() {
         .call(Method::GET, "/redfish/v1/", &[("odata-version", "4.1")], "")
         .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    let big = format!("{{\"Boot\":\"{}\"}}", "x".repeat(100_000));
+    let r = api
+        .call(Method::PATCH, &path, &[("authorization", &auth)], &big)
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    r.error_id();
     let r = api.get("/redfish/v1/Systems?$expand=*", &auth).await;
     assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED);
     assert_eq!(r.error_id(), "QueryNotSupported");

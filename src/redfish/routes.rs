@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -27,12 +28,20 @@ pub async fn dispatch<M: Machines + Send + Sync + 'static>(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let began = Instant::now();
     let path = uri.path().to_string();
     let mut user = String::new();
-    let resp = match handle(&bmc, &method, &uri, &headers, &body, &mut user).await {
+    let result = match body {
+        Ok(body) => handle(&bmc, &method, &uri, &headers, &body, &mut user).await,
+        Err(e) => Err(ApiError::new(
+            e.status(),
+            "GeneralError",
+            format!("The request body could not be read: {e}."),
+        )),
+    };
+    let resp = match result {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
