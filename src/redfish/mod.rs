@@ -10,8 +10,10 @@ pub mod action;
 pub mod auth;
 mod error;
 pub mod media;
+mod reply;
 pub mod resources;
 mod routes;
+pub mod target;
 pub mod tls;
 
 use std::collections::{HashMap, HashSet};
@@ -28,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 pub use auth::BmcCredentials;
 pub use error::{ApiError, RedfishError};
-pub use routes::etag;
+pub use reply::etag;
 
 use crate::config::Config;
 use crate::host::Machines;

@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use super::action::Via;
 use super::auth::{SESSION_TIMEOUT, Session};
+use super::target::Via;
 use crate::host::machine::{BootEnabled, BootMode, BootTarget, Machine, PowerAction};
 
 const V1: &str = "/redfish/v1";

@@ -4,18 +4,18 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-use super::action::{self, Target};
+use super::action;
 use super::auth::{self, Principal};
 use super::error::ApiError;
 use super::media::without_query;
+use super::reply::{etag, header_value, json, no_content, xml};
+use super::target::Target;
 use super::{Bmc, resources as doc};
 use crate::host::Machines;
 use crate::host::machine::{Fault, FaultKind, Machine, Media};
@@ -360,73 +360,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
-}
-
-/// Strong ETag of a representation.
-pub fn etag(body: &Value) -> String {
-    let digest = Sha256::digest(serde_json::to_vec(body).unwrap_or_default());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
-}
-
-fn header_value(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-fn json(body: Value, target: &Target, request: &HeaderMap) -> Response {
-    let tag = etag(&body);
-    let schema = body["@odata.type"]
-        .as_str()
-        .and_then(|t| t.strip_prefix('#'))
-        .and_then(|t| t.rsplit_once('.'))
-        .map(|(schema, _)| {
-            format!("<http://redfish.dmtf.org/schemas/v1/{schema}.json>; rel=describedby")
-        });
-    let not_modified = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .map(str::trim)
-                .any(|w| w == "*" || w.trim_start_matches("W/") == tag)
-        });
-    let mut resp = if not_modified {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let mut r = Response::new(Body::from(bytes));
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        );
-        r
-    };
-    let h = resp.headers_mut();
-    h.insert(header::ETAG, header_value(&tag));
-    h.insert("OData-Version", HeaderValue::from_static("4.0"));
-    h.insert(header::ALLOW, HeaderValue::from_static(target.allow()));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Some(link) = schema {
-        h.insert(header::LINK, header_value(&link));
-    }
-    resp
-}
-
-fn xml(text: String) -> Response {
-    let mut resp = Response::new(Body::from(text));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/xml"),
-    );
-    h.insert("OData-Version", HeaderValue::from_static("4.0"));
-    h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-    resp
-}
-
-fn no_content() -> Response {
-    let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut()
-        .insert("OData-Version", HeaderValue::from_static("4.0"));
-    resp
 }

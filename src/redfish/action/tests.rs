@@ -1,39 +1,5 @@
 use super::*;
 
-#[test]
-fn paths_name_resources() {
-    assert_eq!(Target::parse("/redfish/v1/"), Some(Target::Root));
-    assert_eq!(Target::parse("/redfish/v1"), Some(Target::Root));
-    assert_eq!(Target::parse("/redfish"), Some(Target::Versions));
-    assert_eq!(
-        Target::parse("/redfish/v1/Systems/ns.v.w-0"),
-        Some(Target::System("ns.v.w-0".into()))
-    );
-    assert_eq!(
-        Target::parse("/redfish/v1/Systems/ns%2Ev.w-0/Actions/ComputerSystem.Reset"),
-        Some(Target::Reset("ns.v.w-0".into()))
-    );
-    assert_eq!(
-        Target::parse("/redfish/v1/Managers/x/VirtualMedia/Cd/Actions/VirtualMedia.EjectMedia"),
-        Some(Target::Eject(Via::Manager, "x".into()))
-    );
-    assert_eq!(
-        Target::parse("/redfish/v1/Systems/x/VirtualMedia/Cd/"),
-        Some(Target::Cd(Via::System, "x".into()))
-    );
-    assert_eq!(
-        Target::parse("/redfish/v1/Systems/x/VirtualMedia/Floppy"),
-        None
-    );
-    assert_eq!(Target::parse("/redfish/v1/EventService"), None);
-    assert_eq!(Target::parse("/redfish/v1/Systems/%zz"), None);
-    assert_eq!(Target::parse("/"), None);
-    assert!(Target::Root.is_public("GET"));
-    assert!(Target::Sessions.is_public("POST"));
-    assert!(!Target::Sessions.is_public("GET"));
-    assert!(!Target::Systems.is_public("GET"));
-}
-
 fn id(r: Result<impl std::fmt::Debug, ApiError>) -> (u16, &'static str) {
     let e = r.unwrap_err();
     (e.status.as_u16(), e.id)
