@@ -5,7 +5,7 @@
 #   scripts/bench-redfish.sh [SECONDS_PER_CASE]     (default 5)
 #
 # Each server runs in its own process on 127.0.0.1, in front of libvirt's test driver
-# (test:///default): vinod's test bed (examples/redfish_testbed.rs, 8 VMs, over HTTPS as in
+# (test:///default): vinod's test bed (examples/redfish_testbed.rs, 32 VMs, over HTTPS as in
 # production and over plain HTTP) and sushy-emulator 2.2.0 (plain HTTP, no auth, its built-in
 # `test` domain). The load generator (examples/redfish_bench.rs) runs 1 and 32 concurrent
 # keep-alive HTTP/1.1 clients doing GET System, then ComputerSystem.Reset (ForceOff and On
@@ -37,9 +37,10 @@ wait_file() { # file: waits (at most 30 s) until it has a line
 
 free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 say "starting vinod (HTTPS and HTTP) and sushy-emulator"
-"$bin/redfish_testbed" 0 4 > "$work/vinod-https.json" 2> "$work/vinod-https.log" & pids+=($!)
-"$bin/redfish_testbed" 0 4 --http > "$work/vinod-http.json" 2> "$work/vinod-http.log" & pids+=($!)
+"$bin/redfish_testbed" 0 16 > "$work/vinod-https.json" 2> "$work/vinod-https.log" & pids+=($!)
+"$bin/redfish_testbed" 0 16 --http > "$work/vinod-http.json" 2> "$work/vinod-http.log" & pids+=($!)
 sport=$(free_port)
 cat > "$work/emulator.conf" <<CONF
 SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'
@@ -78,19 +79,21 @@ run() { # name url path extra-args...
 
 v=$work/vinod-https.json
 run "vinod (HTTPS)" "$(field "$v" 'd["url"]')" "/redfish/v1/Systems/bench.a.worker-{i}" \
-  --systems 4 --ca "$(field "$v" 'd["cert"]')" --user "$(field "$v" 'd["vinos"][0]["username"]')" \
+  --systems 16 --ca "$(field "$v" 'd["cert"]')" --user "$(field "$v" 'd["vinos"][0]["username"]')" \
   --password "$(field "$v" 'd["vinos"][0]["password"]')"
 v=$work/vinod-http.json
 run "vinod (HTTP)" "$(field "$v" 'd["url"]')" "/redfish/v1/Systems/bench.a.worker-{i}" \
-  --systems 4 --user "$(field "$v" 'd["vinos"][0]["username"]')" \
+  --systems 16 --user "$(field "$v" 'd["vinos"][0]["username"]')" \
   --password "$(field "$v" 'd["vinos"][0]["password"]')"
 run "sushy-tools" "$sushy_url" "$sushy_system"
 
 say "writing docs/benchmarks.md"
-"$venv/bin/python" - "$work/results.jsonl" "$seconds" > docs/benchmarks.md <<'PY'
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+"$venv/bin/python" - "$work/results.jsonl" "$seconds" "$load_start" "$load_end" > docs/benchmarks.md <<'PY'
 import json, platform, subprocess, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 seconds = sys.argv[2]
+load_start, load_end = sys.argv[3], sys.argv[4]
 def get(server, op, clients):
     return next(r["result"] for r in rows if r["server"] == server and r["op"] == op and r["clients"] == clients)
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -100,13 +103,15 @@ print("# Redfish benchmark: vinod vs sushy-tools\n")
 print("Written by `scripts/bench-redfish.sh %s` (not a test; run it by hand). Same run, same machine, each" % seconds)
 print("server in its own process on 127.0.0.1 in front of libvirt's test driver (`test:///default`).\n")
 print(f"Machine: {cpu}, {cores} cores, {int(mem)//1024//1024} GiB, {platform.platform()}.")
-print("vinod: `examples/redfish_testbed.rs` (release build, 2 tokio workers, 8 VMs, HTTP Basic on every")
+print("vinod: `examples/redfish_testbed.rs` (release build, 2 tokio workers, 32 VMs, HTTP Basic on every")
 print("request), over HTTPS (TLS 1.3, self-signed certificate, as in production) and plain HTTP.")
 print("sushy-tools 2.2.0 (Flask development server, as deployed by ViNO and metal3-dev-env): plain")
 print("HTTP, no authentication. Load: `examples/redfish_bench.rs`, N keep-alive HTTP/1.1 clients")
 print(f"back to back for {seconds} s per case after a warm-up; the load generator shares the 2 cores.")
 print("GET is `GET /redfish/v1/Systems/<id>`; Reset is `POST …/Actions/ComputerSystem.Reset`,")
-print("alternating ForceOff and On.\n")
+print("alternating ForceOff and On. vinod's clients use the 16 VMs of one Vino (client i acts on VM")
+print("i mod 16; vinod serializes actions on one VM); sushy-tools has only the test driver's `test` domain.")
+print(f"Load average (1, 5, 15 min) before the run: {load_start}; after: {load_end}.\n")
 print("| Operation | Clients | sushy-tools req/s | p50 ms | p99 ms | vinod HTTPS req/s | p50 ms | p99 ms | × sushy | vinod HTTP req/s | p50 ms | p99 ms | × sushy |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for op, label in (("get", "GET System"), ("reset", "Reset")):

@@ -125,6 +125,8 @@ async fn only_vinods_domains_are_visible_or_controllable() {
     assert_eq!(m.boot, BootOverride::default());
     assert_eq!(m.media, None);
     assert!(lv.get("test").await.unwrap().is_none());
+    assert_eq!(lv.owner(&d.name).await.unwrap(), Some(d.owner.clone()));
+    assert_eq!(lv.owner("test").await.unwrap(), None);
     assert!(lv.get("no-such-domain").await.unwrap().is_none());
     let e = lv.power("test", PowerAction::ForceOff).await.unwrap_err();
     assert_eq!(e.fault(), FaultKind::NotFound);

@@ -12,7 +12,7 @@ pub mod machine;
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use crate::state::{Bridge, DhcpServer, Domain, Volume};
+use crate::state::{Bridge, DhcpServer, Domain, Owner, Volume};
 use machine::{BootOverride, Fault, Machine, Media, PowerAction};
 
 /// Linux bridges, over netlink.
@@ -117,6 +117,10 @@ pub trait Machines {
 
     /// One vinod-owned machine; `None` if there is none of that name.
     fn get(&self, name: &str) -> impl Future<Output = Result<Option<Machine>, Self::Error>> + Send;
+
+    /// The Vino owning machine `name`; `None` if there is no vinod-owned machine of that name.
+    /// Cheaper than [`get`](Self::get), for authorizing an action.
+    fn owner(&self, name: &str) -> impl Future<Output = Result<Option<Owner>, Self::Error>> + Send;
 
     /// Performs a power action. Powering on (and restarting) consumes a `Once` override: the
     /// boot uses it and the persistent definition goes back to the default order.

@@ -99,14 +99,14 @@ async fn handle<M: Machines + Send + Sync>(
         ("PATCH", Target::System(id)) => patch_system(bmc, &caller, id, headers, body).await,
         ("POST", Target::Reset(id)) => {
             let action = action::reset(body)?;
-            let _guard = bmc.lock(&visible(bmc, &caller, id).await?.name).await;
+            let _guard = bmc.lock(&reachable(bmc, &caller, id).await?).await;
             bmc.machines.power(id, action).await.map_err(fault)?;
             Ok(no_content())
         }
         ("POST", Target::Insert(_, id)) => insert(bmc, &caller, id, body).await,
         ("POST", Target::Eject(_, id)) => {
             action::eject_media(body)?;
-            let _guard = bmc.lock(&visible(bmc, &caller, id).await?.name).await;
+            let _guard = bmc.lock(&reachable(bmc, &caller, id).await?).await;
             if let Some(old) = bmc.machines.eject_media(id).await.map_err(fault)? {
                 bmc.media.remove(&old.file);
             }
@@ -324,6 +324,18 @@ async fn insert<M: Machines + Send + Sync>(
         bmc.media.remove(&old.file);
     }
     Ok(no_content())
+}
+
+/// `id` if the caller reaches that machine; otherwise 404 (existence is not revealed).
+async fn reachable<M: Machines + Send + Sync>(
+    bmc: &Bmc<M>,
+    caller: &Principal,
+    id: &str,
+) -> Result<String, ApiError> {
+    match bmc.machines.owner(id).await.map_err(fault)? {
+        Some(owner) if caller.reaches(&owner) => Ok(id.to_string()),
+        _ => Err(ApiError::not_found(&format!("/redfish/v1/Systems/{id}"))),
+    }
 }
 
 /// The machine `id` if the caller reaches it; otherwise 404 (existence is not revealed).

@@ -11,6 +11,7 @@
 //! default order. A reboot the guest does on its own is a warm reset of the same process and
 //! keeps the boot order the domain was started with.
 
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use tracing::{info, warn};
@@ -48,13 +49,22 @@ impl Machines for Libvirt {
     type Error = VirtError;
 
     async fn list(&self) -> Result<Vec<Machine>, VirtError> {
-        self.run(|conn, _| list(conn)).await
+        self.run_shared(list).await
     }
 
     async fn get(&self, name: &str) -> Result<Option<Machine>, VirtError> {
         let name = name.to_string();
-        self.run(move |conn, _| match owned(conn, &name) {
-            Ok((dom, owner)) => describe(&dom, &name, owner).map(Some),
+        self.run_shared(move |conn| match lookup(conn, &name)? {
+            Some(dom) => describe(&dom, &name),
+            None => Ok(None),
+        })
+        .await
+    }
+
+    async fn owner(&self, name: &str) -> Result<Option<Owner>, VirtError> {
+        let name = name.to_string();
+        self.run_shared(move |conn| match owned(conn, &name) {
+            Ok((_, owner)) => Ok(Some(owner)),
             Err(VirtError::NoMachine { .. }) => Ok(None),
             Err(e) => Err(e),
         })
@@ -63,7 +73,7 @@ impl Machines for Libvirt {
 
     async fn power(&self, name: &str, action: PowerAction) -> Result<(), VirtError> {
         let n = name.to_string();
-        let next = self.run(move |conn, _| power(conn, &n, action)).await?;
+        let next = self.run_shared(move |conn| power(conn, &n, action)).await?;
         if next == Followup::StartWhenOff {
             let this = self.clone();
             let name = name.to_string();
@@ -74,14 +84,14 @@ impl Machines for Libvirt {
 
     async fn set_boot(&self, name: &str, boot: BootOverride) -> Result<(), VirtError> {
         let name = name.to_string();
-        self.run(move |conn, _| rewrite(conn, &name, |s| s.boot = boot).map(drop))
+        self.run_shared(move |conn| rewrite(conn, &name, |s| s.boot = boot).map(drop))
             .await
     }
 
     async fn insert_media(&self, name: &str, media: &Media) -> Result<(), VirtError> {
         let name = name.to_string();
         let media = media.clone();
-        self.run(move |conn, _| {
+        self.run_shared(move |conn| {
             let media = media.clone();
             rewrite(conn, &name, move |s| s.media = Some(media)).map(drop)
         })
@@ -90,12 +100,38 @@ impl Machines for Libvirt {
 
     async fn eject_media(&self, name: &str) -> Result<Option<Media>, VirtError> {
         let name = name.to_string();
-        self.run(move |conn, _| rewrite(conn, &name, |s| s.media = None).map(|old| old.media))
+        self.run_shared(move |conn| rewrite(conn, &name, |s| s.media = None).map(|old| old.media))
             .await
     }
 }
 
 impl Libvirt {
+    /// Like `run`, but the session lock is held only to fetch the connection: BMC requests
+    /// make their libvirt calls concurrently (a libvirt connection is thread-safe). A lost
+    /// connection is reopened and the call retried once, as `run` does.
+    async fn run_shared<T, F>(&self, op: F) -> Result<T, VirtError>
+    where
+        T: Send + 'static,
+        F: Fn(&Connect) -> Result<T, VirtError> + Send + 'static,
+    {
+        let session = Arc::clone(&self.session);
+        tokio::task::spawn_blocking(move || {
+            let lock = || session.lock().unwrap_or_else(PoisonError::into_inner);
+            let conn = lock().connection()?.clone();
+            match op(&conn) {
+                Err(e) if e.is_connection_lost() => {
+                    drop(conn);
+                    let mut s = lock();
+                    s.conn = None;
+                    s.call(|c| op(c))
+                }
+                result => result,
+            }
+        })
+        .await
+        .map_err(VirtError::Task)?
+    }
+
     /// Polls until `name` is off, then starts it; gives up after
     /// [`GRACEFUL_RESTART_TIMEOUT`] and leaves the guest as it is.
     async fn start_when_off(&self, name: String) {
@@ -103,7 +139,7 @@ impl Libvirt {
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(RESTART_POLL).await;
             let n = name.clone();
-            match self.run(move |conn, _| start_if_off(conn, &n)).await {
+            match self.run_shared(move |conn| start_if_off(conn, &n)).await {
                 Ok(true) => return,
                 Ok(false) => {}
                 Err(e) => {
@@ -128,9 +164,7 @@ fn list(conn: &Connect) -> Result<Vec<Machine>, VirtError> {
             Err(e) if is(&e, ErrorNumber::NoDomain) => continue,
             Err(source) => return Err(VirtError::ListDomains { source }),
         };
-        let described =
-            marker(&dom, &name).and_then(|m| m.map(|m| describe(&dom, &name, m.owner)).transpose());
-        match described {
+        match describe(&dom, &name) {
             Ok(Some(machine)) => out.push(machine),
             Ok(None) => {}
             // Undefined while being listed.
@@ -152,9 +186,18 @@ fn owned(conn: &Connect, name: &str) -> Result<(VirtDomain, Owner), VirtError> {
     Ok((dom, owner))
 }
 
-fn describe(dom: &VirtDomain, name: &str, owner: Owner) -> Result<Machine, VirtError> {
+/// The machine of a domain, if it is vinod's: persistent, with a well-formed `<vinod:vm>`
+/// element in its persistent definition (the ownership rule of [`marker`], read from the
+/// definition fetched anyway, which saves libvirt calls on every BMC read).
+fn describe(dom: &VirtDomain, name: &str) -> Result<Option<Machine>, VirtError> {
     let err = |action| move |e| domain_error(name, action, e);
-    let uuid = dom.uuid_string().map_err(err("read the UUID of"))?;
+    if !dom.is_persistent().map_err(err("query"))? {
+        return Ok(None);
+    }
+    let (_, view) = definition(dom, name)?;
+    let Some(owner) = view.vinod.as_ref().and_then(owner_of) else {
+        return Ok(None);
+    };
     let power = match dom
         .state()
         .map_err(err("query"))?
@@ -165,11 +208,10 @@ fn describe(dom: &VirtDomain, name: &str, owner: Owner) -> Result<Machine, VirtE
         DomainState::Shutdown => PowerState::PoweringOff,
         _ => PowerState::On,
     };
-    let (_, view) = definition(dom, name)?;
     let state = BmcState::of(&view);
-    Ok(Machine {
+    Ok(Some(Machine {
         name: name.to_string(),
-        uuid,
+        uuid: view.uuid,
         owner,
         power,
         vcpus: view.vcpus,
@@ -177,6 +219,15 @@ fn describe(dom: &VirtDomain, name: &str, owner: Owner) -> Result<Machine, VirtE
         macs: view.macs,
         boot: state.boot,
         media: state.media,
+    }))
+}
+
+fn owner_of(attrs: &std::collections::BTreeMap<String, String>) -> Option<Owner> {
+    let get = |k: &str| attrs.get(k).filter(|v| !v.is_empty()).cloned();
+    attrs.get("spec-hash")?;
+    Some(Owner {
+        namespace: get("vino-namespace")?,
+        name: get("vino-name")?,
     })
 }
 
@@ -295,6 +346,19 @@ fn start_if_off(conn: &Connect, name: &str) -> Result<bool, VirtError> {
 fn start(conn: &Connect, dom: &VirtDomain, name: &str) -> Result<(), VirtError> {
     dom.create()
         .map_err(|e| domain_error(name, "power on", e))?;
+    // Reading the metadata element alone is much cheaper than the whole definition.
+    let element = match dom.metadata(
+        sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+        Some(bmc::BMC_NS),
+        sys::VIR_DOMAIN_AFFECT_CONFIG,
+    ) {
+        Ok(element) => element,
+        Err(e) if is(&e, ErrorNumber::NoDomainMetadata) => return Ok(()),
+        Err(e) => return Err(domain_error(name, "read the metadata of", e)),
+    };
+    if !element.contains(BootEnabled::Once.as_str()) {
+        return Ok(());
+    }
     rewrite_domain(conn, dom, name, |s| {
         if s.boot.enabled == BootEnabled::Once {
             s.boot.target = BootTarget::None;

@@ -51,6 +51,10 @@ fn reads_what_the_bmc_reports() {
     assert!(!v.efi);
     assert_eq!(v.cd_source, None);
     assert_eq!(v.bmc, None);
+    assert_eq!(v.uuid, "00000000-0000-8000-8000-000000000000");
+    let vinod = v.vinod.as_ref().unwrap();
+    assert_eq!(vinod["vino-name"], "v");
+    assert!(!vinod.contains_key("xmlns:vinod"));
     let s = BmcState::of(&v);
     assert!(s.is_default());
     assert_eq!(s.default_boot, ["hd", "network"]);

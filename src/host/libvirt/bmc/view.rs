@@ -6,6 +6,13 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 
 use super::{CD_ALIAS, XmlError, attrs, is_bmc_element, local};
+use crate::render::domain::METADATA_NS;
+
+fn without_xmlns(a: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    a.into_iter()
+        .filter(|(k, _)| !k.starts_with("xmlns"))
+        .collect()
+}
 
 /// What the BMC reads from a definition.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,6 +33,10 @@ pub struct DomainView {
     pub cd_source: Option<String>,
     /// Attributes of the `<bmc:bmc>` element, if there is one.
     pub bmc: Option<BTreeMap<String, String>>,
+    /// `<uuid>`.
+    pub uuid: String,
+    /// Attributes of vinod's own `<vinod:vm>` ownership element, if there is one.
+    pub vinod: Option<BTreeMap<String, String>>,
 }
 
 /// Reads the BMC's view of a definition.
@@ -69,12 +80,12 @@ pub fn view(xml: &str) -> Result<DomainView, XmlError> {
                         d.2 = a.get("name").cloned();
                     }
                 }
-                (Some(b"metadata"), _) if is_bmc_element(e)? => {
-                    v.bmc = Some(
-                        a.into_iter()
-                            .filter(|(k, _)| !k.starts_with("xmlns"))
-                            .collect(),
-                    )
+                (Some(b"metadata"), _) if is_bmc_element(e)? => v.bmc = Some(without_xmlns(a)),
+                (Some(b"metadata"), _)
+                    if a.iter()
+                        .any(|(k, ns)| k.starts_with("xmlns") && ns == METADATA_NS) =>
+                {
+                    v.vinod = Some(without_xmlns(a))
                 }
                 _ => {}
             }
@@ -97,6 +108,7 @@ pub fn view(xml: &str) -> Result<DomainView, XmlError> {
                 let text = text.trim();
                 match path.as_slice() {
                     [d, x] if d == b"domain" && x == b"vcpu" => v.vcpus = text.parse().unwrap_or(0),
+                    [d, x] if d == b"domain" && x == b"uuid" => v.uuid = text.to_string(),
                     [d, x] if d == b"domain" && x == b"memory" => {
                         v.memory_kib = to_kib(text.parse().unwrap_or(0), &memory_unit)
                     }
