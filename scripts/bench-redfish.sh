@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks vinod's Redfish BMC against the sushy-tools emulator it replaces, in one run on
-# this machine, and writes docs/benchmarks.md.
+# this machine, and writes its section of docs/benchmarks.md.
 #
 #   scripts/bench-redfish.sh [SECONDS_PER_CASE]     (default 5)
 #
@@ -89,8 +89,10 @@ run "sushy-tools" "$sushy_url" "$sushy_system"
 
 say "writing docs/benchmarks.md"
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
-"$venv/bin/python" - "$work/results.jsonl" "$seconds" "$load_start" "$load_end" > docs/benchmarks.md <<'PY'
-import json, platform, subprocess, sys
+"$venv/bin/python" - "$work/results.jsonl" "$seconds" "$load_start" "$load_end" docs/benchmarks.md <<'PY'
+import builtins, functools, io, json, os, platform, subprocess, sys
+out = io.StringIO()
+print = functools.partial(builtins.print, file=out)
 rows = [json.loads(l) for l in open(sys.argv[1])]
 seconds = sys.argv[2]
 load_start, load_end = sys.argv[3], sys.argv[4]
@@ -99,7 +101,7 @@ def get(server, op, clients):
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 mem = next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))
-print("# Redfish benchmark: vinod vs sushy-tools\n")
+print("## Redfish BMC: vinod vs sushy-tools\n")
 print("Written by `scripts/bench-redfish.sh %s` (not a test; run it by hand). Same run, same machine, each" % seconds)
 print("server in its own process on 127.0.0.1 in front of libvirt's test driver (`test:///default`).\n")
 print(f"Machine: {cpu}, {cores} cores, {int(mem)//1024//1024} GiB, {platform.platform()}.")
@@ -142,5 +144,15 @@ if errors:
 else:
     print("No request failed.")
 print("\nWhy the targets are or are not met: see the Benchmark section of [redfish.md](redfish.md).")
+# Only this script's section of docs/benchmarks.md is replaced; other sections are kept.
+start, end = "<!-- redfish-bench:start -->", "<!-- redfish-bench:end -->"
+section = f"{start}\n{out.getvalue()}{end}\n"
+path = sys.argv[5]
+doc = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+if start in doc and end in doc:
+    doc = doc[: doc.index(start)] + section + doc[doc.index(end) + len(end) + 1 :]
+else:
+    doc = doc.rstrip("\n") + "\n" + section
+open(path, "w").write(doc)
+builtins.print(section)
 PY
-cat docs/benchmarks.md
