@@ -80,6 +80,8 @@ demo() {
 
 run_tests() {
   setup
+  say "Redfish test venv (sushy, sushy-tools, protocol validator)"
+  scripts/redfish-venv.sh >/dev/null || say "no Redfish venv: the sushy and validator tests will be skipped"
   say "format"
   cargo fmt --all -- --check
   say "lint"

@@ -129,6 +129,12 @@ pub struct RedfishConfig {
     pub tls_cert: PathBuf,
     /// PEM private key for `tls_cert`.
     pub tls_key: PathBuf,
+    /// Largest virtual media image downloaded, in bytes.
+    pub media_max_bytes: u64,
+    /// Longest a virtual media download may take, in seconds.
+    pub media_timeout_secs: u64,
+    /// Verify the TLS certificate of https:// image URLs against the system's CAs.
+    pub media_verify_tls: bool,
 }
 
 /// VNC settings.
@@ -190,6 +196,9 @@ impl Default for RedfishConfig {
             tls: true,
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
+            media_max_bytes: 8 << 30,
+            media_timeout_secs: 900,
+            media_verify_tls: false,
         }
     }
 }
@@ -302,6 +311,12 @@ impl Config {
         }
         if self.redfish.port == 0 {
             return bad("redfish.port", "0 is not a usable port".into());
+        }
+        if self.redfish.media_max_bytes == 0 {
+            return bad("redfish.media_max_bytes", "must be more than 0".into());
+        }
+        if self.redfish.media_timeout_secs == 0 {
+            return bad("redfish.media_timeout_secs", "must be more than 0".into());
         }
         for (key, addr) in [
             ("redfish.listen_address", &self.redfish.listen_address),

@@ -15,6 +15,7 @@ pub mod ipam;
 pub mod kube;
 pub mod plan;
 pub mod reconcile;
+pub mod redfish;
 pub mod render;
 pub mod spec;
 pub mod state;

@@ -12,6 +12,7 @@ use vinod::host::facts;
 use vinod::host::libvirt::Libvirt;
 use vinod::plan::NodeFacts;
 use vinod::reconcile::Adapters;
+use vinod::redfish::{self, BmcCredentials};
 
 /// Environment variable that makes vinod kill itself (SIGKILL) after that many operations of
 /// a pass: the crash-safety tests use it to stop vinod at chosen points.
@@ -50,8 +51,20 @@ pub fn run(config_path: &Path, standalone: Option<PathBuf>, once: bool) -> Resul
             dhcp: Dnsmasq::new(&config.dhcp.dnsmasq, &config.run_dir).context("cannot start the DHCP supervisor")?,
             hypervisor: Libvirt::new(&config.libvirt),
         };
-        let mut d = Standalone::new(adapters, config, node, manifest);
-        Ok(daemon::run_standalone(&mut d, &opts, &Notifier::new(), &hook).await?)
+        // The Redfish BMC runs beside the loop, on its own libvirt connection.
+        let bmc_credentials = BmcCredentials::default();
+        let bmc = if once {
+            None
+        } else {
+            let machines = Libvirt::new(&config.libvirt);
+            Some(redfish::start(&config, machines, bmc_credentials.clone()).await.context("cannot start the Redfish BMC")?)
+        };
+        let mut d = Standalone::new(adapters, config, node, manifest).with_bmc_credentials(bmc_credentials);
+        let converged = daemon::run_standalone(&mut d, &opts, &Notifier::new(), &hook).await;
+        if let Some(bmc) = bmc {
+            bmc.stop().await;
+        }
+        Ok(converged?)
     })
 }
 

@@ -1,6 +1,7 @@
 //! The daemon: the reconcile loop with its triggers (manifest changes, SIGHUP, a periodic
 //! resync) and a clean stop on SIGTERM that leaves every VM running.
 
+pub mod bmc;
 pub mod cluster;
 pub mod inputs;
 pub mod metrics;

@@ -16,6 +16,7 @@ use crate::plan::diff::diff;
 use crate::plan::merge::merge;
 use crate::plan::{self, NodeFacts, PlanInput, VinoPlan};
 use crate::reconcile::{Adapters, AfterOp, Outcome, ReconcileError};
+use crate::redfish::BmcCredentials;
 use crate::spec::cpuset::CpuSet;
 use crate::spec::{NodePhase, NodeStatus};
 use crate::state::{HostState, Owner};
@@ -33,6 +34,7 @@ pub struct Standalone<B, D, H> {
     /// What the last pass saw and did, for `vinod status`.
     pub snapshot: Snapshot,
     last_good: Manifest,
+    bmc: Option<BmcCredentials>,
 }
 
 /// What one pass found and did.
@@ -65,7 +67,14 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Standalone<
             manifest_path,
             snapshot: Snapshot::default(),
             last_good: Manifest::default(),
+            bmc: None,
         }
+    }
+
+    /// Keeps `table` (the Redfish server's) set to the manifest's BMC credentials.
+    pub fn with_bmc_credentials(mut self, table: BmcCredentials) -> Self {
+        self.bmc = Some(table);
+        self
     }
 
     fn out_dir(&self) -> PathBuf {
@@ -85,6 +94,9 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Standalone<
             }
         };
         let manifest = self.last_good.clone();
+        if let Some(table) = &self.bmc {
+            table.replace(&super::bmc::bmc_credentials(&manifest));
+        }
         let claims_path = self.config.state_dir.join("claims.json");
         let mut store = read_claims(&claims_path).map_err(|e| ReconcileError::Observe {
             what: "IP claims",

@@ -7,11 +7,13 @@ pub mod bridge;
 pub mod dnsmasq;
 pub mod facts;
 pub mod libvirt;
+pub mod machine;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use crate::state::{Bridge, DhcpServer, Domain, Volume};
+use crate::state::{Bridge, DhcpServer, Domain, Owner, Volume};
+use machine::{BootOverride, Fault, Machine, Media, PowerAction};
 
 /// Linux bridges, over netlink.
 pub trait Bridges {
@@ -100,4 +102,51 @@ pub trait Hypervisor {
 
     /// Powers off (if running) and undefines an owned domain.
     fn undefine(&self, domain: &Domain) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// The BMC's view of the VMs: vinod-owned domains only (any other domain is invisible and
+/// untouchable). Boot override and media are kept in the persistent definition, so they
+/// survive vinod restarts and reconcile's redefinitions, and never change the spec hash
+/// reconcile compares.
+pub trait Machines {
+    /// Error type of the implementation.
+    type Error: Fault + std::error::Error + Send + Sync + 'static;
+
+    /// Every vinod-owned machine, by name.
+    fn list(&self) -> impl Future<Output = Result<Vec<Machine>, Self::Error>> + Send;
+
+    /// One vinod-owned machine; `None` if there is none of that name.
+    fn get(&self, name: &str) -> impl Future<Output = Result<Option<Machine>, Self::Error>> + Send;
+
+    /// The Vino owning machine `name`; `None` if there is no vinod-owned machine of that name.
+    /// Cheaper than [`get`](Self::get), for authorizing an action.
+    fn owner(&self, name: &str) -> impl Future<Output = Result<Option<Owner>, Self::Error>> + Send;
+
+    /// Performs a power action. Powering on (and restarting) consumes a `Once` override: the
+    /// boot uses it and the persistent definition goes back to the default order.
+    fn power(
+        &self,
+        name: &str,
+        action: PowerAction,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Stores a boot override; it takes effect at the next boot through the BMC.
+    fn set_boot(
+        &self,
+        name: &str,
+        boot: BootOverride,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Puts a local image file into the machine's virtual CD drive (replacing any).
+    fn insert_media(
+        &self,
+        name: &str,
+        media: &Media,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Empties the virtual CD drive; returns what was in it.
+    fn eject_media(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Media>, Self::Error>> + Send;
 }

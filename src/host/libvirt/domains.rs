@@ -18,8 +18,8 @@ use crate::state::{Domain, Owner};
 
 /// vinod's metadata on a domain.
 #[derive(Debug, PartialEq, Eq)]
-struct Marker {
-    owner: Owner,
+pub(super) struct Marker {
+    pub(super) owner: Owner,
     spec_hash: String,
 }
 
@@ -82,7 +82,8 @@ pub(super) fn define(conn: &Connect, domain: &Domain) -> Result<(), VirtError> {
         .map_err(|e| domain_error(&domain.name, "define", e))
 }
 
-/// Replaces the persistent definition of an owned domain; a running domain keeps running.
+/// Replaces the persistent definition of an owned domain, keeping the BMC's state; a running
+/// domain keeps running.
 pub(super) fn redefine(conn: &Connect, domain: &Domain) -> Result<(), VirtError> {
     let Some(dom) = lookup(conn, &domain.name)? else {
         return Err(VirtError::NoDomain {
@@ -90,8 +91,10 @@ pub(super) fn redefine(conn: &Connect, domain: &Domain) -> Result<(), VirtError>
         });
     };
     require_owned(&dom, domain)?;
+    // The BMC's boot override, firmware and CD drive are not part of the spec: keep them.
+    let xml = super::machines::keep_bmc_state(&dom, &domain.name, &domain.xml)?;
     tracing::info!(domain = %domain.name, "redefining domain");
-    conn.define_domain_xml(&domain.xml)
+    conn.define_domain_xml(&xml)
         .map(drop)
         .map_err(|e| domain_error(&domain.name, "redefine", e))
 }
@@ -126,7 +129,7 @@ pub(super) fn undefine(conn: &Connect, domain: &Domain) -> Result<(), VirtError>
     }
 }
 
-fn lookup(conn: &Connect, name: &str) -> Result<Option<VirtDomain>, VirtError> {
+pub(super) fn lookup(conn: &Connect, name: &str) -> Result<Option<VirtDomain>, VirtError> {
     match conn.lookup_domain_by_name(name) {
         Ok(dom) => Ok(Some(dom)),
         Err(e) if is(&e, ErrorNumber::NoDomain) => Ok(None),
@@ -146,7 +149,7 @@ fn require_owned(dom: &VirtDomain, domain: &Domain) -> Result<(), VirtError> {
 
 /// vinod's metadata from the persistent definition (the one `redefine` changes), or `None` for
 /// a domain without it. Transient domains are never vinod's: vinod only defines.
-fn marker(dom: &VirtDomain, name: &str) -> Result<Option<Marker>, VirtError> {
+pub(super) fn marker(dom: &VirtDomain, name: &str) -> Result<Option<Marker>, VirtError> {
     if !dom
         .is_persistent()
         .map_err(|e| domain_error(name, "query", e))?
@@ -182,7 +185,7 @@ fn parse_marker(element: &str) -> Option<Marker> {
     })
 }
 
-fn domain_error(domain: &str, action: &'static str, source: LibvirtError) -> VirtError {
+pub(super) fn domain_error(domain: &str, action: &'static str, source: LibvirtError) -> VirtError {
     VirtError::Domain {
         domain: domain.to_string(),
         action,

@@ -2,6 +2,7 @@
 
 use virt::error::{Error as LibvirtError, ErrorDomain, ErrorNumber};
 
+use crate::host::machine::{Fault, FaultKind};
 use crate::state::Owner;
 
 /// What went wrong talking to libvirt. Every variant names the pool, volume or domain it is
@@ -120,6 +121,29 @@ pub enum VirtError {
         /// The Vino it was expected to belong to.
         owner: Owner,
     },
+    /// There is no vinod-owned domain of that name (the BMC's view).
+    #[error("no machine {domain}")]
+    NoMachine {
+        /// Domain name.
+        domain: String,
+    },
+    /// A power action needs the domain running.
+    #[error("cannot {action} machine {domain}: it is powered off")]
+    NotRunning {
+        /// Domain name.
+        domain: String,
+        /// What was asked.
+        action: &'static str,
+    },
+    /// The domain's definition could not be read or rewritten.
+    #[error("cannot rewrite the definition of domain {domain}")]
+    Xml {
+        /// Domain name.
+        domain: String,
+        /// The parser's error.
+        #[source]
+        source: super::bmc::XmlError,
+    },
     /// The blocking worker running the libvirt calls panicked or was cancelled.
     #[error("libvirt worker task failed")]
     Task(#[source] tokio::task::JoinError),
@@ -144,6 +168,18 @@ impl VirtError {
         match self {
             Self::Connect { .. } => false,
             _ => self.libvirt().is_some_and(is_connection_error),
+        }
+    }
+}
+
+impl Fault for VirtError {
+    fn fault(&self) -> FaultKind {
+        match self {
+            Self::NoMachine { .. } | Self::NoDomain { .. } | Self::NotOwned { .. } => {
+                FaultKind::NotFound
+            }
+            Self::NotRunning { .. } => FaultKind::WrongState,
+            _ => FaultKind::Host,
         }
     }
 }

@@ -6,8 +6,10 @@
 //! (`is_alive` false, or a call fails with an RPC error because libvirtd restarted), it is
 //! reopened once and the call retried.
 
+mod bmc;
 mod domains;
 mod error;
+mod machines;
 mod storage;
 mod xml;
 
@@ -19,7 +21,7 @@ use virt::connect::Connect;
 
 pub use error::VirtError;
 
-use super::Hypervisor;
+use super::{Hypervisor, Machines};
 use crate::config::LibvirtConfig;
 use crate::state::{Domain, Volume};
 

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Benchmarks vinod's Redfish BMC against the sushy-tools emulator it replaces, in one run on
+# this machine, and writes its section of docs/benchmarks.md.
+#
+#   scripts/bench-redfish.sh [SECONDS_PER_CASE]     (default 5)
+#
+# Each server runs in its own process on 127.0.0.1, in front of libvirt's test driver
+# (test:///default): vinod's test bed (examples/redfish_testbed.rs, 32 VMs, over HTTPS as in
+# production and over plain HTTP) and sushy-emulator 2.2.0 (plain HTTP, no auth, its built-in
+# `test` domain). The load generator (examples/redfish_bench.rs) runs 1 and 32 concurrent
+# keep-alive HTTP/1.1 clients doing GET System, then ComputerSystem.Reset (ForceOff and On
+# alternately), for a fixed time each. Only loopback traffic; every wait is bounded.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+seconds=${1:-5}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/vinod/target}
+venv=$(scripts/redfish-venv.sh)
+cargo build --release --locked -q --example redfish_testbed --example redfish_bench
+bin="$CARGO_TARGET_DIR/release/examples"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+say() { printf '== %s\n' "$*" >&2; }
+
+wait_file() { # file: waits (at most 30 s) until it has a line
+  for _ in $(seq 300); do [ -s "$1" ] && return 0; sleep 0.1; done
+  echo "timed out waiting for $1" >&2; exit 1
+}
+
+free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+say "starting vinod (HTTPS and HTTP) and sushy-emulator"
+"$bin/redfish_testbed" 0 16 > "$work/vinod-https.json" 2> "$work/vinod-https.log" & pids+=($!)
+"$bin/redfish_testbed" 0 16 --http > "$work/vinod-http.json" 2> "$work/vinod-http.log" & pids+=($!)
+sport=$(free_port)
+cat > "$work/emulator.conf" <<CONF
+SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'
+SUSHY_EMULATOR_LISTEN_PORT = $sport
+SUSHY_EMULATOR_LIBVIRT_URI = 'test:///default'
+SUSHY_EMULATOR_SSL_CERT = None
+SUSHY_EMULATOR_SSL_KEY = None
+SUSHY_EMULATOR_AUTH_FILE = None
+CONF
+TMPDIR=$work "$venv/bin/sushy-emulator" --config "$work/emulator.conf" > "$work/sushy.log" 2>&1 & pids+=($!)
+wait_file "$work/vinod-https.json"
+wait_file "$work/vinod-http.json"
+sushy_url="http://127.0.0.1:$sport"
+for _ in $(seq 300); do
+  curl -sf -o "$work/systems.json" "$sushy_url/redfish/v1/Systems" && break
+  sleep 0.1
+done
+[ -s "$work/systems.json" ] || { echo "sushy-emulator did not start" >&2; cat "$work/sushy.log" >&2; exit 1; }
+sushy_system=$("$venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["Members"][0]["@odata.id"])' "$work/systems.json")
+
+field() { "$venv/bin/python" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
+
+run() { # name url path extra-args...
+  local name=$1 url=$2 path=$3; shift 3
+  for clients in 1 32; do
+    for op in get reset; do
+      local extra=()
+      [ "$op" = reset ] && extra=(--reset) && path_op="$path/Actions/ComputerSystem.Reset" || path_op=$path
+      say "$name $op, $clients clients"
+      "$bin/redfish_bench" --url "$url" --path "$path_op" --clients "$clients" --seconds "$seconds" \
+        "${extra[@]}" "$@" > "$work/r.json"
+      printf '{"server":"%s","op":"%s","clients":%s,"result":%s}\n' "$name" "$op" "$clients" "$(cat "$work/r.json")" >> "$work/results.jsonl"
+    done
+  done
+}
+
+v=$work/vinod-https.json
+run "vinod (HTTPS)" "$(field "$v" 'd["url"]')" "/redfish/v1/Systems/bench.a.worker-{i}" \
+  --systems 16 --ca "$(field "$v" 'd["cert"]')" --user "$(field "$v" 'd["vinos"][0]["username"]')" \
+  --password "$(field "$v" 'd["vinos"][0]["password"]')"
+v=$work/vinod-http.json
+run "vinod (HTTP)" "$(field "$v" 'd["url"]')" "/redfish/v1/Systems/bench.a.worker-{i}" \
+  --systems 16 --user "$(field "$v" 'd["vinos"][0]["username"]')" \
+  --password "$(field "$v" 'd["vinos"][0]["password"]')"
+run "sushy-tools" "$sushy_url" "$sushy_system"
+
+say "writing docs/benchmarks.md"
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+"$venv/bin/python" - "$work/results.jsonl" "$seconds" "$load_start" "$load_end" docs/benchmarks.md <<'PY'
+import builtins, functools, io, json, os, platform, subprocess, sys
+out = io.StringIO()
+print = functools.partial(builtins.print, file=out)
+rows = [json.loads(l) for l in open(sys.argv[1])]
+seconds = sys.argv[2]
+load_start, load_end = sys.argv[3], sys.argv[4]
+def get(server, op, clients):
+    return next(r["result"] for r in rows if r["server"] == server and r["op"] == op and r["clients"] == clients)
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+mem = next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+print("## Redfish BMC: vinod vs sushy-tools\n")
+print("Written by `scripts/bench-redfish.sh %s` (not a test; run it by hand). Same run, same machine, each" % seconds)
+print("server in its own process on 127.0.0.1 in front of libvirt's test driver (`test:///default`).\n")
+print(f"Machine: {cpu}, {cores} cores, {int(mem)//1024//1024} GiB, {platform.platform()}.")
+print("vinod: `examples/redfish_testbed.rs` (release build, 2 tokio workers, 32 VMs, HTTP Basic on every")
+print("request), over HTTPS (TLS 1.3, self-signed certificate, as in production) and plain HTTP.")
+print("sushy-tools 2.2.0 (Flask development server, as deployed by ViNO and metal3-dev-env): plain")
+print("HTTP, no authentication. Load: `examples/redfish_bench.rs`, N keep-alive HTTP/1.1 clients")
+print(f"back to back for {seconds} s per case after a warm-up; the load generator shares the 2 cores.")
+print("GET is `GET /redfish/v1/Systems/<id>`; Reset is `POST …/Actions/ComputerSystem.Reset`,")
+print("alternating ForceOff and On. vinod's clients use the 16 VMs of one Vino (client i acts on VM")
+print("i mod 16; vinod serializes actions on one VM); sushy-tools has only the test driver's `test` domain.")
+print(f"Load average (1, 5, 15 min) before the run: {load_start}; after: {load_end}.\n")
+print("| Operation | Clients | sushy-tools req/s | p50 ms | p99 ms | vinod HTTPS req/s | p50 ms | p99 ms | × sushy | vinod HTTP req/s | p50 ms | p99 ms | × sushy |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+for op, label in (("get", "GET System"), ("reset", "Reset")):
+    for c in (1, 32):
+        s = get("sushy-tools", op, c)
+        line = f"| {label} | {c} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} |"
+        for server in ("vinod (HTTPS)", "vinod (HTTP)"):
+            v = get(server, op, c)
+            ratio = v["rps"] / s["rps"] if s["rps"] else float("inf")
+            line += f" {v['rps']:.0f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | {ratio:.1f} |"
+        print(line)
+print("\nTargets (vinod over HTTPS, as deployed): throughput at least 20 times sushy-tools', and p99 at")
+print("most 5 ms with 32 clients.\n")
+for op, label in (("get", "GET System"), ("reset", "Reset")):
+    for c in (1, 32):
+        s, v = get("sushy-tools", op, c), get("vinod (HTTPS)", op, c)
+        ratio = v["rps"] / s["rps"] if s["rps"] else float("inf")
+        line = f"- {label}, {c} client{'s' if c > 1 else ''}: {ratio:.1f}x "
+        line += "(met)" if ratio >= 20 else f"(missed: {20 / ratio:.1f} times short)"
+        if c == 32:
+            p99 = v["p99_ms"]
+            line += f"; p99 {p99:.2f} ms " + ("(met)" if p99 <= 5 else f"(missed by {p99 - 5:.2f} ms)")
+        print(line + ".")
+errors = [(r["server"], r["op"], r["clients"], r["result"]["errors"]) for r in rows if r["result"]["errors"]]
+print()
+if errors:
+    print("Failed requests: " + ", ".join(f"{s} {o} x{c}: {e}" for s, o, c, e in errors) + ".")
+else:
+    print("No request failed.")
+print("\nWhy the targets are or are not met: see the Benchmark section of [redfish.md](redfish.md).")
+# Only this script's section of docs/benchmarks.md is replaced; other sections are kept.
+start, end = "<!-- redfish-bench:start -->", "<!-- redfish-bench:end -->"
+section = f"{start}\n{out.getvalue()}{end}\n"
+path = sys.argv[5]
+doc = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+if start in doc and end in doc:
+    doc = doc[: doc.index(start)] + section + doc[doc.index(end) + len(end) + 1 :]
+else:
+    doc = doc.rstrip("\n") + "\n" + section
+open(path, "w").write(doc)
+builtins.print(section)
+PY

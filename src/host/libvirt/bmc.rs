@@ -1,0 +1,357 @@
+//! The BMC's part of a domain definition: boot order, firmware, the virtual CD drive and the
+//! `<bmc:bmc>` metadata element (namespace [`BMC_NS`]) that records the override.
+//!
+//! Pure functions over libvirt's XML. [`view`] reads what the BMC needs; [`apply`] rewrites a
+//! definition so it carries a [`BmcState`], leaving everything else (and vinod's own
+//! `<vinod:vm>` element, hence the spec hash) untouched.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use quick_xml::events::{BytesEnd, BytesStart, Event};
+use quick_xml::{Reader, Writer};
+
+use crate::host::machine::{BootEnabled, BootMode, BootOverride, BootTarget, Media};
+
+/// XML namespace of the BMC's metadata element.
+pub const BMC_NS: &str = "https://airshipit.org/vinod/bmc/1";
+
+/// User alias marking the virtual CD drive (`ua-` aliases persist in the definition).
+const CD_ALIAS: &str = "ua-vinod-cd";
+
+/// The domain definition could not be parsed or written.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed domain XML")]
+pub struct XmlError(#[from] quick_xml::Error);
+
+impl From<quick_xml::events::attributes::AttrError> for XmlError {
+    fn from(e: quick_xml::events::attributes::AttrError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl From<std::io::Error> for XmlError {
+    fn from(e: std::io::Error) -> Self {
+        Self(quick_xml::Error::Io(e.into()))
+    }
+}
+
+/// The BMC's settings for one domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BmcState {
+    /// The override.
+    pub boot: BootOverride,
+    /// Boot order without an override (vinod's rendered order).
+    pub default_boot: Vec<String>,
+    /// Virtual CD contents.
+    pub media: Option<Media>,
+}
+
+impl BmcState {
+    /// The settings recorded in a definition; without a `<bmc:bmc>` element: no override, no
+    /// media, the definition's own boot order as the default.
+    pub fn of(view: &DomainView) -> BmcState {
+        let mode = if view.efi {
+            BootMode::Uefi
+        } else {
+            BootMode::Legacy
+        };
+        let Some(attrs) = &view.bmc else {
+            return BmcState {
+                boot: BootOverride {
+                    mode,
+                    ..BootOverride::default()
+                },
+                default_boot: view.boot_devs.clone(),
+                media: None,
+            };
+        };
+        let get = |k: &str| attrs.get(k).map(String::as_str).unwrap_or("");
+        let default_boot = match get("default-boot") {
+            "" => view.boot_devs.clone(),
+            list => list.split(',').map(str::to_string).collect(),
+        };
+        let media = match (get("media-image"), get("media-file")) {
+            (image, file) if !image.is_empty() && !file.is_empty() => Some(Media {
+                image: image.to_string(),
+                file: PathBuf::from(file),
+            }),
+            _ => None,
+        };
+        BmcState {
+            boot: BootOverride {
+                target: BootTarget::parse(get("boot-target")).unwrap_or_default(),
+                enabled: BootEnabled::parse(get("boot-enabled")).unwrap_or_default(),
+                mode,
+            },
+            default_boot,
+            media,
+        }
+    }
+
+    /// Whether the definition carries anything of the BMC's.
+    pub fn is_default(&self) -> bool {
+        self.boot.effective().is_none()
+            && self.media.is_none()
+            && self.boot.mode == BootMode::Legacy
+    }
+
+    /// The boot order a definition with this state has.
+    pub fn boot_order(&self) -> Vec<String> {
+        let mut order = Vec::new();
+        if let Some(t) = self.boot.effective() {
+            order.push(device(t).to_string());
+        }
+        for d in &self.default_boot {
+            if !order.contains(d) {
+                order.push(d.clone());
+            }
+        }
+        order
+    }
+}
+
+/// libvirt's `<boot dev>` for a target.
+fn device(t: BootTarget) -> &'static str {
+    match t {
+        BootTarget::Pxe => "network",
+        BootTarget::Cd => "cdrom",
+        BootTarget::Hdd | BootTarget::None => "hd",
+    }
+}
+
+pub(super) fn local(name: &[u8]) -> &[u8] {
+    name.iter()
+        .position(|b| *b == b':')
+        .map_or(name, |i| &name[i + 1..])
+}
+
+pub(super) fn attrs(e: &BytesStart<'_>) -> Result<BTreeMap<String, String>, XmlError> {
+    let mut out = BTreeMap::new();
+    for a in e.attributes() {
+        let a = a?;
+        out.insert(
+            String::from_utf8_lossy(a.key.as_ref()).into_owned(),
+            a.unescape_value()?.into_owned(),
+        );
+    }
+    Ok(out)
+}
+
+/// Whether `e` is the BMC's metadata element (its namespace is declared on it).
+pub(super) fn is_bmc_element(e: &BytesStart<'_>) -> Result<bool, XmlError> {
+    Ok(attrs(e)?
+        .iter()
+        .any(|(k, v)| k.starts_with("xmlns") && v == BMC_NS))
+}
+
+/// Rewrites `xml` so that it carries `state`: the boot order, the firmware attribute, the CD
+/// drive (present only with media) and the `<bmc:bmc>` element (absent for a default state).
+/// Everything else is copied unchanged.
+pub fn apply(xml: &str, state: &BmcState, machine: &str) -> Result<String, XmlError> {
+    let mut reader = Reader::from_str(xml);
+    let mut w = Writer::new(Vec::new());
+    let mut path: Vec<Vec<u8>> = Vec::new();
+    // Depth at which a dropped element started; everything below it is dropped too.
+    let mut skip: Option<usize> = None;
+    // A <disk> is held back until its alias says whether it is the BMC's CD drive.
+    let mut disk_buf: Option<Vec<Event<'static>>> = None;
+    let mut disk_is_ours = false;
+    let mut saw_metadata = false;
+    let uefi = state.boot.mode == BootMode::Uefi;
+    loop {
+        let event = reader.read_event()?;
+        if matches!(event, Event::Eof) {
+            break;
+        }
+        if let Some(depth) = skip {
+            match &event {
+                Event::Start(_) => path.push(Vec::new()),
+                Event::End(_) => {
+                    path.pop();
+                    if path.len() == depth {
+                        skip = None;
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        if let Some(buf) = disk_buf.as_mut() {
+            match &event {
+                Event::Start(e) | Event::Empty(e) => {
+                    if local(e.name().as_ref()) == b"alias"
+                        && attrs(e)?.get("name").is_some_and(|n| n == CD_ALIAS)
+                    {
+                        disk_is_ours = true;
+                    }
+                    if matches!(event, Event::Start(_)) {
+                        path.push(local(e.name().as_ref()).to_vec());
+                    }
+                }
+                Event::End(_) => {
+                    path.pop();
+                }
+                _ => {}
+            }
+            let done = matches!(event, Event::End(_))
+                && path.last().map(Vec::as_slice) == Some(b"devices");
+            buf.push(event.into_owned());
+            if done
+                && let Some(buf) = disk_buf.take()
+                && !disk_is_ours
+            {
+                for e in buf {
+                    w.write_event(e)?;
+                }
+            }
+            continue;
+        }
+        let (start, empty) = match &event {
+            Event::Start(e) => (Some(e.clone()), false),
+            Event::Empty(e) => (Some(e.clone()), true),
+            _ => (None, false),
+        };
+        if let Some(e) = start {
+            let name = local(e.name().as_ref()).to_vec();
+            let parent = path.last().cloned();
+            let parent = parent.as_deref();
+            let dropped = match (parent, name.as_slice()) {
+                (Some(b"os"), b"boot") => true,
+                (Some(b"os"), b"loader" | b"nvram" | b"firmware") => !uefi,
+                (Some(b"metadata"), _) => is_bmc_element(&e)?,
+                _ => false,
+            };
+            if dropped {
+                if !empty {
+                    skip = Some(path.len());
+                    path.push(name);
+                }
+                continue;
+            }
+            match (parent, name.as_slice()) {
+                (Some(b"devices"), b"disk") if !empty => {
+                    path.push(name);
+                    disk_buf = Some(vec![event.into_owned()]);
+                    disk_is_ours = false;
+                }
+                (Some(b"domain"), b"os") => {
+                    let mut os =
+                        BytesStart::new(String::from_utf8_lossy(e.name().as_ref()).into_owned());
+                    for (k, v) in attrs(&e)? {
+                        if k != "firmware" {
+                            os.push_attribute((k.as_str(), v.as_str()));
+                        }
+                    }
+                    if uefi {
+                        os.push_attribute(("firmware", "efi"));
+                    }
+                    w.write_event(Event::Start(os.borrow()))?;
+                    if empty {
+                        write_boot(&mut w, state)?;
+                        w.write_event(Event::End(os.to_end()))?;
+                    } else {
+                        path.push(name);
+                    }
+                }
+                (Some(b"domain"), b"metadata") => {
+                    saw_metadata = true;
+                    w.write_event(Event::Start(e.borrow()))?;
+                    if empty {
+                        write_bmc_element(&mut w, state)?;
+                        w.write_event(Event::End(e.to_end()))?;
+                    } else {
+                        path.push(name);
+                    }
+                }
+                _ => {
+                    w.write_event(event)?;
+                    if !empty {
+                        path.push(name);
+                    }
+                }
+            }
+            continue;
+        }
+        if let Event::End(e) = &event {
+            let name = path.pop().unwrap_or_default();
+            let parent = path.last().map(Vec::as_slice);
+            match (parent, name.as_slice()) {
+                (Some(b"domain"), b"os") => write_boot(&mut w, state)?,
+                (Some(b"domain"), b"devices") => write_cd(&mut w, state, machine)?,
+                (Some(b"domain"), b"metadata") => write_bmc_element(&mut w, state)?,
+                (None, b"domain") if !saw_metadata && !state.is_default() => {
+                    w.write_event(Event::Start(BytesStart::new("metadata")))?;
+                    write_bmc_element(&mut w, state)?;
+                    w.write_event(Event::End(BytesEnd::new("metadata")))?;
+                }
+                _ => {}
+            }
+            w.write_event(Event::End(e.clone()))?;
+            continue;
+        }
+        w.write_event(event)?;
+    }
+    // Every byte written came from `xml` (a str) or from str values.
+    Ok(String::from_utf8_lossy(&w.into_inner()).into_owned())
+}
+
+fn write_boot(w: &mut Writer<Vec<u8>>, state: &BmcState) -> Result<(), XmlError> {
+    for dev in state.boot_order() {
+        w.write_event(Event::Empty(
+            BytesStart::new("boot").with_attributes([("dev", dev.as_str())]),
+        ))?;
+    }
+    Ok(())
+}
+
+fn write_cd(w: &mut Writer<Vec<u8>>, state: &BmcState, machine: &str) -> Result<(), XmlError> {
+    let Some(media) = &state.media else {
+        return Ok(());
+    };
+    // q35 has no IDE bus.
+    let (dev, bus) = if machine.contains("q35") {
+        ("sdc", "sata")
+    } else {
+        ("hdc", "ide")
+    };
+    let file = media.file.display().to_string();
+    w.write_event(Event::Start(
+        BytesStart::new("disk").with_attributes([("type", "file"), ("device", "cdrom")]),
+    ))?;
+    for e in [
+        BytesStart::new("driver").with_attributes([("name", "qemu"), ("type", "raw")]),
+        BytesStart::new("source").with_attributes([("file", file.as_str())]),
+        BytesStart::new("target").with_attributes([("dev", dev), ("bus", bus)]),
+        BytesStart::new("readonly"),
+        BytesStart::new("alias").with_attributes([("name", CD_ALIAS)]),
+    ] {
+        w.write_event(Event::Empty(e))?;
+    }
+    w.write_event(Event::End(BytesEnd::new("disk")))?;
+    Ok(())
+}
+
+fn write_bmc_element(w: &mut Writer<Vec<u8>>, state: &BmcState) -> Result<(), XmlError> {
+    if state.is_default() {
+        return Ok(());
+    }
+    let mut e = BytesStart::new("bmc:bmc");
+    e.push_attribute(("xmlns:bmc", BMC_NS));
+    e.push_attribute(("boot-target", state.boot.target.as_str()));
+    e.push_attribute(("boot-enabled", state.boot.enabled.as_str()));
+    e.push_attribute(("default-boot", state.default_boot.join(",").as_str()));
+    if let Some(m) = &state.media {
+        e.push_attribute(("media-image", m.image.as_str()));
+        e.push_attribute(("media-file", m.file.display().to_string().as_str()));
+    }
+    w.write_event(Event::Empty(e))?;
+    Ok(())
+}
+
+mod view;
+
+pub use view::{DomainView, view};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+use super::*;
+use crate::render::domain::{DomainSpec, render};
+use crate::state::Owner;
+
+fn rendered() -> (String, String) {
+    render(&DomainSpec {
+        name: "ns.v.worker-0".into(),
+        uuid: "00000000-0000-8000-8000-000000000000".into(),
+        owner: Owner {
+            namespace: "ns".into(),
+            name: "v".into(),
+        },
+        node: "n1".into(),
+        domain_type: "qemu".into(),
+        machine: "pc".into(),
+        vcpus: 2,
+        memory_mib: 2048,
+        hugepages: false,
+        pinned_cpus: None,
+        disks: vec![("vinod".into(), "root.qcow2".into(), "vda".into())],
+        nics: vec![
+            ("br0".into(), "52:54:00:00:00:01".into()),
+            ("br1".into(), "52:54:00:00:00:02".into()),
+        ],
+        console_log: "/var/log/vinod/console/x.log".into(),
+        vnc_listen: None,
+    })
+}
+
+fn state(target: BootTarget, enabled: BootEnabled) -> BmcState {
+    BmcState {
+        boot: BootOverride {
+            target,
+            enabled,
+            mode: BootMode::Legacy,
+        },
+        default_boot: vec!["hd".into(), "network".into()],
+        media: None,
+    }
+}
+
+#[test]
+fn reads_what_the_bmc_reports() {
+    let (xml, _) = rendered();
+    let v = view(&xml).unwrap();
+    assert_eq!(v.vcpus, 2);
+    assert_eq!(v.memory_kib, 2048 * 1024);
+    assert_eq!(v.macs, ["52:54:00:00:00:01", "52:54:00:00:00:02"]);
+    assert_eq!(v.boot_devs, ["hd", "network"]);
+    assert_eq!(v.machine, "pc");
+    assert!(!v.efi);
+    assert_eq!(v.cd_source, None);
+    assert_eq!(v.bmc, None);
+    assert_eq!(v.uuid, "00000000-0000-8000-8000-000000000000");
+    let vinod = v.vinod.as_ref().unwrap();
+    assert_eq!(vinod["vino-name"], "v");
+    assert!(!vinod.contains_key("xmlns:vinod"));
+    let s = BmcState::of(&v);
+    assert!(s.is_default());
+    assert_eq!(s.default_boot, ["hd", "network"]);
+}
+
+#[test]
+fn override_round_trips_and_keeps_vinods_metadata() {
+    let (xml, hash) = rendered();
+    let want = state(BootTarget::Pxe, BootEnabled::Once);
+    let out = apply(&xml, &want, "pc").unwrap();
+    let v = view(&out).unwrap();
+    assert_eq!(v.boot_devs, ["network", "hd"]);
+    assert_eq!(BmcState::of(&v), want);
+    assert!(out.contains(&format!("spec-hash='{hash}'")), "{out}");
+    assert_eq!(v.macs.len(), 2);
+    // Clearing it restores the default order and drops the element.
+    let back = apply(&out, &state(BootTarget::None, BootEnabled::Disabled), "pc").unwrap();
+    let v = view(&back).unwrap();
+    assert_eq!(v.boot_devs, ["hd", "network"]);
+    assert_eq!(v.bmc, None);
+    assert!(!back.contains(BMC_NS));
+}
+
+#[test]
+fn cd_target_goes_first_and_disk_is_kept() {
+    let (xml, _) = rendered();
+    let out = apply(&xml, &state(BootTarget::Cd, BootEnabled::Continuous), "pc").unwrap();
+    assert_eq!(view(&out).unwrap().boot_devs, ["cdrom", "hd", "network"]);
+    assert!(out.contains("root.qcow2"));
+}
+
+#[test]
+fn media_adds_and_removes_the_cd_drive() {
+    let (xml, _) = rendered();
+    let mut s = state(BootTarget::None, BootEnabled::Disabled);
+    s.media = Some(Media {
+        image: "http://127.0.0.1:8080/a.iso?x=1&y=\"2\"".into(),
+        file: "/var/lib/vinod/redfish/media/x.iso".into(),
+    });
+    let out = apply(&xml, &s, "pc").unwrap();
+    let v = view(&out).unwrap();
+    assert_eq!(
+        v.cd_source.as_deref(),
+        Some("/var/lib/vinod/redfish/media/x.iso")
+    );
+    assert_eq!(BmcState::of(&v), s);
+    assert!(out.contains("bus=\"ide\""), "{out}");
+    // Applying twice does not duplicate the drive.
+    let again = apply(&out, &s, "pc-q35-8.0").unwrap();
+    assert_eq!(again.matches("ua-vinod-cd").count(), 1, "{again}");
+    assert!(again.contains("bus=\"sata\""));
+    assert!(again.contains("root.qcow2"), "other disks stay");
+    s.media = None;
+    let ejected = apply(&again, &s, "pc").unwrap();
+    assert_eq!(view(&ejected).unwrap().cd_source, None);
+    assert!(!ejected.contains("cdrom"));
+    assert!(ejected.contains("root.qcow2"));
+}
+
+#[test]
+fn uefi_sets_firmware_and_legacy_drops_loader() {
+    let (xml, _) = rendered();
+    let mut s = state(BootTarget::None, BootEnabled::Disabled);
+    s.boot.mode = BootMode::Uefi;
+    let out = apply(&xml, &s, "pc").unwrap();
+    let v = view(&out).unwrap();
+    assert!(v.efi);
+    assert_eq!(BmcState::of(&v).boot.mode, BootMode::Uefi);
+    // As libvirt expands it after firmware selection.
+    let expanded = out.replace(
+        "<boot dev=\"hd\"/>",
+        "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE.fd</loader><nvram>/var/lib/x_VARS.fd</nvram><boot dev=\"hd\"/>",
+    );
+    assert!(view(&expanded).unwrap().efi);
+    s.boot.mode = BootMode::Legacy;
+    let legacy = apply(&expanded, &s, "pc").unwrap();
+    let v = view(&legacy).unwrap();
+    assert!(!v.efi, "{legacy}");
+    assert!(!legacy.contains("OVMF") && !legacy.contains("nvram"));
+    assert_eq!(v.boot_devs, ["hd", "network"]);
+}
+
+#[test]
+fn metadata_element_is_created_when_missing() {
+    let xml = "<domain type='test'><name>a</name><os><type>hvm</type><boot dev='hd'/></os><devices/></domain>";
+    let out = apply(xml, &state(BootTarget::Pxe, BootEnabled::Continuous), "pc").unwrap();
+    let v = view(&out).unwrap();
+    assert_eq!(v.boot_devs, ["network", "hd"]);
+    assert!(v.bmc.is_some(), "{out}");
+}
+
+#[test]
+fn malformed_xml_is_an_error() {
+    assert!(view("<domain><os></domain>").is_err());
+    assert!(
+        apply(
+            "<domain><os></domain>",
+            &state(BootTarget::Pxe, BootEnabled::Once),
+            "pc"
+        )
+        .is_err()
+    );
+}

@@ -1,0 +1,144 @@
+//! Reading the BMC's view of a domain definition.
+
+use std::collections::BTreeMap;
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+
+use super::{CD_ALIAS, XmlError, attrs, is_bmc_element, local};
+use crate::render::domain::METADATA_NS;
+
+fn without_xmlns(a: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    a.into_iter()
+        .filter(|(k, _)| !k.starts_with("xmlns"))
+        .collect()
+}
+
+/// What the BMC reads from a definition.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DomainView {
+    /// `<vcpu>`.
+    pub vcpus: u32,
+    /// `<memory>` in KiB.
+    pub memory_kib: u64,
+    /// MACs of the interfaces, in order.
+    pub macs: Vec<String>,
+    /// `<os><boot dev=…>` in order.
+    pub boot_devs: Vec<String>,
+    /// UEFI firmware (`<os firmware='efi'>` or a pflash loader).
+    pub efi: bool,
+    /// `<os><type machine=…>`.
+    pub machine: String,
+    /// Source file of the virtual CD drive, if the drive is there.
+    pub cd_source: Option<String>,
+    /// Attributes of the `<bmc:bmc>` element, if there is one.
+    pub bmc: Option<BTreeMap<String, String>>,
+    /// `<uuid>`.
+    pub uuid: String,
+    /// Attributes of vinod's own `<vinod:vm>` ownership element, if there is one.
+    pub vinod: Option<BTreeMap<String, String>>,
+}
+
+/// Reads the BMC's view of a definition.
+pub fn view(xml: &str) -> Result<DomainView, XmlError> {
+    let mut reader = Reader::from_str(xml);
+    let mut v = DomainView::default();
+    let mut path: Vec<Vec<u8>> = Vec::new();
+    // Inside a <disk>: (device, source file, alias).
+    let mut disk: Option<(String, Option<String>, Option<String>)> = None;
+    let mut memory_unit = String::from("KiB");
+    loop {
+        let event = reader.read_event()?;
+        let (e, empty) = match &event {
+            Event::Start(e) => (Some(e), false),
+            Event::Empty(e) => (Some(e), true),
+            _ => (None, false),
+        };
+        if let Some(e) = e {
+            let name = local(e.name().as_ref()).to_vec();
+            let parent = path.last().map(Vec::as_slice);
+            let a = attrs(e)?;
+            match (parent, name.as_slice()) {
+                (Some(b"os"), b"boot") => v.boot_devs.extend(a.get("dev").cloned()),
+                (Some(b"os"), b"type") => v.machine = a.get("machine").cloned().unwrap_or_default(),
+                (Some(b"os"), b"loader") => v.efi |= a.get("type").is_some_and(|t| t == "pflash"),
+                (Some(b"domain"), b"os") => v.efi |= a.get("firmware").is_some_and(|f| f == "efi"),
+                (Some(b"domain"), b"memory") => {
+                    memory_unit = a.get("unit").cloned().unwrap_or_else(|| "KiB".into())
+                }
+                (Some(b"interface"), b"mac") => v.macs.extend(a.get("address").cloned()),
+                (Some(b"devices"), b"disk") => {
+                    disk = Some((a.get("device").cloned().unwrap_or_default(), None, None))
+                }
+                (Some(b"disk"), b"source") => {
+                    if let Some(d) = disk.as_mut() {
+                        d.1 = a.get("file").cloned();
+                    }
+                }
+                (Some(b"disk"), b"alias") => {
+                    if let Some(d) = disk.as_mut() {
+                        d.2 = a.get("name").cloned();
+                    }
+                }
+                (Some(b"metadata"), _) if is_bmc_element(e)? => v.bmc = Some(without_xmlns(a)),
+                (Some(b"metadata"), _)
+                    if a.iter()
+                        .any(|(k, ns)| k.starts_with("xmlns") && ns == METADATA_NS) =>
+                {
+                    v.vinod = Some(without_xmlns(a))
+                }
+                _ => {}
+            }
+            if !empty {
+                path.push(name);
+            } else if name == b"disk" {
+                finish_disk(&mut v, disk.take());
+            }
+            continue;
+        }
+        match event {
+            Event::End(e) => {
+                if local(e.name().as_ref()) == b"disk" {
+                    finish_disk(&mut v, disk.take());
+                }
+                path.pop();
+            }
+            Event::Text(t) => {
+                let text = t.decode().map_err(quick_xml::Error::from)?;
+                let text = text.trim();
+                match path.as_slice() {
+                    [d, x] if d == b"domain" && x == b"vcpu" => v.vcpus = text.parse().unwrap_or(0),
+                    [d, x] if d == b"domain" && x == b"uuid" => v.uuid = text.to_string(),
+                    [d, x] if d == b"domain" && x == b"memory" => {
+                        v.memory_kib = to_kib(text.parse().unwrap_or(0), &memory_unit)
+                    }
+                    _ => {}
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(v)
+}
+
+fn finish_disk(v: &mut DomainView, disk: Option<(String, Option<String>, Option<String>)>) {
+    if let Some((device, source, alias)) = disk
+        && device == "cdrom"
+        && alias.as_deref() == Some(CD_ALIAS)
+    {
+        v.cd_source = Some(source.unwrap_or_default());
+    }
+}
+
+fn to_kib(n: u64, unit: &str) -> u64 {
+    match unit {
+        "b" | "bytes" => n / 1024,
+        "KB" => n * 1000 / 1024,
+        "MB" => n * 1_000_000 / 1024,
+        "M" | "MiB" => n * 1024,
+        "GB" => n * 1_000_000_000 / 1024,
+        "G" | "GiB" => n * 1024 * 1024,
+        _ => n,
+    }
+}

@@ -1,0 +1,153 @@
+//! A Redfish test bed: vinod-owned VMs on libvirt's test driver (`test:///default`, state
+//! per process) and vinod's Redfish server in front of them. Used by the Redfish tests and
+//! by `examples/redfish_testbed.rs` (benchmark and interop runs).
+
+// Each user of the bed uses part of it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use vinod::config::{Config, LibvirtConfig};
+use vinod::host::Hypervisor;
+use vinod::host::libvirt::Libvirt;
+use vinod::plan::names;
+use vinod::redfish::{self, BmcCredentials, Running};
+use vinod::render::domain::{DomainSpec, render};
+use vinod::render::objects::Credentials;
+use vinod::state::{Domain, Owner};
+use virt::connect::Connect;
+
+/// libvirt's test driver.
+pub const URI: &str = "test:///default";
+
+/// One Vino of the bed: its owner, credentials and VM names.
+#[derive(Clone, Debug)]
+pub struct BedVino {
+    /// Owner.
+    pub owner: Owner,
+    /// BMC user name.
+    pub username: String,
+    /// BMC password.
+    pub password: String,
+    /// Domain names (Redfish System ids).
+    pub vms: Vec<String>,
+}
+
+/// Keeps one test-driver connection open for the process: its state lives only as long as
+/// some connection is open.
+pub fn keep_driver_open() -> Connect {
+    static CONN: OnceLock<Connect> = OnceLock::new();
+    CONN.get_or_init(|| Connect::open(Some(URI)).expect("test driver"))
+        .clone()
+}
+
+/// The libvirt adapter on the test driver.
+pub fn libvirt() -> Libvirt {
+    keep_driver_open();
+    Libvirt::new(&LibvirtConfig {
+        uri: URI.into(),
+        console_log_dir: std::env::temp_dir().join("vinod-redfish-bed-console"),
+        ..LibvirtConfig::default()
+    })
+}
+
+/// Defines `per_vino` VMs for each of the Vinos `ns/<name>` and returns them with their
+/// credentials (user `admin-<name>`, password `pw-<name>`).
+pub async fn define_vinos(ns: &str, vinos: &[&str], per_vino: u32) -> Vec<BedVino> {
+    let lv = libvirt();
+    let mut out = Vec::new();
+    for (v, name) in vinos.iter().enumerate() {
+        let owner = Owner {
+            namespace: ns.into(),
+            name: (*name).into(),
+        };
+        let mut vms = Vec::new();
+        for i in 0..per_vino {
+            let vm = names::vm_names(ns, name, "bed", "worker", i);
+            let (xml, spec_hash) = render(&DomainSpec {
+                name: vm.domain.clone(),
+                uuid: vm.uuid.clone(),
+                owner: owner.clone(),
+                node: "bed".into(),
+                domain_type: "test".into(),
+                machine: "pc".into(),
+                vcpus: 2,
+                memory_mib: 2048,
+                hugepages: false,
+                pinned_cpus: None,
+                disks: vec![],
+                nics: vec![
+                    (
+                        "br-bed".into(),
+                        format!("52:54:00:{v:02x}:{:02x}:01", i % 256),
+                    ),
+                    (
+                        "br-bed2".into(),
+                        format!("52:54:00:{v:02x}:{:02x}:02", i % 256),
+                    ),
+                ],
+                console_log: "/tmp/vinod-redfish-bed-console/x.log".into(),
+                vnc_listen: None,
+            });
+            let d = Domain {
+                name: vm.domain.clone(),
+                uuid: vm.uuid,
+                owner: owner.clone(),
+                spec_hash,
+                xml,
+            };
+            if let Err(e) = lv.define(&d).await {
+                panic!("define {}: {e}", d.name);
+            }
+            vms.push(vm.domain);
+        }
+        out.push(BedVino {
+            owner,
+            username: format!("admin-{name}"),
+            password: format!("pw-{name}"),
+            vms,
+        });
+    }
+    out
+}
+
+/// The credential table for `vinos`.
+pub fn credentials(vinos: &[BedVino]) -> BmcCredentials {
+    let table = BmcCredentials::default();
+    let map: BTreeMap<Owner, Credentials> = vinos
+        .iter()
+        .map(|v| {
+            (
+                v.owner.clone(),
+                Credentials {
+                    username: v.username.clone(),
+                    password: v.password.clone(),
+                },
+            )
+        })
+        .collect();
+    table.replace(&map);
+    table
+}
+
+/// A configuration for a server on 127.0.0.1:`port` (0: any) with its state in `state_dir`.
+pub fn config(state_dir: &Path, port: u16, tls: bool) -> Config {
+    let mut c = Config::parse("", "bed").expect("default config");
+    c.state_dir = state_dir.to_path_buf();
+    c.node_name = "bed".into();
+    c.libvirt.uri = URI.into();
+    c.redfish.listen_address = "127.0.0.1".into();
+    c.redfish.advertise_address = "127.0.0.1".into();
+    c.redfish.port = port;
+    c.redfish.tls = tls;
+    c
+}
+
+/// Starts vinod's Redfish server on the test driver.
+pub async fn serve(config: &Config, table: BmcCredentials) -> Running {
+    redfish::start(config, libvirt(), table)
+        .await
+        .expect("Redfish server")
+}

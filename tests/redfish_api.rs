@@ -1,0 +1,794 @@
+//! vinod's Redfish router in process, on the real libvirt adapter over the test driver:
+//! every resource and every error path. Each test has its own Vinos (namespace = test).
+
+#[path = "common/redfish_bed.rs"]
+mod bed;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use base64::Engine;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use vinod::redfish::{Bmc, BmcCredentials, router};
+
+struct Api {
+    app: Router,
+    vinos: Vec<bed::BedVino>,
+    table: BmcCredentials,
+    state: tempfile::TempDir,
+}
+
+async fn api(ns: &str) -> Api {
+    api_with(ns, |_| {}).await
+}
+
+async fn api_with(ns: &str, tweak: impl FnOnce(&mut vinod::config::Config)) -> Api {
+    let vinos = bed::define_vinos(ns, &["a", "b"], 2).await;
+    let table = bed::credentials(&vinos);
+    let state = tempfile::tempdir().unwrap();
+    let mut config = bed::config(state.path(), 0, false);
+    tweak(&mut config);
+    let bmc = Bmc::new(&config, bed::libvirt(), table.clone()).unwrap();
+    Api {
+        app: router(Arc::new(bmc)),
+        vinos,
+        table,
+        state,
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The Redfish error's message id (without the registry prefix), checking its shape.
+    fn error_id(&self) -> String {
+        let j = self.json();
+        let e = &j["error"];
+        assert!(e["message"].is_string(), "{j}");
+        let info = e["@Message.ExtendedInfo"].as_array().expect("ExtendedInfo");
+        assert!(!info.is_empty());
+        assert_eq!(info[0]["MessageId"], e["code"]);
+        e["code"]
+            .as_str()
+            .unwrap()
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+}
+
+impl Api {
+    fn basic(&self, i: usize) -> String {
+        let v = &self.vinos[i];
+        basic(&v.username, &v.password)
+    }
+
+    fn system(&self, vino: usize, vm: usize) -> String {
+        format!("/redfish/v1/Systems/{}", self.vinos[vino].vms[vm])
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(Body::from(body.to_string())).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str, auth: &str) -> Reply {
+        self.call(Method::GET, path, &[("authorization", auth)], "")
+            .await
+    }
+
+    async fn post(&self, path: &str, auth: &str, body: &str) -> Reply {
+        self.call(Method::POST, path, &[("authorization", auth)], body)
+            .await
+    }
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+#[tokio::test]
+async fn public_documents() {
+    let api = api("rf-public").await;
+    let r = api.call(Method::GET, "/redfish/v1/", &[], "").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let root = r.json();
+    assert_eq!(root["@odata.id"], "/redfish/v1/");
+    assert_eq!(root["Systems"]["@odata.id"], "/redfish/v1/Systems");
+    assert_eq!(
+        root["Links"]["Sessions"]["@odata.id"],
+        "/redfish/v1/SessionService/Sessions"
+    );
+    assert!(root.get("EventService").is_none(), "no events");
+    assert_eq!(r.header("odata-version"), "4.0");
+    assert_eq!(
+        api.call(Method::GET, "/redfish/v1", &[], "").await.json(),
+        root
+    );
+    assert_eq!(
+        api.call(Method::GET, "/redfish", &[], "").await.json(),
+        json!({"v1": "/redfish/v1/"})
+    );
+    let odata = api
+        .call(Method::GET, "/redfish/v1/odata", &[], "")
+        .await
+        .json();
+    assert_eq!(odata["@odata.context"], "/redfish/v1/$metadata");
+    let md = api
+        .call(Method::GET, "/redfish/v1/$metadata", &[], "")
+        .await;
+    assert_eq!(md.header("content-type"), "application/xml");
+    assert!(String::from_utf8_lossy(&md.body).contains("ComputerSystem.v1_13_0"));
+    let head = api.call(Method::HEAD, "/redfish/v1/", &[], "").await;
+    assert_eq!(head.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn credentials_are_required_and_scoped() {
+    let api = api("rf-auth").await;
+    let path = api.system(0, 0);
+    for auth in [
+        None,
+        Some(basic("admin-a", "wrong")),
+        Some(basic("nobody", "pw-a")),
+        Some("Bearer x".into()),
+    ] {
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        let r = api.call(Method::GET, &path, &headers, "").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert_eq!(r.error_id(), "NoValidSession");
+        assert!(r.header("www-authenticate").starts_with("Basic"));
+    }
+    let r = api
+        .call(Method::GET, &path, &[("x-auth-token", "forged")], "")
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Unknown paths do not tell an anonymous caller what exists.
+    assert_eq!(
+        api.call(Method::GET, "/redfish/v1/Nope", &[], "")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Vino a sees its VMs only; b's are not found.
+    let list = api.get("/redfish/v1/Systems", &api.basic(0)).await.json();
+    let ids: Vec<&str> = list["Members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["@odata.id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [api.system(0, 0), api.system(0, 1)]);
+    assert_eq!(list["Members@odata.count"], 2);
+    let r = api.get(&api.system(1, 0), &api.basic(0)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.error_id(), "ResourceNotFound");
+    let r = api
+        .post(
+            &format!("{}/Actions/ComputerSystem.Reset", api.system(1, 0)),
+            &api.basic(0),
+            r#"{"ResetType":"On"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // The built-in test domain is not vinod's.
+    assert_eq!(
+        api.get("/redfish/v1/Systems/test", &api.basic(0))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // The daemon withdraws Vino a's credentials.
+    api.table.replace(&Default::default());
+    assert_eq!(
+        api.get("/redfish/v1/Systems", &api.basic(0)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn system_resource_and_etags() {
+    let api = api("rf-system").await;
+    let auth = api.basic(0);
+    let path = api.system(0, 0);
+    let r = api.get(&path, &auth).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let s = r.json();
+    assert_eq!(s["@odata.id"], path);
+    assert_eq!(s["@odata.type"], "#ComputerSystem.v1_13_0.ComputerSystem");
+    assert_eq!(s["Id"], api.vinos[0].vms[0]);
+    assert!(s["UUID"].as_str().unwrap().len() == 36);
+    assert_eq!(s["PowerState"], "Off");
+    assert_eq!(
+        s["Boot"]["BootSourceOverrideTarget@Redfish.AllowableValues"],
+        json!(["None", "Pxe", "Hdd", "Cd"])
+    );
+    assert_eq!(s["ProcessorSummary"]["Count"], 2);
+    assert_eq!(s["MemorySummary"]["TotalSystemMemoryGiB"], 2.0);
+    assert_eq!(
+        s["Links"]["ManagedBy"][0]["@odata.id"],
+        format!("/redfish/v1/Managers/{}", api.vinos[0].vms[0])
+    );
+    assert_eq!(
+        s["Links"]["Chassis"][0]["@odata.id"],
+        format!("/redfish/v1/Chassis/{}", api.vinos[0].vms[0])
+    );
+    let reset = &s["Actions"]["#ComputerSystem.Reset"];
+    assert_eq!(
+        reset["target"],
+        format!("{path}/Actions/ComputerSystem.Reset")
+    );
+    assert_eq!(
+        reset["ResetType@Redfish.AllowableValues"]
+            .as_array()
+            .unwrap()
+            .len(),
+        8
+    );
+    let info = api
+        .get(&format!("{path}/ResetActionInfo"), &auth)
+        .await
+        .json();
+    assert_eq!(info["Parameters"][0]["Name"], "ResetType");
+    let etag = r.header("etag").to_string();
+    assert!(etag.starts_with('"'));
+    assert_eq!(r.header("allow"), "GET, HEAD, PATCH");
+    assert!(r.header("link").contains("ComputerSystem.v1_13_0.json"));
+    let r = api
+        .call(
+            Method::GET,
+            &path,
+            &[("authorization", &auth), ("if-none-match", &etag)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+    // PATCH with a stale ETag is refused, with the current one applied.
+    let patch = r#"{"Boot":{"BootSourceOverrideTarget":"Pxe","BootSourceOverrideEnabled":"Once"}}"#;
+    let r = api
+        .call(
+            Method::PATCH,
+            &path,
+            &[("authorization", &auth), ("if-match", "\"stale\"")],
+            patch,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(r.error_id(), "PreconditionFailed");
+    let r = api
+        .call(
+            Method::PATCH,
+            &path,
+            &[("authorization", &auth), ("if-match", &etag)],
+            patch,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["Boot"]["BootSourceOverrideEnabled"], "Once");
+    assert_ne!(r.header("etag"), etag, "the ETag rotates on write");
+    let now = api.get(&path, &auth).await.json();
+    assert_eq!(now["Boot"]["BootSourceOverrideTarget"], "Pxe");
+    // The override is used by the next power-on and then gone.
+    let r = api
+        .post(
+            &format!("{path}/Actions/ComputerSystem.Reset"),
+            &auth,
+            r#"{"ResetType":"On"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let now = api.get(&path, &auth).await.json();
+    assert_eq!(now["PowerState"], "On");
+    assert_eq!(now["Boot"]["BootSourceOverrideEnabled"], "Disabled");
+    assert_eq!(now["Boot"]["BootSourceOverrideTarget"], "None");
+}
+
+#[tokio::test]
+async fn every_reset_type_with_state_read_back() {
+    let api = api("rf-reset").await;
+    let auth = api.basic(0);
+    let path = api.system(0, 1);
+    let action = format!("{path}/Actions/ComputerSystem.Reset");
+    for (reset, state) in [
+        ("On", "On"),
+        ("ForceOn", "On"),
+        ("Nmi", "On"),
+        ("GracefulRestart", "On"),
+        ("ForceRestart", "On"),
+        ("GracefulShutdown", "Off"),
+        ("PushPowerButton", "On"),
+        ("PushPowerButton", "Off"),
+        ("ForceRestart", "On"),
+        ("ForceOff", "Off"),
+    ] {
+        let r = api
+            .post(&action, &auth, &json!({"ResetType": reset}).to_string())
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{reset}");
+        assert_eq!(
+            api.get(&path, &auth).await.json()["PowerState"],
+            state,
+            "after {reset}"
+        );
+    }
+    let r = api.post(&action, &auth, r#"{"ResetType":"Nmi"}"#).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "NMI while off");
+    assert_eq!(r.error_id(), "GeneralError");
+}
+
+#[tokio::test]
+async fn bad_requests_are_400_with_the_property_named() {
+    let api = api("rf-bad").await;
+    let auth = api.basic(0);
+    let path = api.system(0, 0);
+    let action = format!("{path}/Actions/ComputerSystem.Reset");
+    for (body, id) in [
+        ("{", "MalformedJSON"),
+        ("\"On\"", "MalformedJSON"),
+        ("{}", "ActionParameterMissing"),
+        (r#"{"ResetType":1}"#, "ActionParameterValueTypeError"),
+        (
+            r#"{"ResetType":"PowerCycle"}"#,
+            "ActionParameterValueNotInList",
+        ),
+        (r#"{"ResetType":"On","Delay":3}"#, "ActionParameterUnknown"),
+    ] {
+        let r = api.post(&action, &auth, body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(r.error_id(), id, "{body}");
+    }
+    let r = api
+        .post(&action, &auth, r#"{"ResetType":"PowerCycle"}"#)
+        .await;
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ForceRestart")
+    );
+    for (body, id) in [
+        ("[", "MalformedJSON"),
+        ("{}", "NoOperation"),
+        (r#"{"Name":"x"}"#, "PropertyNotWritable"),
+        (r#"{"Boot":"Pxe"}"#, "PropertyValueTypeError"),
+        (
+            r#"{"Boot":{"BootSourceOverrideTarget":7}}"#,
+            "PropertyValueTypeError",
+        ),
+        (
+            r#"{"Boot":{"BootSourceOverrideTarget":"UsbCd"}}"#,
+            "PropertyValueNotInList",
+        ),
+        (
+            r#"{"Boot":{"BootSourceOverrideEnabled":"Twice"}}"#,
+            "PropertyValueNotInList",
+        ),
+        (
+            r#"{"Boot":{"BootSourceOverrideMode":"BIOS"}}"#,
+            "PropertyValueNotInList",
+        ),
+        (r#"{"Boot":{"BootNext":"x"}}"#, "PropertyNotWritable"),
+    ] {
+        let r = api
+            .call(Method::PATCH, &path, &[("authorization", &auth)], body)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(r.error_id(), id, "{body}");
+    }
+    let r = api
+        .call(
+            Method::PATCH,
+            &path,
+            &[("authorization", &auth)],
+            r#"{"Boot":{"BootSourceOverrideTarget":"UsbCd"}}"#,
+        )
+        .await;
+    let j = r.json();
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("None, Pxe, Hdd, Cd")
+    );
+    assert_eq!(
+        j["error"]["@Message.ExtendedInfo"][0]["RelatedProperties"][0],
+        "#/Boot/BootSourceOverrideTarget"
+    );
+    assert_eq!(
+        api.get(&path, &auth).await.json()["Boot"]["BootSourceOverrideTarget"],
+        "None",
+        "nothing applied"
+    );
+    let r = api
+        .call(Method::GET, "/redfish/v1/", &[("odata-version", "4.1")], "")
+        .await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    let big = format!("{{\"Boot\":\"{}\"}}", "x".repeat(100_000));
+    let r = api
+        .call(Method::PATCH, &path, &[("authorization", &auth)], &big)
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    r.error_id();
+    let r = api.get("/redfish/v1/Systems?$expand=*", &auth).await;
+    assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(r.error_id(), "QueryNotSupported");
+}
+
+#[tokio::test]
+async fn not_found_and_method_not_allowed() {
+    let api = api("rf-404").await;
+    let auth = api.basic(0);
+    let path = api.system(0, 0);
+    for p in [
+        "/redfish/v1/Systems/no-such-vm".to_string(),
+        "/redfish/v1/EventService".into(),
+        "/redfish/v1/EventService/Subscriptions".into(),
+        "/redfish/v1/AccountService".into(),
+        format!("{path}/EthernetInterfaces/nic9"),
+        format!("{path}/VirtualMedia/Floppy"),
+        "/redfish/v1/SessionService/Sessions/nope".into(),
+        "/redfish/v1/Managers/no-such-vm".into(),
+        "/redfish/v1/Chassis/no-such-vm".into(),
+    ] {
+        let r = api.get(&p, &auth).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{p}");
+        assert_eq!(r.error_id(), "ResourceNotFound");
+    }
+    let r = api
+        .post(
+            "/redfish/v1/EventService/Subscriptions",
+            &auth,
+            r#"{"Destination":"http://127.0.0.1:1/"}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "no event subscriptions");
+    for (method, p, allow) in [
+        (Method::DELETE, path.clone(), "GET, HEAD, PATCH"),
+        (Method::PUT, path.clone(), "GET, HEAD, PATCH"),
+        (
+            Method::GET,
+            format!("{path}/Actions/ComputerSystem.Reset"),
+            "POST",
+        ),
+        (Method::POST, "/redfish/v1/Systems".into(), "GET, HEAD"),
+        (
+            Method::PATCH,
+            "/redfish/v1/SessionService".into(),
+            "GET, HEAD",
+        ),
+        (Method::DELETE, "/redfish/v1/".into(), "GET, HEAD"),
+        (
+            Method::from_bytes(b"BREW").unwrap(),
+            "/redfish/v1/Systems".into(),
+            "GET, HEAD",
+        ),
+    ] {
+        let r = api
+            .call(method.clone(), &p, &[("authorization", &auth)], "")
+            .await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {p}");
+        assert_eq!(r.header("allow"), allow);
+        r.error_id();
+    }
+}
+
+#[tokio::test]
+async fn nics_managers_and_chassis() {
+    let api = api("rf-links").await;
+    let auth = api.basic(1);
+    let name = &api.vinos[1].vms[0];
+    let path = api.system(1, 0);
+    let nics = api
+        .get(&format!("{path}/EthernetInterfaces"), &auth)
+        .await
+        .json();
+    assert_eq!(nics["Members@odata.count"], 2);
+    let nic = api
+        .get(&format!("{path}/EthernetInterfaces/nic1"), &auth)
+        .await
+        .json();
+    assert_eq!(nic["MACAddress"], "52:54:00:01:00:02");
+    let managers = api.get("/redfish/v1/Managers", &auth).await.json();
+    assert_eq!(managers["Members@odata.count"], 2);
+    let m = api
+        .get(&format!("/redfish/v1/Managers/{name}"), &auth)
+        .await
+        .json();
+    assert_eq!(m["Links"]["ManagerForServers"][0]["@odata.id"], path);
+    assert_eq!(
+        m["VirtualMedia"]["@odata.id"],
+        format!("/redfish/v1/Managers/{name}/VirtualMedia")
+    );
+    let chassis = api.get("/redfish/v1/Chassis", &auth).await.json();
+    assert_eq!(chassis["Members@odata.count"], 2);
+    let c = api
+        .get(&format!("/redfish/v1/Chassis/{name}"), &auth)
+        .await
+        .json();
+    assert_eq!(c["Links"]["ComputerSystems"][0]["@odata.id"], path);
+    let media = api.get(&format!("{path}/VirtualMedia"), &auth).await.json();
+    assert_eq!(
+        media["Members"][0]["@odata.id"],
+        format!("{path}/VirtualMedia/Cd")
+    );
+    let cd = api
+        .get(
+            &format!("/redfish/v1/Managers/{name}/VirtualMedia/Cd"),
+            &auth,
+        )
+        .await
+        .json();
+    assert_eq!(cd["Inserted"], false);
+    assert_eq!(
+        cd["Actions"]["#VirtualMedia.InsertMedia"]["target"],
+        format!("/redfish/v1/Managers/{name}/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia")
+    );
+}
+
+#[tokio::test]
+async fn sessions_log_in_and_out() {
+    let api = api("rf-session").await;
+    let v = &api.vinos[0];
+    let login = json!({"UserName": v.username, "Password": v.password}).to_string();
+    let r = api
+        .call(
+            Method::POST,
+            "/redfish/v1/SessionService/Sessions",
+            &[],
+            &login,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let token = r.header("x-auth-token").to_string();
+    let location = r.header("location").to_string();
+    assert!(location.starts_with("/redfish/v1/SessionService/Sessions/"));
+    assert_eq!(r.json()["UserName"], v.username);
+    let t = [("x-auth-token", token.as_str())];
+    let r = api.call(Method::GET, "/redfish/v1/Systems", &t, "").await;
+    assert_eq!(r.json()["Members@odata.count"], 2);
+    let list = api
+        .call(Method::GET, "/redfish/v1/SessionService/Sessions", &t, "")
+        .await
+        .json();
+    assert_eq!(list["Members"][0]["@odata.id"], location);
+    assert_eq!(
+        api.call(Method::GET, &location, &t, "").await.status,
+        StatusCode::OK
+    );
+    let service = api
+        .call(Method::GET, "/redfish/v1/SessionService", &t, "")
+        .await
+        .json();
+    assert_eq!(service["SessionTimeout"], 1800);
+    // Another Vino cannot see or end it.
+    let b = api.basic(1);
+    assert_eq!(api.get(&location, &b).await.status, StatusCode::NOT_FOUND);
+    let r = api
+        .call(Method::DELETE, &location, &[("authorization", &b)], "")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.call(Method::DELETE, &location, &t, "").await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        api.call(Method::GET, "/redfish/v1/Systems", &t, "")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Failed logins.
+    let wrong = json!({"UserName": v.username, "Password": "x"}).to_string();
+    let r = api
+        .call(
+            Method::POST,
+            "/redfish/v1/SessionService/Sessions",
+            &[],
+            &wrong,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.headers.get("x-auth-token").is_none());
+    let r = api
+        .call(
+            Method::POST,
+            "/redfish/v1/SessionService/Sessions",
+            &[],
+            r#"{"UserName":"x"}"#,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_id().as_str()),
+        (StatusCode::BAD_REQUEST, "PropertyMissing")
+    );
+    let r = api
+        .call(
+            Method::POST,
+            "/redfish/v1/SessionService/Sessions/Members",
+            &[],
+            &login,
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "POST to Members is a POST to the collection"
+    );
+}
+
+/// A one-file HTTP server on loopback for images.
+async fn image_server(payload: Vec<u8>) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new()
+        .route(
+            "/boot.iso",
+            axum::routing::get(move || async move { payload.clone() }),
+        )
+        .route(
+            "/moved.iso",
+            axum::routing::get(|| async { axum::response::Redirect::temporary("/boot.iso") }),
+        );
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (format!("http://{addr}"), task)
+}
+
+fn media_files(api: &Api) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(api.state.path().join("redfish/media"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn virtual_media_insert_and_eject() {
+    let api = api_with("rf-media", |c| c.redfish.media_max_bytes = 64 * 1024).await;
+    let (base, server) = image_server(vec![7u8; 4096]).await;
+    let auth = api.basic(0);
+    let cd = format!("{}/VirtualMedia/Cd", api.system(0, 0));
+    let insert = format!("{cd}/Actions/VirtualMedia.InsertMedia");
+    let eject = format!("{cd}/Actions/VirtualMedia.EjectMedia");
+    let body =
+        json!({"Image": format!("{base}/moved.iso"), "TransferProtocolType": "HTTP"}).to_string();
+    let r = api.post(&insert, &auth, &body).await;
+    assert_eq!(
+        r.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let got = api.get(&cd, &auth).await.json();
+    assert_eq!(got["Inserted"], true);
+    assert_eq!(got["Image"], format!("{base}/moved.iso"));
+    assert_eq!(got["ImageName"], "moved.iso");
+    let files = media_files(&api);
+    assert_eq!(files.len(), 1);
+    assert_eq!(std::fs::read(&files[0]).unwrap(), vec![7u8; 4096]);
+    // A second insert replaces the first (and its file).
+    let body = json!({"Image": format!("{base}/boot.iso")}).to_string();
+    assert_eq!(
+        api.post(&insert, &auth, &body).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(media_files(&api).len(), 1);
+    // The Manager's URI is the same drive.
+    let via_manager = format!(
+        "/redfish/v1/Managers/{}/VirtualMedia/Cd",
+        api.vinos[0].vms[0]
+    );
+    assert_eq!(
+        api.get(&via_manager, &auth).await.json()["Image"],
+        format!("{base}/boot.iso")
+    );
+    assert_eq!(
+        api.post(&eject, &auth, "").await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(api.get(&cd, &auth).await.json()["Inserted"], false);
+    assert!(media_files(&api).is_empty());
+    // Failures: missing image, too large, nothing listening, bad URL.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for (image, needle) in [
+        (format!("{base}/missing.iso"), "404"),
+        (format!("http://{closed}/x.iso"), "cannot fetch"),
+    ] {
+        let r = api
+            .post(&insert, &auth, &json!({"Image": image}).to_string())
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{image}");
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(needle),
+            "{}",
+            r.json()
+        );
+    }
+    server.abort();
+    let (big, server) = image_server(vec![0u8; 100 * 1024]).await;
+    let r = api
+        .post(
+            &insert,
+            &auth,
+            &json!({"Image": format!("{big}/boot.iso")}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than")
+    );
+    server.abort();
+    let r = api
+        .post(&insert, &auth, r#"{"Image":"nfs://h/x.iso"}"#)
+        .await;
+    assert_eq!(r.error_id(), "ActionParameterValueFormatError");
+    let r = api.post(&eject, &auth, r#"{"Force":true}"#).await;
+    assert_eq!(r.error_id(), "ActionParameterUnknown");
+    assert!(
+        media_files(&api).is_empty(),
+        "failed downloads leave nothing"
+    );
+    assert_eq!(api.get(&cd, &auth).await.json()["Inserted"], false);
+}
