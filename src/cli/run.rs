@@ -86,11 +86,27 @@ async fn run_cluster(
             .context("cannot start the DHCP supervisor")?,
         hypervisor: Libvirt::new(&config.libvirt),
     };
-    let mut d = Cluster::new(adapters, config, client, node);
+    // The Redfish BMC runs beside the loop, on its own libvirt connection.
+    let bmc_credentials = BmcCredentials::default();
+    let bmc = if opts.once {
+        None
+    } else {
+        let machines = Libvirt::new(&config.libvirt);
+        Some(
+            redfish::start(&config, machines, bmc_credentials.clone())
+                .await
+                .context("cannot start the Redfish BMC")?,
+        )
+    };
+    let mut d = Cluster::new(adapters, config, client, node).with_bmc_credentials(bmc_credentials);
     if !opts.once {
         d.watch();
     }
-    Ok(daemon::run_loop(&mut d, opts, &Notifier::new(), hook).await?)
+    let converged = daemon::run_loop(&mut d, opts, &Notifier::new(), hook).await;
+    if let Some(bmc) = bmc {
+        bmc.stop().await;
+    }
+    Ok(converged?)
 }
 
 fn node_name(config: &Config) -> String {

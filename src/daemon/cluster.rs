@@ -55,6 +55,7 @@ pub struct Cluster<B, D, H> {
     pub numa: Vec<NumaNode>,
     /// What the last pass saw and did, for `vinod status`.
     pub snapshot: Snapshot,
+    bmc: Option<crate::redfish::BmcCredentials>,
     events: status::Events,
     triggers: Option<mpsc::Receiver<()>>,
     watchers: Vec<AbortOnDrop>,
@@ -88,10 +89,17 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
             node_name,
             numa: facts::numa_nodes(Path::new("/sys")),
             snapshot: Snapshot::default(),
+            bmc: None,
             events,
             triggers: None,
             watchers: Vec::new(),
         }
+    }
+
+    /// Hands each pass's BMC credentials of the selected Vinos to the Redfish server.
+    pub fn with_bmc_credentials(mut self, table: crate::redfish::BmcCredentials) -> Self {
+        self.bmc = Some(table);
+        self
     }
 
     /// Starts watches of the Vinos and of this host's Node; each event makes
@@ -144,6 +152,22 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
             if let Some(c) = self.credentials(v).await? {
                 credentials.insert(owner_of(v), c);
             }
+        }
+        if let Some(table) = &self.bmc {
+            // The BMC answers for the VMs of selected Vinos, with their Secret's or inline
+            // credentials.
+            let mut all = credentials.clone();
+            for v in vinos.iter().filter(|v| active(v, &node)) {
+                let inline = v
+                    .spec
+                    .bmc_credentials
+                    .as_ref()
+                    .and_then(|c| c.username.clone().zip(c.password.clone()));
+                if let Some((username, password)) = inline {
+                    all.insert(owner_of(v), Credentials { username, password });
+                }
+            }
+            table.replace(&all);
         }
         let observed = self.adapters.observe().await?;
 
