@@ -198,9 +198,14 @@ async fn wait_built(admin: &Client, ns: &NetNs, dir: &Path, workers: usize) {
     .await;
     assert!(bridge_exists(ns, "vcl0"));
     assert!(dnsmasq_running(dir));
-    let snap = snapshot(dir).expect("status socket");
-    assert_eq!(snap.vms.len(), workers, "{:?}", snap.vms);
-    assert!(snap.vms.iter().all(|v| v.defined), "{:?}", snap.vms);
+    // The socket's snapshot is replaced right after the pass that wrote the status entry.
+    until("status socket shows the VMs", || async {
+        match snapshot(dir) {
+            Some(snap) if snap.vms.len() == workers && snap.vms.iter().all(|v| v.defined) => Ok(()),
+            other => Err(format!("{:?}", other.map(|s| s.vms))),
+        }
+    })
+    .await;
 }
 
 async fn wait_torn_down(admin: &Client, ns: &NetNs, dir: &Path) {

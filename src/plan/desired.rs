@@ -5,8 +5,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::Ipv4Net;
 
-use super::names::{self, VmNames};
+use super::names;
 use super::publish::{bmc_address, credentials, owner_reference, vm_objects};
+use super::vm::Vm;
 use super::{NicPlan, PlanError, PlanInput, VinoPlan, VmPlan, cpu};
 use crate::config::Config;
 use crate::ipam::{self, HostClaims, Pool};
@@ -16,18 +17,10 @@ use crate::render::objects;
 use crate::spec::cpuset::CpuSet;
 use crate::spec::flavor::flavor_name;
 use crate::spec::validate::{Checked, check};
-use crate::spec::vino::{NodeSet, VinoSpec};
+use crate::spec::vino::VinoSpec;
 use crate::state::{Bridge, DhcpServer, Domain, HostState, Owner, Volume};
 
 const GIB: u64 = 1 << 30;
-
-/// One VM before rendering.
-pub(super) struct Vm<'a> {
-    pub(super) set: &'a NodeSet,
-    pub(super) index: u32,
-    pub(super) names: VmNames,
-    pub(super) flavor: String,
-}
 
 /// Computes what `input.vino` wants on `input.node`.
 pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {

@@ -9,6 +9,7 @@ mod labels;
 pub mod merge;
 pub mod names;
 mod publish;
+mod vm;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use super::desired::Vm;
 use super::labels::{bmh_labels, ownership};
+use super::vm::Vm;
 use super::{NicPlan, PlanError, PlanInput, names};
 use crate::config::Config;
 use crate::ipam::{self, HostClaims};
