@@ -13,23 +13,14 @@ mod common;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::host::{NetNs, Reaper, config_text, skip_reason, vino_yaml};
+use common::host::{Daemon, NetNs, Reaper, config_text, skip_reason, vino_yaml};
 use common::libvirtd::Libvirtd;
 
 const IDLE_PASSES: usize = 120;
 const BOOTS: usize = 3;
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();

@@ -9,10 +9,10 @@ use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::host::{NetNs, Reaper, config_text, skip_reason, vino_yaml};
+use common::host::{Daemon, NetNs, Reaper, config_text, skip_reason, vino_yaml};
 use common::kube_env::{KubeEnv, assert_ok};
 use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -28,15 +28,6 @@ const HOST: &str = "host-a";
 const LABEL: &str = "vino.airshipit.org/host";
 const NODE_IP: &str = "10.23.0.5";
 const LIMIT: Duration = Duration::from_secs(90);
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Makes `127.0.0.1:port` inside `ns` reach `127.0.0.1:port` of the test's namespace (where
 /// the API server listens), one thread per connection, for the test's lifetime.

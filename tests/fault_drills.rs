@@ -5,22 +5,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::host::{Reaper, config_text, skip_reason, vino_yaml};
+use common::host::{Daemon, Reaper, config_text, skip_reason, vino_yaml};
 use common::libvirtd::Libvirtd;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
     let began = Instant::now();

@@ -7,10 +7,10 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::host::{Reaper, config_text, in_netns, node, skip_reason, vino, vino_yaml};
+use common::host::{Daemon, Reaper, config_text, in_netns, node, skip_reason, vino, vino_yaml};
 use common::libvirtd::Libvirtd;
 use vinod::config::Config;
 use vinod::host::bridge::NetlinkBridges;
@@ -395,15 +395,6 @@ fn status_ready(state: &Path, total: u32) -> bool {
     text.contains("phase: Ready")
         && text.contains(&format!("vmsReady: {total}"))
         && text.contains(&format!("vmsTotal: {total}"))
-}
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -6,21 +6,12 @@ mod common;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::host::{NetNs, Reaper, config_text, skip_reason, vino_yaml};
+use common::host::{Daemon, NetNs, Reaper, config_text, skip_reason, vino_yaml};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn spawn(prefix: &[&str], dir: &Path, manifest: &Path, socket: &Path) -> Daemon {
     let (program, args) = match prefix.split_first() {

@@ -209,3 +209,13 @@ impl Drop for Reaper {
         }
     }
 }
+
+/// A child process (a vinod daemon) killed and reaped when dropped, also after a failure.
+pub struct Daemon(pub std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
