@@ -6,21 +6,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::host::{Daemon, Reaper, config_text, skip_reason, vino_yaml};
+use common::host::{Daemon, Reaper, config_text, skip_reason, vino_yaml, wait_for};
 use common::libvirtd::Libvirtd;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let began = Instant::now();
-    while !cond() {
-        assert!(began.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    began.elapsed()
-}
 
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::host::{Daemon, Reaper, config_text, in_netns, node, skip_reason, vino, vino_yaml};
+use common::host::{
+    Daemon, Reaper, config_text, in_netns, node, skip_reason, vino, vino_yaml, wait_for,
+};
 use common::libvirtd::Libvirtd;
 use vinod::config::Config;
 use vinod::host::bridge::NetlinkBridges;
@@ -380,14 +382,6 @@ fn kill_9_at_thirteen_points_always_converges_without_leaks() {
         s.check(0, &format!("teardown, crash after {k}"));
     }
     assert!(points >= 13);
-}
-
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let began = Instant::now();
-    while !cond() {
-        assert!(began.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn status_ready(state: &Path, total: u32) -> bool {

@@ -219,3 +219,18 @@ impl Drop for Daemon {
         let _ = self.0.wait();
     }
 }
+
+/// Polls `cond` every 100 ms until it holds, failing the test after `limit`; returns how long
+/// it took.
+pub fn wait_for(
+    what: &str,
+    limit: std::time::Duration,
+    mut cond: impl FnMut() -> bool,
+) -> std::time::Duration {
+    let began = std::time::Instant::now();
+    while !cond() {
+        assert!(began.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    began.elapsed()
+}
