@@ -4,6 +4,8 @@
 #
 #   scripts/k8s-test-env.sh start DIR   # prints DIR/kubeconfig as the last stdout line
 #   scripts/k8s-test-env.sh stop DIR
+#   scripts/k8s-test-env.sh stop-apiserver DIR    # etcd keeps running
+#   scripts/k8s-test-env.sh start-apiserver DIR   # same port, flags and data; waits for /readyz
 #
 # start:
 #   - picks free random ports on 127.0.0.1 (etcd client, etcd peer, apiserver)
@@ -31,7 +33,7 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 log() { printf '[k8s-test-env] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-usage() { echo "usage: $0 start DIR | stop DIR" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop|stop-apiserver|start-apiserver DIR" >&2; exit 2; }
 
 [[ $# -eq 2 ]] || usage
 CMD="$1"
@@ -148,7 +150,48 @@ fail_start() {
   exit 1
 }
 
+# Start kube-apiserver in the background from DIR/kube-apiserver.cmd.
+launch_apiserver() {
+  local cmd
+  cmd="$(cat "${DIR}/kube-apiserver.cmd")"
+  eval "exec ${cmd}" </dev/null >>"${DIR}/kube-apiserver.log" 2>&1 &
+  echo "$!" >"${DIR}/kube-apiserver.pid"
+}
+
+# Wait until /readyz says ok (or a process dies, or the deadline passes).
+wait_ready() {
+  local bin="$1" api_pid="$2" etcd_pid="$3" deadline="$4" timeout="$5" out=""
+  while true; do
+    pid_is "${api_pid}" kube-apiserver || fail_start "kube-apiserver exited"
+    pid_is "${etcd_pid}" etcd || fail_start "etcd exited"
+    out="$("${bin}/kubectl" --kubeconfig="${DIR}/kubeconfig" get --raw=/readyz \
+      --request-timeout=2s 2>/dev/null || true)"
+    [[ "${out}" == "ok" ]] && break
+    ((SECONDS < deadline)) || fail_start "kube-apiserver not ready within ${timeout} s"
+    sleep 0.5
+  done
+}
+
 # ---- commands ----------------------------------------------------------------
+
+cmd_stop_apiserver() {
+  DIR="$(cd "${DIR}" && pwd)"
+  stop_one kube-apiserver
+}
+
+cmd_start_apiserver() {
+  DIR="$(cd "${DIR}" && pwd)"
+  [[ -f "${DIR}/kube-apiserver.cmd" ]] || die "${DIR} was not made by start"
+  if [[ -f "${DIR}/kube-apiserver.pid" ]] && pid_is "$(cat "${DIR}/kube-apiserver.pid")" kube-apiserver; then
+    die "kube-apiserver already running for ${DIR}"
+  fi
+  local etcd_pid bin
+  etcd_pid="$(cat "${DIR}/etcd.pid")"
+  bin="$(sed -n "s/^export VINOD_K8S_BIN='\(.*\)'$/\1/p" "${DIR}/env")"
+  launch_apiserver
+  wait_ready "${bin}" "$(cat "${DIR}/kube-apiserver.pid")" "${etcd_pid}" $((SECONDS + 90)) 90
+  log "kube-apiserver is back"
+}
 
 cmd_stop() {
   [[ -d "${DIR}" ]] || { log "nothing to stop: ${DIR} does not exist"; return 0; }
@@ -243,30 +286,33 @@ EOF
   wait_port "${ETCD_PORT}" "${etcd_pid}" etcd "${deadline}" \
     || fail_start "etcd did not start listening on 127.0.0.1:${ETCD_PORT}"
 
-  # -- kube-apiserver
+  # -- kube-apiserver (its command line is kept so start-apiserver can bring it back)
+  local args=(
+    "${bin}/kube-apiserver"
+    --bind-address=127.0.0.1
+    --advertise-address=127.0.0.1
+    --endpoint-reconciler-type=none
+    --secure-port="${API_PORT}"
+    --etcd-servers="http://127.0.0.1:${ETCD_PORT}"
+    --cert-dir="${pki}"
+    --tls-cert-file="${pki}/apiserver.crt"
+    --tls-private-key-file="${pki}/apiserver.key"
+    --client-ca-file="${pki}/ca.crt"
+    --token-auth-file="${DIR}/tokens.csv"
+    --authorization-mode=RBAC
+    --anonymous-auth=false
+    --service-account-issuer="https://127.0.0.1:${API_PORT}"
+    --service-account-key-file="${pki}/sa.pub"
+    --service-account-signing-key-file="${pki}/sa.key"
+    --service-cluster-ip-range=10.0.0.0/24
+    --disable-admission-plugins=ServiceAccount
+    --allow-privileged=true
+  )
+  printf '%q ' "${args[@]}" >"${DIR}/kube-apiserver.cmd"
   : >"${DIR}/kube-apiserver.log"
-  "${bin}/kube-apiserver" \
-    --bind-address=127.0.0.1 \
-    --advertise-address=127.0.0.1 \
-    --endpoint-reconciler-type=none \
-    --secure-port="${API_PORT}" \
-    --etcd-servers="http://127.0.0.1:${ETCD_PORT}" \
-    --cert-dir="${pki}" \
-    --tls-cert-file="${pki}/apiserver.crt" \
-    --tls-private-key-file="${pki}/apiserver.key" \
-    --client-ca-file="${pki}/ca.crt" \
-    --token-auth-file="${DIR}/tokens.csv" \
-    --authorization-mode=RBAC \
-    --anonymous-auth=false \
-    --service-account-issuer="https://127.0.0.1:${API_PORT}" \
-    --service-account-key-file="${pki}/sa.pub" \
-    --service-account-signing-key-file="${pki}/sa.key" \
-    --service-cluster-ip-range=10.0.0.0/24 \
-    --disable-admission-plugins=ServiceAccount \
-    --allow-privileged=true \
-    </dev/null >>"${DIR}/kube-apiserver.log" 2>&1 &
-  local api_pid=$!
-  echo "${api_pid}" >"${DIR}/kube-apiserver.pid"
+  launch_apiserver
+  local api_pid
+  api_pid="$(cat "${DIR}/kube-apiserver.pid")"
 
   write_kubeconfig "${DIR}/kubeconfig" admin "${admin_token}"
   write_kubeconfig "${DIR}/kubeconfig-vinod-node-a" vinod-node-a "${node_a_token}"
@@ -280,17 +326,7 @@ export VINOD_K8S_CA='${pki}/ca.crt'
 export VINOD_K8S_ETCD='http://127.0.0.1:${ETCD_PORT}'
 EOF
 
-  # -- wait for /readyz
-  local out=""
-  while true; do
-    pid_is "${api_pid}" kube-apiserver || fail_start "kube-apiserver exited"
-    pid_is "${etcd_pid}" etcd || fail_start "etcd exited"
-    out="$("${bin}/kubectl" --kubeconfig="${DIR}/kubeconfig" get --raw=/readyz \
-      --request-timeout=2s 2>/dev/null || true)"
-    [[ "${out}" == "ok" ]] && break
-    ((SECONDS < deadline)) || fail_start "kube-apiserver not ready within ${timeout} s"
-    sleep 0.5
-  done
+  wait_ready "${bin}" "${api_pid}" "${etcd_pid}" "${deadline}" "${timeout}"
   log "ready: https://127.0.0.1:${API_PORT} (etcd 127.0.0.1:${ETCD_PORT}), data in ${DIR}"
   echo "${DIR}/kubeconfig"
 }
@@ -298,5 +334,7 @@ EOF
 case "${CMD}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
+  stop-apiserver) cmd_stop_apiserver ;;
+  start-apiserver) cmd_start_apiserver ;;
   *) usage ;;
 esac

@@ -5,19 +5,14 @@
 
 mod common;
 
-use std::io::Read;
-use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsFd;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::host::{Daemon, NetNs, Reaper, config_text, skip_reason, vino_yaml};
+use common::cluster::{ClusterHost, LABEL, create_node};
+use common::host::{skip_reason, vino_yaml};
 use common::kube_env::{KubeEnv, assert_ok};
-use k8s_openapi::api::core::v1::{Node, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use nix::sched::{CloneFlags, setns};
 use serde_json::json;
 use vinod::spec::Vino;
 use vinod::spec::bmh::BareMetalHost;
@@ -25,42 +20,8 @@ use vinod::spec::claim::VinoIPClaim;
 
 const NS: &str = "lab";
 const HOST: &str = "host-a";
-const LABEL: &str = "vino.airshipit.org/host";
 const NODE_IP: &str = "10.23.0.5";
 const LIMIT: Duration = Duration::from_secs(90);
-
-/// Makes `127.0.0.1:port` inside `ns` reach `127.0.0.1:port` of the test's namespace (where
-/// the API server listens), one thread per connection, for the test's lifetime.
-fn forward_loopback(ns: &NetNs, port: u16) {
-    let path = ns.path();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let home = std::fs::File::open("/proc/thread-self/ns/net").expect("own netns");
-        let inside = std::fs::File::open(&path).expect("netns");
-        setns(inside.as_fd(), CloneFlags::CLONE_NEWNET).expect("enter netns");
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind in netns");
-        setns(home.as_fd(), CloneFlags::CLONE_NEWNET).expect("back home");
-        ready_tx.send(()).unwrap();
-        for conn in listener.incoming().flatten() {
-            let Ok(up) = TcpStream::connect(("127.0.0.1", port)) else {
-                continue;
-            };
-            let (mut a, b) = (conn.try_clone().unwrap(), up.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut a, &mut b.try_clone().unwrap());
-                let _ = b.shutdown(std::net::Shutdown::Write);
-            });
-            let (mut c, d) = (up, conn);
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c, &mut d.try_clone().unwrap());
-                let _ = d.shutdown(std::net::Shutdown::Write);
-            });
-        }
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("forwarder ready");
-}
 
 fn vino_manifest(workers: u32) -> String {
     vino_yaml("x", "vcl0", 71, workers, 1).replace(
@@ -69,21 +30,12 @@ fn vino_manifest(workers: u32) -> String {
     )
 }
 
-async fn until<F, Fut>(what: &str, mut check: F)
+async fn until<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    let began = Instant::now();
-    let mut last = String::new();
-    while began.elapsed() < LIMIT {
-        match check().await {
-            Ok(()) => return,
-            Err(e) => last = e,
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("{what}: not within {LIMIT:?}: {last}");
+    common::cluster::until(what, LIMIT, check).await
 }
 
 fn mine() -> ListParams {
@@ -116,27 +68,6 @@ async fn count_objects(client: &Client) -> (usize, usize, usize) {
     (bmhs(client).await.len(), s, c)
 }
 
-fn bridge_exists(ns: &NetNs, name: &str) -> bool {
-    ns.exec(&["ip", "link", "show", name]).status.success()
-}
-
-fn dnsmasq_running(dir: &Path) -> bool {
-    let needle = dir.display().to_string();
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|e| {
-            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd);
-            cmd.contains("dnsmasq") && cmd.contains(&needle)
-        })
-}
-
-fn snapshot(dir: &Path) -> Option<vinod::daemon::status::Snapshot> {
-    vinod::daemon::status::fetch(&dir.join("run").join(vinod::daemon::status::SOCKET)).ok()
-}
-
 async fn host_entry(client: &Client) -> Option<vinod::spec::NodeStatus> {
     let v = Api::<Vino>::namespaced(client.clone(), NS)
         .get_opt("x")
@@ -153,18 +84,10 @@ async fn set_workers(client: &Client, n: u32) {
 }
 
 async fn label_node(client: &Client, on: bool) {
-    let value = if on { json!("true") } else { json!(null) };
-    Api::<Node>::all(client.clone())
-        .patch(
-            HOST,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {LABEL: value}}})),
-        )
-        .await
-        .unwrap();
+    common::cluster::label_node(client, HOST, on).await
 }
 
-async fn wait_built(admin: &Client, ns: &NetNs, dir: &Path, workers: usize) {
+async fn wait_built(admin: &Client, host: &ClusterHost, workers: usize) {
     until("BareMetalHosts published", || async {
         let (h, s, c) = count_objects(admin).await;
         if (h, s, c) == (workers, 2 * workers, 1) {
@@ -187,11 +110,11 @@ async fn wait_built(admin: &Client, ns: &NetNs, dir: &Path, workers: usize) {
         }
     })
     .await;
-    assert!(bridge_exists(ns, "vcl0"));
-    assert!(dnsmasq_running(dir));
+    assert!(host.bridge_exists("vcl0"));
+    assert!(!host.dnsmasq_pids().is_empty());
     // The socket's snapshot is replaced right after the pass that wrote the status entry.
     until("status socket shows the VMs", || async {
-        match snapshot(dir) {
+        match host.snapshot() {
             Some(snap) if snap.vms.len() == workers && snap.vms.iter().all(|v| v.defined) => Ok(()),
             other => Err(format!("{:?}", other.map(|s| s.vms))),
         }
@@ -199,7 +122,7 @@ async fn wait_built(admin: &Client, ns: &NetNs, dir: &Path, workers: usize) {
     .await;
 }
 
-async fn wait_torn_down(admin: &Client, ns: &NetNs, dir: &Path) {
+async fn wait_torn_down(admin: &Client, host: &ClusterHost) {
     until("objects withdrawn", || async {
         let got = count_objects(admin).await;
         if got == (0, 0, 0) {
@@ -210,12 +133,12 @@ async fn wait_torn_down(admin: &Client, ns: &NetNs, dir: &Path) {
     })
     .await;
     until("host torn down", || async {
-        let vms = snapshot(dir).map(|s| s.vms.len()).unwrap_or(usize::MAX);
-        if bridge_exists(ns, "vcl0") || dnsmasq_running(dir) || vms != 0 {
+        let vms = host.snapshot().map(|s| s.vms.len()).unwrap_or(usize::MAX);
+        if host.bridge_exists("vcl0") || !host.dnsmasq_pids().is_empty() || vms != 0 {
             Err(format!(
                 "bridge {}, dnsmasq {}, vms {vms}",
-                bridge_exists(ns, "vcl0"),
-                dnsmasq_running(dir)
+                host.bridge_exists("vcl0"),
+                !host.dnsmasq_pids().is_empty()
             ))
         } else {
             Ok(())
@@ -237,77 +160,15 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
     env.install_rbac(&[NS]).await;
     let admin = env.admin();
 
-    let node: Node = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": HOST, "labels": {LABEL: "true"}},
-    }))
-    .unwrap();
-    let nodes: Api<Node> = Api::all(admin.clone());
-    nodes.create(&PostParams::default(), &node).await.unwrap();
-    nodes
-        .patch_status(
-            HOST,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"addresses": [
-                {"type": "Hostname", "address": HOST},
-                {"type": "ExternalIP", "address": "203.0.113.9"},
-                {"type": "InternalIP", "address": NODE_IP},
-            ]}})),
-        )
-        .await
-        .unwrap();
-
-    let ns = NetNs::new("cluster");
-    let port: u16 = env
-        .server()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .expect("API port");
-    forward_loopback(&ns, port);
-    let dir = tempfile::tempdir().unwrap();
-    let _reaper = Reaper(dir.path().to_path_buf());
-    let config = dir.path().join("vinod.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "resync_ms = 3000\n{}",
-            config_text(dir.path(), "test:///default", "vinod-cluster", "").replace(
-                "advertise_address = \"192.0.2.10\"",
-                "advertise_address = \"\""
-            )
-        ),
-    )
-    .unwrap();
-    let manifest = dir.path().join("vino.yaml");
+    create_node(&admin, HOST, NODE_IP, true).await;
+    let mut host = ClusterHost::new(&env, HOST, "test:///default", "resync_ms = 3000");
+    let manifest = host.dir().join("vino.yaml");
     std::fs::write(&manifest, vino_manifest(2)).unwrap();
-    let log = std::fs::File::create(dir.path().join("vinod.log")).unwrap();
-    let _daemon = Daemon(
-        Command::new("ip")
-            .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_vinod")])
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .env("KUBECONFIG", env.kubeconfig(HOST))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let dump = || {
-        let mut s = String::new();
-        let _ = std::fs::File::open(dir.path().join("vinod.log"))
-            .and_then(|mut f| f.read_to_string(&mut s));
-        s
-    };
-    let guard = LogOnPanic(Box::new(dump));
+    host.start(&[]);
 
     // Create by kubectl apply, as an administrator would.
     env.kubectl_ok(&["apply", "-f", &manifest.display().to_string()]);
-    wait_built(&admin, &ns, dir.path(), 2).await;
+    wait_built(&admin, &host, 2).await;
     let out = env
         .kubectl()
         .args([
@@ -355,9 +216,9 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
 
     // Spec changes reach the BareMetalHosts.
     set_workers(&admin, 3).await;
-    wait_built(&admin, &ns, dir.path(), 3).await;
+    wait_built(&admin, &host, 3).await;
     set_workers(&admin, 1).await;
-    wait_built(&admin, &ns, dir.path(), 1).await;
+    wait_built(&admin, &host, 1).await;
 
     // Events name the VMs created and deleted.
     until("VmCreated and VmDeleted Events", || async {
@@ -381,7 +242,7 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
 
     // The Node loses its label: the Vino moves off the host, which tears everything down.
     label_node(&admin, false).await;
-    wait_torn_down(&admin, &ns, dir.path()).await;
+    wait_torn_down(&admin, &host).await;
     until("finalizer and entry gone", || async {
         let v = Api::<Vino>::namespaced(admin.clone(), NS)
             .get("x")
@@ -402,7 +263,7 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
 
     // Labelled again: built again.
     label_node(&admin, true).await;
-    wait_built(&admin, &ns, dir.path(), 1).await;
+    wait_built(&admin, &host, 1).await;
 
     // A spec that passes the schema but cannot be planned (its credentials Secret does not
     // exist): the host reports Degraded with the reason and keeps what it built.
@@ -443,7 +304,7 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
     assert_ok(&out, "kubectl wait Degraded");
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(count_objects(&admin).await, (1, 2, 1));
-    assert!(bridge_exists(&ns, "vcl0") && dnsmasq_running(dir.path()));
+    assert!(host.bridge_exists("vcl0") && !host.dnsmasq_pids().is_empty());
     // The Secret appears: its credentials are read through the API and published.
     let bmc: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bmc", "namespace": NS},
@@ -454,7 +315,7 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
         .create(&PostParams::default(), &bmc)
         .await
         .unwrap();
-    wait_built(&admin, &ns, dir.path(), 1).await;
+    wait_built(&admin, &host, 1).await;
     until("credentials from the Secret published", || async {
         let h = bmhs(&admin).await;
         let Some(h) = h.first() else {
@@ -473,7 +334,7 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
     // nothing, they never take the refusal for "no Vinos".
     env.kubectl_ok(&["delete", "clusterrolebinding", "vinod-node"]);
     until("passes fail", || async {
-        if dump().contains("pass failed; nothing was changed") {
+        if host.log().contains("pass failed; nothing was changed") {
             Ok(())
         } else {
             Err("no failed pass yet".into())
@@ -482,8 +343,8 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
     .await;
     tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(count_objects(&admin).await, (1, 2, 1));
-    assert!(bridge_exists(&ns, "vcl0") && dnsmasq_running(dir.path()));
-    assert_eq!(snapshot(dir.path()).unwrap().vms.len(), 1);
+    assert!(host.bridge_exists("vcl0") && !host.dnsmasq_pids().is_empty());
+    assert_eq!(host.snapshot().unwrap().vms.len(), 1);
     env.kubectl_ok(&[
         "apply",
         "-f",
@@ -492,11 +353,11 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
             .display()
             .to_string(),
     ]);
-    wait_built(&admin, &ns, dir.path(), 1).await;
+    wait_built(&admin, &host, 1).await;
 
     // Deleted: everything goes, then the Vino.
     env.kubectl_ok(&["delete", "vino", "x", "-n", NS, "--wait=false"]);
-    wait_torn_down(&admin, &ns, dir.path()).await;
+    wait_torn_down(&admin, &host).await;
     until("Vino gone", || async {
         match Api::<Vino>::namespaced(admin.clone(), NS)
             .get_opt("x")
@@ -508,16 +369,4 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
         }
     })
     .await;
-    drop(guard);
-}
-
-/// Prints vinod's log if the test fails.
-struct LogOnPanic<'a>(Box<dyn Fn() -> String + 'a>);
-
-impl Drop for LogOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("vinod log:\n{}", (self.0)());
-        }
-    }
 }

@@ -101,7 +101,7 @@ impl Snapshot {
         errors: Vec<String>,
         converged: bool,
     ) -> Snapshot {
-        let vms = plans
+        let mut vms: Vec<VmStatus> = plans
             .iter()
             .flat_map(|p| p.vms.iter().map(move |vm| (p, vm)))
             .map(|(p, vm)| VmStatus {
@@ -116,6 +116,21 @@ impl Snapshot {
                 }),
             })
             .collect();
+        // Domains of Vinos this pass could not plan stay as they are: still list them.
+        let planned: std::collections::BTreeSet<String> =
+            vms.iter().map(|v| v.name.clone()).collect();
+        let kept: Vec<VmStatus> = now
+            .domains
+            .values()
+            .filter(|d| !planned.contains(&d.name))
+            .map(|d| VmStatus {
+                name: d.name.clone(),
+                vino: d.owner.to_string(),
+                ips: Vec::new(),
+                defined: true,
+            })
+            .collect();
+        vms.extend(kept);
         let dhcp = plans
             .iter()
             .flat_map(|p| p.host.dhcp.values())
@@ -185,4 +200,34 @@ pub fn fetch(path: &Path) -> Result<Snapshot, StatusError> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Domain, Owner};
+
+    #[test]
+    fn domains_of_unplanned_vinos_are_still_listed() {
+        let owner = Owner {
+            namespace: "lab".into(),
+            name: "x".into(),
+        };
+        let mut now = HostState::default();
+        now.domains.insert(
+            "lab.x.worker-0".into(),
+            Domain {
+                name: "lab.x.worker-0".into(),
+                uuid: "u".into(),
+                owner,
+                spec_hash: "h".into(),
+                xml: String::new(),
+            },
+        );
+        let snap = Snapshot::after_pass("host-a", &[], &now, Vec::new(), Vec::new(), false);
+        assert_eq!(snap.vms.len(), 1);
+        assert_eq!(snap.vms[0].name, "lab.x.worker-0");
+        assert_eq!(snap.vms[0].vino, "lab/x");
+        assert!(snap.vms[0].defined);
+    }
 }

@@ -197,6 +197,27 @@ impl KubeEnv {
             .to_string()
     }
 
+    /// Stops kube-apiserver (etcd keeps running, with everything stored).
+    pub fn stop_apiserver(&self) {
+        self.script("stop-apiserver");
+    }
+
+    /// Starts kube-apiserver again on the same port with the same flags and data; returns
+    /// once it is ready.
+    pub fn start_apiserver(&self) {
+        self.script("start-apiserver");
+    }
+
+    fn script(&self, command: &str) {
+        let out = Command::new(repo().join("scripts/k8s-test-env.sh"))
+            .arg(command)
+            .arg(self.dir())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run scripts/k8s-test-env.sh");
+        assert_ok(&out, &format!("k8s-test-env.sh {command}"));
+    }
+
     /// A client authenticating with a bearer `token` (e.g. a service account's).
     pub fn token_client(&self, token: &str) -> Client {
         let mut config = Config::new(self.server().parse().expect("server URL"));
