@@ -72,6 +72,18 @@ fn pipe(mut from: TcpStream, to: TcpStream) {
     });
 }
 
+/// A TCP listener on `addr` inside the namespace at `netns` (usable from any thread).
+pub fn listen_in(netns: &Path, addr: std::net::SocketAddr) -> TcpListener {
+    let path = netns.to_path_buf();
+    std::thread::spawn(move || {
+        let inside = std::fs::File::open(&path).expect("netns");
+        setns(inside.as_fd(), CloneFlags::CLONE_NEWNET).expect("enter netns");
+        TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr} in netns: {e}"))
+    })
+    .join()
+    .expect("bind thread")
+}
+
 /// Creates Node `name` with `InternalIP` `ip`, labelled with [`LABEL`]`=true` if `labelled`.
 pub async fn create_node(admin: &Client, name: &str, ip: &str, labelled: bool) {
     let labels = if labelled {
@@ -186,6 +198,20 @@ impl ClusterHost {
             kubeconfig: env.kubeconfig(name),
             dir,
         }
+    }
+
+    /// Adds `line` to the `[dhcp]` table of the configuration (the file's last table).
+    pub fn add_dhcp_setting(&self, line: &str) {
+        let path = self.dir().join("vinod.toml");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(line);
+        text.push('\n');
+        std::fs::write(&path, text).unwrap();
+    }
+
+    /// The name of the host's network namespace (for `ip netns exec`).
+    pub fn netns_name(&self) -> &str {
+        &self.netns_name
     }
 
     /// Starts `vinod run` (cluster mode) with `envs` added to its environment; its output goes

@@ -108,6 +108,16 @@ impl KubeEnv {
         self.kubectl_with(&self.dir().join("kubeconfig"))
     }
 
+    /// The `kubectl` binary.
+    pub fn kubectl_path(&self) -> PathBuf {
+        self.bin.join("kubectl")
+    }
+
+    /// The admin's kubeconfig.
+    pub fn admin_kubeconfig(&self) -> PathBuf {
+        self.dir().join("kubeconfig")
+    }
+
     /// `kubectl` as host `node`.
     pub fn kubectl_as(&self, node: &str) -> Command {
         self.kubectl_with(&self.kubeconfig(node))

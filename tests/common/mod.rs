@@ -7,3 +7,4 @@ pub mod cluster;
 pub mod host;
 pub mod kube_env;
 pub mod libvirtd;
+pub mod python;

@@ -1,0 +1,370 @@
+//! The whole flow on real components: a real kube-apiserver + etcd; vinod running as a host
+//! in cluster mode with a real libvirtd (both in one network namespace, TCG domains);
+//! `kubectl apply` of a Vino with two node sets → BareMetalHosts published → sushy (Ironic's
+//! Redfish library) reads a BareMetalHost's `bmc.address` and credentials Secret from the
+//! cluster, sets PXE boot Once and powers the VM on → the VM gets its reserved address from
+//! vinod's dnsmasq and fetches its boot file. While it runs: dnsmasq is killed, libvirtd is
+//! restarted and the API server is stopped for 60 s — the VM keeps running, no lease is lost,
+//! vinod recovers. Then sushy powers it off, `kubectl delete vino` leaves nothing behind.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::cluster::{ClusterHost, LABEL, create_node, listen_in, until};
+use common::host::skip_reason;
+use common::kube_env::KubeEnv;
+use common::libvirtd::Libvirtd;
+use common::python::{run_bounded, venv};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams};
+use kube::{Client, ResourceExt};
+use vinod::spec::bmh::BareMetalHost;
+use vinod::spec::claim::VinoIPClaim;
+use vinod::spec::{NodePhase, Vino};
+
+const NS: &str = "lab";
+const HOST: &str = "host-e2e";
+const NODE_IP: &str = "10.23.9.5";
+const BRIDGE: &str = "ve2e0";
+const DOMAINS: [&str; 2] = ["lab.x.master-0", "lab.x.worker-0"];
+const LIMIT: Duration = Duration::from_secs(120);
+const API_DOWN: Duration = Duration::from_secs(60);
+
+fn manifest() -> String {
+    format!(
+        r#"
+apiVersion: airship.airshipit.org/v1
+kind: Vino
+metadata: {{name: x, namespace: {NS}}}
+spec:
+  nodeSelector: {{matchLabels: {{{LABEL}: "true"}}}}
+  flavors:
+    small: {{vcpus: 1, memoryMiB: 256, rootDiskGiB: 1}}
+  networks:
+    - name: pxe
+      subnet: 192.168.74.0/24
+      staticAllocationStart: 192.168.74.1
+      staticAllocationStop: 192.168.74.60
+      dhcpAllocationStart: 192.168.74.128
+      dhcpAllocationStop: 192.168.74.191
+      macPrefix: "52:54:00:4a:00:00"
+      bridgeName: {BRIDGE}
+  nodes:
+    - name: master
+      count: 1
+      flavor: small
+      networkInterfaces: [{{name: eth0, network: pxe}}]
+    - name: worker
+      count: 1
+      flavor: small
+      networkInterfaces: [{{name: eth0, network: pxe}}]
+  bmcCredentials: {{username: admin, password: e2e-secret}}
+"#
+    )
+}
+
+fn domain_active(name: &str) -> Option<bool> {
+    let conn = virt::connect::Connect::open(Some(common::libvirtd::URI)).ok()?;
+    let d = conn.lookup_domain_by_name(name).ok()?;
+    d.is_active().ok()
+}
+
+fn owned_domains() -> Vec<String> {
+    let conn = virt::connect::Connect::open(Some(common::libvirtd::URI)).unwrap();
+    conn.list_all_domains(0)
+        .unwrap()
+        .iter()
+        .filter_map(|d| d.name().ok())
+        .filter(|n| n.starts_with("lab.x."))
+        .collect()
+}
+
+async fn cluster_objects(admin: &Client) -> (usize, usize, usize) {
+    let mine = ListParams::default().labels(&format!("vino.airshipit.org/node={HOST}"));
+    let hosts = Api::<BareMetalHost>::namespaced(admin.clone(), NS)
+        .list(&mine)
+        .await
+        .unwrap()
+        .items
+        .len();
+    let secrets = Api::<Secret>::namespaced(admin.clone(), NS)
+        .list(&mine)
+        .await
+        .unwrap()
+        .items
+        .len();
+    let claims = Api::<VinoIPClaim>::namespaced(admin.clone(), NS)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+    (hosts, secrets, claims)
+}
+
+async fn host_ready(admin: &Client) -> Result<(), String> {
+    let v = Api::<Vino>::namespaced(admin.clone(), NS)
+        .get("x")
+        .await
+        .map_err(|e| e.to_string())?;
+    let entry = v
+        .status
+        .clone()
+        .unwrap_or_default()
+        .nodes
+        .into_iter()
+        .find(|n| n.name == HOST);
+    match entry {
+        Some(e)
+            if e.phase == NodePhase::Ready
+                && e.vms_ready == 2
+                && e.observed_generation == v.metadata.generation =>
+        {
+            Ok(())
+        }
+        other => Err(format!("{other:?}")),
+    }
+}
+
+/// Runs the sushy driver (inside the host's namespace, where the BMC listens) against
+/// BareMetalHost `bmh`; panics unless it succeeds.
+fn sushy(env: &KubeEnv, host: &ClusterHost, python: &std::path::Path, bmh: &str, action: &str) {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", host.netns_name()])
+        .arg(python)
+        .arg(common::kube_env::repo().join("tests/e2e/sushy_bmh.py"))
+        .arg(env.kubectl_path())
+        .arg(env.admin_kubeconfig())
+        .args([NS, bmh, action])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONWARNINGS", "ignore:Unverified HTTPS request");
+    let (ok, out) = run_bounded(cmd);
+    println!("sushy {action} {bmh}: {}", out.trim());
+    assert!(ok, "sushy {action} failed:\n{out}");
+}
+
+fn leases(host: &ClusterHost) -> String {
+    let path = host.dir().join(format!("state/dnsmasq/{BRIDGE}.leases"));
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_sushy_pxe_boot_faults_and_kubectl_delete() {
+    if let Some(why) = skip_reason() {
+        return println!("skipped: {why}");
+    }
+    let python = match venv() {
+        Ok(p) => p,
+        Err(why) => return println!("skipped: {why}"),
+    };
+    let Some(h) = Libvirtd::start() else { return };
+    let Some(netns) = h
+        .netns()
+        .map(|p| p.to_path_buf())
+        .filter(|_| h.owns_daemon())
+    else {
+        return println!("skipped: a libvirtd already runs here; this test needs its own");
+    };
+    let Some(env) = KubeEnv::start().await else {
+        return;
+    };
+    env.namespace(NS).await;
+    env.install_rbac(&[NS]).await;
+    let admin = env.admin();
+    for d in DOMAINS {
+        h.track_domain(d);
+    }
+    h.track_pool(&format!("vinod-{HOST}"));
+    let out = h.ip(&["addr", "add", &format!("{NODE_IP}/32"), "dev", "lo"]);
+    assert!(out.status.success(), "{out:?}");
+    create_node(&admin, HOST, NODE_IP, true).await;
+    let mut host = ClusterHost::in_netns(&env, HOST, h.uri(), "resync_ms = 3000", &netns);
+    host.add_dhcp_setting("ipxe_boot_url = \"http://{bridge_ip}:8080/boot.ipxe\"");
+    host.start(&[]);
+
+    // kubectl apply → BareMetalHosts for both node sets, the host Ready.
+    let file = host.dir().join("vino.yaml");
+    std::fs::write(&file, manifest()).unwrap();
+    env.kubectl_ok(&["apply", "-f", &file.display().to_string()]);
+    until("2 BareMetalHosts published", LIMIT, || async {
+        match cluster_objects(&admin).await {
+            (2, 4, 1) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    until("host Ready", LIMIT, || host_ready(&admin)).await;
+    let bmhs = Api::<BareMetalHost>::namespaced(admin.clone(), NS)
+        .list(&ListParams::default().labels("vino.airshipit.org/node-type=worker"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(bmhs.len(), 1, "one worker BareMetalHost");
+    let bmh = &bmhs[0];
+    assert!(
+        bmh.spec
+            .bmc
+            .address
+            .starts_with(&format!("redfish+https://{NODE_IP}:")),
+        "{}",
+        bmh.spec.bmc.address
+    );
+    assert!(bmh.spec.bmc.address.ends_with("/lab.x.worker-0"));
+    let mac = bmh.spec.boot_mac_address.clone().unwrap();
+    let nd = Api::<Secret>::namespaced(admin.clone(), NS)
+        .get(&bmh.spec.network_data.as_ref().unwrap().name)
+        .await
+        .unwrap();
+    let text = String::from_utf8(nd.data.unwrap()["networkData"].0.clone()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ip: Ipv4Addr = json["networks"][0]["ip_address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let claim = Api::<VinoIPClaim>::namespaced(admin.clone(), NS)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let bridge_ip = claim.spec.hosts[HOST].addresses["bridge"];
+    assert_eq!(domain_active("lab.x.worker-0"), Some(false), "defined off");
+
+    // sushy: PXE once, power on → reserved lease and the boot file over HTTP.
+    let listener = listen_in(&netns, SocketAddr::from((bridge_ip, 8080)));
+    listener.set_nonblocking(true).unwrap();
+    let began = Instant::now();
+    sushy(&env, &host, &python, &bmh.name_any(), "pxe-once-on");
+    let (mut conn, peer) = loop {
+        match listener.accept() {
+            Ok(c) => break c,
+            Err(_) if began.elapsed() < Duration::from_secs(150) => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("the VM fetched no boot file within 150 s: {e}"),
+        }
+    };
+    conn.set_nonblocking(false).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut req = [0u8; 1024];
+    let n = conn.read(&mut req).unwrap();
+    let _ =
+        conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n#!ipxe\nsleep 600\n");
+    drop(conn);
+    let request = String::from_utf8_lossy(&req[..n]).into_owned();
+    println!(
+        "boot file fetched {:.1?} after power-on by {peer}: {}",
+        began.elapsed(),
+        request.lines().next().unwrap_or("")
+    );
+    assert!(request.starts_with("GET /boot.ipxe"), "{request}");
+    assert_eq!(
+        peer.ip(),
+        std::net::IpAddr::V4(ip),
+        "not the reserved address"
+    );
+    let lease = format!("{} {ip}", mac.to_lowercase());
+    assert!(leases(&host).contains(&lease), "{}", leases(&host));
+
+    // Faults while the VM runs. dnsmasq killed: back, lease kept.
+    let before = host.dnsmasq_pids();
+    assert_eq!(before.len(), 1);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(before[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    until("dnsmasq back", LIMIT, || async {
+        match host.dnsmasq_pids().as_slice() {
+            [p] if *p != before[0] => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(
+        leases(&host).contains(&lease),
+        "lease lost: {}",
+        leases(&host)
+    );
+
+    // libvirtd restarted: the VM keeps running, vinod reconnects and converges.
+    let passes = host.log().matches("pass done").count();
+    assert!(h.restart());
+    assert_eq!(domain_active("lab.x.worker-0"), Some(true), "VM stopped");
+    until("a pass after libvirtd's restart", LIMIT, || async {
+        let log = host.log();
+        let after = log.matches("pass done").count();
+        if after > passes + 1 {
+            Ok(())
+        } else {
+            Err(format!("{after} passes"))
+        }
+    })
+    .await;
+    until("host Ready after libvirtd's restart", LIMIT, || {
+        host_ready(&admin)
+    })
+    .await;
+
+    // API server away for 60 s: nothing on the host changes, the VM runs throughout.
+    let applied = host.log().matches("INFO applied op=").count();
+    env.stop_apiserver();
+    let down = Instant::now();
+    while down.elapsed() < API_DOWN {
+        assert!(host.running(), "vinod exited");
+        assert_eq!(domain_active("lab.x.worker-0"), Some(true), "VM stopped");
+        assert!(host.bridge_exists(BRIDGE));
+        assert_eq!(host.dnsmasq_pids().len(), 1);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    assert_eq!(
+        host.log().matches("INFO applied op=").count(),
+        applied,
+        "host changed while the API server was away"
+    );
+    assert!(host.log().contains("pass failed; nothing was changed"));
+    env.start_apiserver();
+    until("host Ready after the API server's return", LIMIT, || {
+        host_ready(&admin)
+    })
+    .await;
+    assert!(
+        leases(&host).contains(&lease),
+        "lease lost: {}",
+        leases(&host)
+    );
+    assert_eq!(owned_domains().len(), 2);
+
+    // sushy: power off.
+    sushy(&env, &host, &python, &bmh.name_any(), "off");
+    assert_eq!(domain_active("lab.x.worker-0"), Some(false));
+
+    // kubectl delete → nothing left on the host or in the cluster.
+    env.kubectl_ok(&["delete", "vino", "x", "-n", NS, "--wait=false"]);
+    until("Vino gone", LIMIT, || async {
+        match Api::<Vino>::namespaced(admin.clone(), NS)
+            .get_opt("x")
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            None => Ok(()),
+            Some(v) => Err(format!("finalizers {:?}", v.finalizers())),
+        }
+    })
+    .await;
+    assert_eq!(cluster_objects(&admin).await, (0, 0, 0));
+    assert!(owned_domains().is_empty(), "{:?}", owned_domains());
+    assert!(!host.bridge_exists(BRIDGE));
+    assert!(host.dnsmasq_pids().is_empty());
+    let pool = host.dir().join("pool");
+    let left: Vec<_> = std::fs::read_dir(&pool)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "volumes left: {left:?}");
+}
