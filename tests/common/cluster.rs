@@ -260,6 +260,13 @@ impl ClusterHost {
         }
     }
 
+    /// The daemon's exit status once it has exited by itself (it is then reaped).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.daemon.as_mut()?.0.try_wait().unwrap()?;
+        self.daemon = None;
+        Some(status)
+    }
+
     /// Whether the daemon process is still running.
     pub fn running(&mut self) -> bool {
         match &mut self.daemon {
