@@ -21,7 +21,7 @@ use common::kube_env::KubeEnv;
 use common::libvirtd::Libvirtd;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
-use kube::{Client, ResourceExt};
+use kube::Client;
 use vinod::spec::bmh::BareMetalHost;
 use vinod::spec::claim::VinoIPClaim;
 use vinod::spec::{NodePhase, Vino};
