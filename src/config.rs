@@ -263,7 +263,7 @@ impl Config {
         if !self.node_name.is_empty() && !crate::spec::syntax::is_dns_subdomain(&self.node_name) {
             return bad(
                 "node_name",
-                format!("{:?} is not a valid Node name", self.node_name),
+                format!("{} is not a valid Node name", shown(&self.node_name)),
             );
         }
         if !matches!(
@@ -272,13 +272,22 @@ impl Config {
         ) {
             return bad(
                 "log.format",
-                format!("{:?}: use auto, journald, text or json", self.log.format),
+                format!("{}: use auto, journald, text or json", shown(&self.log.format)),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return bad(
+                "log.level",
+                format!(
+                    "{}: {e} (use a level such as info, or directives such as vinod=debug)",
+                    shown(&self.log.level)
+                ),
             );
         }
         if !matches!(self.libvirt.domain_type.as_str(), "kvm" | "qemu") {
             return bad(
                 "libvirt.domain_type",
-                format!("{:?}: use kvm or qemu", self.libvirt.domain_type),
+                format!("{}: use kvm or qemu", shown(&self.libvirt.domain_type)),
             );
         }
         for (key, dir) in [
@@ -288,7 +297,8 @@ impl Config {
             ("libvirt.console_log_dir", &self.libvirt.console_log_dir),
         ] {
             if !dir.is_absolute() {
-                return bad(key, format!("{} is not an absolute path", dir.display()));
+                let dir = dir.display().to_string();
+                return bad(key, format!("{} is not an absolute path", shown(&dir)));
             }
         }
         if !self.dhcp.tftp_root.as_os_str().is_empty() && !self.dhcp.tftp_root.is_absolute() {
@@ -301,8 +311,8 @@ impl Config {
             return bad(
                 "dhcp.lease_time",
                 format!(
-                    "{:?}: use seconds, or a number with s/m/h/d/w, or infinite",
-                    self.dhcp.lease_time
+                    "{}: use seconds, or a number with s/m/h/d/w, or infinite",
+                    shown(&self.dhcp.lease_time)
                 ),
             );
         }
@@ -324,7 +334,7 @@ impl Config {
             ("vnc.listen", &self.vnc.listen),
         ] {
             if !addr.is_empty() && addr.parse::<IpAddr>().is_err() {
-                return bad(key, format!("{addr:?} is not an IP address"));
+                return bad(key, format!("{} is not an IP address", shown(addr)));
             }
         }
         if self.redfish.tls_cert.as_os_str().is_empty()
@@ -341,8 +351,8 @@ impl Config {
             return bad(
                 "metrics.listen",
                 format!(
-                    "{:?} is not an address:port such as 127.0.0.1:9477",
-                    self.metrics.listen
+                    "{} is not an address:port such as 127.0.0.1:9477",
+                    shown(&self.metrics.listen)
                 ),
             );
         }
@@ -351,6 +361,17 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `value` quoted for an error message, cut to 64 characters: a hostile file's values are not
+/// echoed whole.
+fn shown(value: &str) -> String {
+    const MAX: usize = 64;
+    if value.chars().count() <= MAX {
+        return format!("{value:?}");
+    }
+    let head: String = value.chars().take(MAX).collect();
+    format!("{head:?}… ({} characters)", value.chars().count())
 }
 
 fn valid_lease_time(s: &str) -> bool {
