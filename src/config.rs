@@ -272,7 +272,10 @@ impl Config {
         ) {
             return bad(
                 "log.format",
-                format!("{}: use auto, journald, text or json", shown(&self.log.format)),
+                format!(
+                    "{}: use auto, journald, text or json",
+                    shown(&self.log.format)
+                ),
             );
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {

@@ -64,8 +64,15 @@ fn notifications_follow_start_reload_and_stop() {
         .local_addr()
         .unwrap()
         .port();
-    let config = config_text(dir.path(), "test:///default", "vinod-notify", "")
-        + &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    let bmc_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = config_text(dir.path(), "test:///default", "vinod-notify", "").replace(
+        "[redfish]\n",
+        &format!("[redfish]\nport = {bmc_port}\ntls = false\nlisten_address = \"127.0.0.1\"\n"),
+    ) + &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
     std::fs::write(dir.path().join("vinod.toml"), config).unwrap();
     let manifest = dir.path().join("empty.yaml");
     std::fs::write(&manifest, "").unwrap();
@@ -85,6 +92,17 @@ fn notifications_follow_start_reload_and_stop() {
         "{start:?}"
     );
     until(&sock, "WATCHDOG=1", Duration::from_secs(5));
+    for _ in 0..3 {
+        let mut bmc = std::net::TcpStream::connect(("127.0.0.1", bmc_port)).unwrap();
+        std::io::Write::write_all(
+            &mut bmc,
+            b"GET /redfish/v1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut bmc, &mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     std::io::Write::write_all(&mut conn, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut body = String::new();
@@ -96,6 +114,7 @@ fn notifications_follow_start_reload_and_stop() {
         "{body}"
     );
     assert!(body.contains("# TYPE vinod_vms_ready gauge"), "{body}");
+    assert!(body.contains("vinod_redfish_requests_total 3"), "{body}");
 
     kill(pid, Signal::SIGHUP).unwrap();
     let reload = until(&sock, "RELOADING=1", Duration::from_secs(5));

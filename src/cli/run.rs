@@ -36,12 +36,13 @@ pub fn run(config_path: &Path, standalone: Option<PathBuf>, once: bool) -> Resul
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
         }
     };
-    let opts = RunOptions {
+    let mut opts = RunOptions {
         once,
         config_path: Some(config_path.to_path_buf()),
+        redfish_requests: None,
     };
     let Some(manifest) = standalone else {
-        return rt.block_on(run_cluster(config, &opts, &hook));
+        return rt.block_on(run_cluster(config, &mut opts, &hook));
     };
     rt.block_on(async {
         let node = node_facts(&config);
@@ -59,6 +60,7 @@ pub fn run(config_path: &Path, standalone: Option<PathBuf>, once: bool) -> Resul
             let machines = Libvirt::new(&config.libvirt);
             Some(redfish::start(&config, machines, bmc_credentials.clone()).await.context("cannot start the Redfish BMC")?)
         };
+        opts.redfish_requests = bmc.as_ref().map(|b| b.requests.clone());
         let mut d = Standalone::new(adapters, config, node, manifest).with_bmc_credentials(bmc_credentials);
         let converged = daemon::run_standalone(&mut d, &opts, &Notifier::new(), &hook).await;
         if let Some(bmc) = bmc {
@@ -72,7 +74,7 @@ pub fn run(config_path: &Path, standalone: Option<PathBuf>, once: bool) -> Resul
 /// in-cluster service account).
 async fn run_cluster(
     config: Config,
-    opts: &RunOptions,
+    opts: &mut RunOptions,
     hook: &(dyn Fn(usize) + Sync),
 ) -> Result<bool> {
     let node = node_name(&config);
@@ -98,6 +100,7 @@ async fn run_cluster(
                 .context("cannot start the Redfish BMC")?,
         )
     };
+    opts.redfish_requests = bmc.as_ref().map(|b| b.requests.clone());
     let mut d = Cluster::new(adapters, config, client, node).with_bmc_credentials(bmc_credentials);
     if !opts.once {
         d.watch();

@@ -21,14 +21,22 @@ pub struct Metrics {
     vms_ready: AtomicU64,
     vms_total: AtomicU64,
     vinos_degraded: AtomicU64,
-    /// Redfish requests served (incremented by the BMC).
-    pub redfish_requests: AtomicU64,
+    /// Redfish requests received (the BMC's counter).
+    redfish_requests: Arc<AtomicU64>,
 }
 
 impl Metrics {
     /// A new, shared set of metrics.
     pub fn new() -> Arc<Metrics> {
         Arc::new(Metrics::default())
+    }
+
+    /// A new set of metrics reporting the BMC's request counter `redfish_requests`.
+    pub fn with_redfish(redfish_requests: Arc<AtomicU64>) -> Arc<Metrics> {
+        Arc::new(Metrics {
+            redfish_requests,
+            ..Metrics::default()
+        })
     }
 
     /// Records a pass that took `took`, applied `applied` operations and had `errors`.

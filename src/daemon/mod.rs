@@ -59,6 +59,8 @@ pub struct RunOptions {
     pub once: bool,
     /// Configuration file re-read on SIGHUP (an invalid file keeps the current configuration).
     pub config_path: Option<std::path::PathBuf>,
+    /// The Redfish BMC's request counter, reported in the metrics.
+    pub redfish_requests: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// Runs standalone passes until SIGTERM or SIGINT (or after one pass with `once`). Returns
@@ -90,7 +92,10 @@ pub async fn run_loop<P: Pass>(
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     let _watchdog = notifier.start_watchdog();
-    let metrics = metrics::Metrics::new();
+    let metrics = match &opts.redfish_requests {
+        Some(counter) => metrics::Metrics::with_redfish(counter.clone()),
+        None => metrics::Metrics::new(),
+    };
     let _metrics = match daemon
         .config()
         .metrics
@@ -118,7 +123,12 @@ pub async fn run_loop<P: Pass>(
     loop {
         notifier.beat();
         let began = std::time::Instant::now();
-        let converged = match daemon.pass(after_op).await {
+        // Each applied operation is progress: a long pass keeps the watchdog fed.
+        let beat_then_hook = |n: usize| {
+            notifier.beat();
+            after_op(n);
+        };
+        let converged = match daemon.pass(&beat_then_hook).await {
             Ok(report) => {
                 let ready: u64 = report
                     .reports
@@ -171,7 +181,7 @@ pub async fn run_loop<P: Pass>(
             }
             Err(e) => {
                 metrics.failed_pass();
-                error!(error = %e, "pass failed; nothing was changed");
+                error!(error = %standalone::error_chain(&e), "pass failed; nothing was changed");
                 if first {
                     notifier.ready("first pass failed; retrying (see log)")
                 }
@@ -194,8 +204,8 @@ pub async fn run_loop<P: Pass>(
             loop {
                 notifier.beat();
                 tokio::select! {
-                    _ = term.recv() => { return Ok(stop(notifier, "SIGTERM", converged)) }
-                    _ = int.recv() => { return Ok(stop(notifier, "SIGINT", converged)) }
+                    _ = term.recv() => { return Ok(stop(notifier, "SIGTERM")) }
+                    _ = int.recv() => { return Ok(stop(notifier, "SIGINT")) }
                     _ = hup.recv() => { reload_now = true; break }
                     _ = tokio::time::sleep_until(deadline) => break,
                     _ = &mut changed => break,
@@ -220,10 +230,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn stop(notifier: &Notifier, signal: &str, converged: bool) -> bool {
+/// A stop asked for by a signal is a clean stop (exit 0), whatever the last pass did:
+/// `systemctl stop` must not leave the unit failed.
+fn stop(notifier: &Notifier, signal: &str) -> bool {
     info!("{signal}: stopping; VMs keep running");
     notifier.stopping();
-    converged
+    true
 }
 
 fn reload<P: Pass>(daemon: &mut P, opts: &RunOptions) {

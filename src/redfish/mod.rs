@@ -48,6 +48,8 @@ pub struct Bmc<M> {
     verify_tls: bool,
     uuid: String,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Requests received, for the daemon's metrics.
+    pub(crate) requests: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<M: Machines> Bmc<M> {
@@ -78,6 +80,7 @@ impl<M: Machines> Bmc<M> {
             verify_tls: rf.media_verify_tls,
             uuid: service_uuid(&seed),
             locks: Mutex::default(),
+            requests: Arc::default(),
         })
     }
 
@@ -138,6 +141,8 @@ pub fn router<M: Machines + Send + Sync + 'static>(bmc: Arc<Bmc<M>>) -> Router {
 pub struct Running {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// Requests received so far.
+    pub requests: Arc<std::sync::atomic::AtomicU64>,
     handle: Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -173,6 +178,7 @@ pub async fn start<M: Machines + Send + Sync + 'static>(
     let addr = SocketAddr::new(ip, rf.port);
     let bmc = Arc::new(Bmc::new(config, machines, credentials)?);
     bmc.prune_media().await;
+    let requests = bmc.requests.clone();
     let app = router(bmc).into_make_service();
     let handle = Handle::new();
     let serve_err = |source| RedfishError::Serve {
@@ -213,7 +219,12 @@ pub async fn start<M: Machines + Send + Sync + 'static>(
         .listening()
         .await
         .ok_or_else(|| serve_err(std::io::Error::other("the server stopped before listening")))?;
-    Ok(Running { addr, handle, task })
+    Ok(Running {
+        addr,
+        requests,
+        handle,
+        task,
+    })
 }
 
 /// Runs the server until `shutdown` completes, then stops it cleanly.

@@ -31,6 +31,8 @@ pub async fn dispatch<M: Machines + Send + Sync + 'static>(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let began = Instant::now();
+    bmc.requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = uri.path().to_string();
     let mut user = String::new();
     let result = match body {
