@@ -154,6 +154,8 @@ cat "$work/deb-info" >&2
 listed() { grep -qE " \./${1#/}\$" "$work/deb-contents"; }
 for f in /usr/bin/vinod /usr/lib/systemd/system/vinod.service /etc/vino/vinod.toml \
   /usr/share/vinod/crd/airship.airshipit.org_vinoes.yaml /usr/share/vinod/crd/metal3.io_baremetalhosts.yaml \
+  /usr/share/vinod/crd/airship.airshipit.org_vinoipclaims.yaml /usr/share/vinod/rbac/vinod-clusterroles.yaml \
+  /usr/share/vinod/rbac/vinod-bindings.yaml /usr/share/vinod/rbac/vinod-node-scope.yaml \
   /usr/share/doc/vinod/README.md /usr/share/doc/vinod/packaging.md /usr/share/doc/vinod/copyright \
   /usr/share/doc/vinod/changelog.Debian.gz; do
   check "the .deb contains $f" listed "$f"
@@ -306,6 +308,7 @@ rpm -qip "$rpm" >&2
 rpm -qlp "$rpm" >"$work/rpm-files"
 for f in /usr/bin/vinod /usr/lib/systemd/system/vinod.service /etc/vino/vinod.toml \
   /usr/share/vinod/crd/airship.airshipit.org_vinoes.yaml /usr/share/vinod/crd/metal3.io_baremetalhosts.yaml \
+  /usr/share/vinod/crd/airship.airshipit.org_vinoipclaims.yaml /usr/share/vinod/rbac/vinod-node-scope.yaml \
   /usr/share/doc/vinod/README.md /usr/share/doc/vinod/packaging.md; do
   check "the .rpm contains $f" grep -qx "$f" "$work/rpm-files"
 done
