@@ -258,8 +258,13 @@ async fn three_hosts_one_vino_and_the_api_server_away_for_a_minute() {
     env.start_apiserver();
 
     // Back: a spec change reaches every host, without restarting dnsmasq.
+    let back = Instant::now();
     set_workers(&admin, 3).await;
     wait_hosts_ready(&admin, &[&hosts[0], &hosts[1], &hosts[2]], 3).await;
+    println!(
+        "API server away {API_DOWN:?}: 0 host operations on 3 hosts; 3 → 9 VMs published {:.1?} after it returned",
+        back.elapsed()
+    );
     assert_eq!(assert_no_address_overlap(&admin).await, 9);
     for (i, host) in hosts.iter().enumerate() {
         assert_eq!(host.dnsmasq_pids(), dnsmasq[i], "{} dnsmasq", host.name);

@@ -280,6 +280,7 @@ async fn kubectl_apply_sushy_pxe_boot_faults_and_kubectl_delete() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
+    let killed = Instant::now();
     until("dnsmasq back", LIMIT, || async {
         match host.dnsmasq_pids().as_slice() {
             [p] if *p != before[0] => Ok(()),
@@ -287,6 +288,10 @@ async fn kubectl_apply_sushy_pxe_boot_faults_and_kubectl_delete() {
         }
     })
     .await;
+    println!(
+        "dnsmasq killed: a new one serves after {:.1?}",
+        killed.elapsed()
+    );
     assert!(
         leases(&host).contains(&lease),
         "lease lost: {}",
@@ -295,6 +300,7 @@ async fn kubectl_apply_sushy_pxe_boot_faults_and_kubectl_delete() {
 
     // libvirtd restarted: the VM keeps running, vinod reconnects and converges.
     let passes = host.log().matches("pass done").count();
+    let restarted = Instant::now();
     assert!(h.restart());
     assert_eq!(domain_active("lab.x.worker-0"), Some(true), "VM stopped");
     until("a pass after libvirtd's restart", LIMIT, || async {
@@ -311,6 +317,10 @@ async fn kubectl_apply_sushy_pxe_boot_faults_and_kubectl_delete() {
         host_ready(&admin)
     })
     .await;
+    println!(
+        "libvirtd restarted: VM kept running, vinod converged again {:.1?} after the restart began",
+        restarted.elapsed()
+    );
 
     // API server away for 60 s: nothing on the host changes, the VM runs throughout.
     let applied = host.log().matches("INFO applied op=").count();
@@ -329,7 +339,22 @@ async fn kubectl_apply_sushy_pxe_boot_faults_and_kubectl_delete() {
         "host changed while the API server was away"
     );
     assert!(host.log().contains("pass failed; nothing was changed"));
+    let passes = host.log().matches("pass done").count();
     env.start_apiserver();
+    let back = Instant::now();
+    until("a pass after the API server's return", LIMIT, || async {
+        let after = host.log().matches("pass done").count();
+        if after > passes {
+            Ok(())
+        } else {
+            Err(format!("{after} passes"))
+        }
+    })
+    .await;
+    println!(
+        "API server away {API_DOWN:?}: 0 host operations; first complete pass {:.1?} after it returned",
+        back.elapsed()
+    );
     until("host Ready after the API server's return", LIMIT, || {
         host_ready(&admin)
     })
