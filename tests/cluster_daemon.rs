@@ -329,6 +329,36 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
         if user == "root" { Ok(()) } else { Err(user) }
     })
     .await;
+    // The daemon watches the Secret: a new password reaches the published credentials.
+    assert!(
+        host.log().contains("watching a credentials Secret"),
+        "no watch on the credentials Secret"
+    );
+    Api::<Secret>::namespaced(admin.clone(), NS)
+        .patch(
+            "bmc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"password": "rotated"}})),
+        )
+        .await
+        .unwrap();
+    until("rotated password published", || async {
+        let h = bmhs(&admin).await;
+        let Some(h) = h.first() else {
+            return Err("no host".into());
+        };
+        let c = Api::<Secret>::namespaced(admin.clone(), NS)
+            .get(&h.spec.bmc.credentials_name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let pw = String::from_utf8(c.data.unwrap()["password"].0.clone()).unwrap();
+        if pw == "rotated" {
+            Ok(())
+        } else {
+            Err("old password".into())
+        }
+    })
+    .await;
 
     // The API refuses this host's reads (its RBAC binding is gone): passes fail and change
     // nothing, they never take the refusal for "no Vinos".

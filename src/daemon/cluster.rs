@@ -10,20 +10,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
-use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::api::{Api, ListParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::inputs::{VinoReport, owner_of, secret_credentials};
 use super::standalone::{Built, build, error_chain, report, vino_report};
 use super::status::Snapshot;
-use super::{AbortOnDrop, Pass, PassReport};
+use super::watches::Watches;
+use super::{Pass, PassReport};
 use crate::config::Config;
 use crate::host::{Bridges, DhcpServers, Hypervisor, facts};
 use crate::kube::claims::{self, ReserveError};
@@ -37,9 +34,6 @@ use crate::render::objects::Credentials;
 use crate::spec::cpuset::CpuSet;
 use crate::spec::{NodePhase, Vino};
 use crate::state::{HostState, Owner};
-
-/// How long watch events are gathered before a pass runs.
-const DEBOUNCE: Duration = Duration::from_millis(300);
 
 /// The cluster daemon's state between passes.
 pub struct Cluster<B, D, H> {
@@ -57,8 +51,7 @@ pub struct Cluster<B, D, H> {
     pub snapshot: Snapshot,
     bmc: Option<crate::redfish::BmcCredentials>,
     events: status::Events,
-    triggers: Option<mpsc::Receiver<()>>,
-    watchers: Vec<AbortOnDrop>,
+    watches: Option<Watches>,
 }
 
 /// Why a pass could not read the cluster (nothing was changed).
@@ -91,8 +84,7 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
             snapshot: Snapshot::default(),
             bmc: None,
             events,
-            triggers: None,
-            watchers: Vec::new(),
+            watches: None,
         }
     }
 
@@ -102,22 +94,10 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
         self
     }
 
-    /// Starts watches of the Vinos and of this host's Node; each event makes
-    /// [`Pass::changed`] return (after [`DEBOUNCE`]).
+    /// Starts watches of the Vinos, of this host's Node and (from the next pass on) of the
+    /// credentials Secrets of the selected Vinos; each event makes [`Pass::changed`] return.
     pub fn watch(&mut self) {
-        let (tx, rx) = mpsc::channel(1);
-        let vinos: Api<Vino> = Api::all(self.client.clone());
-        let nodes: Api<Node> = Api::all(self.client.clone());
-        let node_cfg =
-            watcher::Config::default().fields(&format!("metadata.name={}", self.node_name));
-        let t = tx.clone();
-        self.watchers.push(AbortOnDrop(tokio::spawn(async move {
-            forward(watcher(vinos, watcher::Config::default()), t, "Vinos").await
-        })));
-        self.watchers.push(AbortOnDrop(tokio::spawn(async move {
-            forward(watcher(nodes, node_cfg), tx, "Node").await
-        })));
-        self.triggers = Some(rx);
+        self.watches = Some(Watches::start(self.client.clone(), &self.node_name));
     }
 
     /// Reads the cluster, plans, applies, publishes, reports and tears down once.
@@ -147,6 +127,9 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
             .map_err(|e| read_failed("Vinos", e))?
             .items;
         vinos.sort_by_key(owner_of);
+        if let Some(w) = self.watches.as_mut() {
+            w.follow_secrets(&secret_refs(&vinos, &node));
+        }
         let mut credentials: BTreeMap<Owner, Credentials> = BTreeMap::new();
         for v in vinos.iter().filter(|v| active(v, &node)) {
             if let Some(c) = self.credentials(v).await? {
@@ -473,6 +456,25 @@ fn bmh_of(owner: &Owner, node: &str, domain: &str) -> String {
 }
 
 /// Whether the Vino selects the host and is not being deleted.
+/// The credentials Secrets referenced by the Vinos that select `node`.
+fn secret_refs(vinos: &[Vino], node: &NodeFacts) -> BTreeSet<(String, String)> {
+    vinos
+        .iter()
+        .filter(|v| active(v, node))
+        .filter_map(|v| {
+            let name = v
+                .spec
+                .bmc_credentials
+                .as_ref()?
+                .secret_ref
+                .as_ref()?
+                .name
+                .clone();
+            Some((owner_of(v).namespace, name))
+        })
+        .collect()
+}
+
 fn active(vino: &Vino, node: &NodeFacts) -> bool {
     vino.metadata.deletion_timestamp.is_none() && plan::selects(vino, node)
 }
@@ -524,22 +526,6 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Forwards every watch event as a trigger; errors are logged (the watcher retries with
-/// backoff) and trigger a pass too, which then reports whether the API can be read.
-async fn forward<K, S>(stream: S, tx: mpsc::Sender<()>, what: &'static str)
-where
-    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
-{
-    let mut stream = std::pin::pin!(stream.default_backoff());
-    while let Some(ev) = stream.next().await {
-        if let Err(e) = &ev {
-            warn!(watch = what, error = %e, "watch failed; retrying");
-        }
-        // A full channel already holds a trigger.
-        let _ = tx.try_send(());
-    }
-}
-
 impl<B, D, H> Pass for Cluster<B, D, H>
 where
     B: Bridges + Sync,
@@ -559,14 +545,10 @@ where
         &self.snapshot
     }
     async fn changed(&mut self) {
-        let Some(rx) = self.triggers.as_mut() else {
-            return std::future::pending().await;
-        };
-        if rx.recv().await.is_none() {
-            return std::future::pending().await;
+        match self.watches.as_mut() {
+            Some(w) => w.changed().await,
+            None => std::future::pending().await,
         }
-        tokio::time::sleep(DEBOUNCE).await;
-        while rx.try_recv().is_ok() {}
     }
 }
 

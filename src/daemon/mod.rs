@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod notify;
 pub mod standalone;
 pub mod status;
+pub mod watches;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};

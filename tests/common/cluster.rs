@@ -234,7 +234,7 @@ impl ClusterHost {
         .arg("--config")
         .arg(self.dir().join("vinod.toml"))
         .env("KUBECONFIG", &self.kubeconfig)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "info,vinod::daemon::watches=debug")
         .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())

@@ -1,0 +1,108 @@
+//! The cluster daemon's watches: every Vino, this host's Node, and each credentials Secret a
+//! selected Vino references. Any event (or watch error) is a trigger for the next pass; the
+//! pass itself reads what it needs, so a missed or failed watch costs only latency, never a
+//! wrong decision.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Secret};
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::AbortOnDrop;
+use crate::spec::Vino;
+
+/// How long watch events are gathered before a pass runs.
+const DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// A Secret by namespace and name.
+pub type SecretRef = (String, String);
+
+/// Running watches and the channel their events arrive on.
+pub struct Watches {
+    client: Client,
+    tx: mpsc::Sender<()>,
+    rx: mpsc::Receiver<()>,
+    _fixed: Vec<AbortOnDrop>,
+    secrets: BTreeMap<SecretRef, AbortOnDrop>,
+}
+
+impl Watches {
+    /// Starts watches of every Vino and of Node `node`.
+    pub fn start(client: Client, node: &str) -> Watches {
+        let (tx, rx) = mpsc::channel(1);
+        let vinos: Api<Vino> = Api::all(client.clone());
+        let nodes: Api<Node> = Api::all(client.clone());
+        let node_cfg = watcher::Config::default().fields(&format!("metadata.name={node}"));
+        let (t1, t2) = (tx.clone(), tx.clone());
+        let fixed = vec![
+            AbortOnDrop(tokio::spawn(async move {
+                forward(watcher(vinos, watcher::Config::default()), t1, "Vinos").await
+            })),
+            AbortOnDrop(tokio::spawn(async move {
+                forward(watcher(nodes, node_cfg), t2, "Node").await
+            })),
+        ];
+        Watches {
+            client,
+            tx,
+            rx,
+            _fixed: fixed,
+            secrets: BTreeMap::new(),
+        }
+    }
+
+    /// Watches exactly the Secrets in `wanted` (one watch per Secret, by name, in its
+    /// namespace: the permissions a host has there). Watches of Secrets no longer referenced
+    /// stop.
+    pub fn follow_secrets(&mut self, wanted: &BTreeSet<SecretRef>) {
+        self.secrets.retain(|r, _| wanted.contains(r));
+        for r in wanted {
+            if self.secrets.contains_key(r) {
+                continue;
+            }
+            debug!(namespace = %r.0, secret = %r.1, "watching a credentials Secret");
+            let api: Api<Secret> = Api::namespaced(self.client.clone(), &r.0);
+            let cfg = watcher::Config::default().fields(&format!("metadata.name={}", r.1));
+            let tx = self.tx.clone();
+            let task = tokio::spawn(async move { forward(watcher(api, cfg), tx, "Secret").await });
+            self.secrets.insert(r.clone(), AbortOnDrop(task));
+        }
+    }
+
+    /// The Secrets watched now.
+    pub fn secrets(&self) -> BTreeSet<SecretRef> {
+        self.secrets.keys().cloned().collect()
+    }
+
+    /// Returns after the next event, once the events following it within [`DEBOUNCE`] have
+    /// been gathered.
+    pub async fn changed(&mut self) {
+        if self.rx.recv().await.is_none() {
+            return std::future::pending().await;
+        }
+        tokio::time::sleep(DEBOUNCE).await;
+        while self.rx.try_recv().is_ok() {}
+    }
+}
+
+/// Forwards every watch event as a trigger; errors are logged (the watcher retries with
+/// backoff) and trigger a pass too, which then reports whether the API can be read.
+async fn forward<K, S>(stream: S, tx: mpsc::Sender<()>, what: &'static str)
+where
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+{
+    let mut stream = std::pin::pin!(stream.default_backoff());
+    while let Some(ev) = stream.next().await {
+        if let Err(e) = &ev {
+            warn!(watch = what, error = %e, "watch failed; retrying");
+        }
+        // A full channel already holds a trigger.
+        let _ = tx.try_send(());
+    }
+}
