@@ -14,7 +14,7 @@ use std::path::Path;
 use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
-use tracing::{debug, info, warn};
+use tracing::warn;
 
 use super::inputs::{VinoReport, owner_of, secret_credentials};
 use super::standalone::{Built, build, error_chain, report, vino_report};
@@ -24,16 +24,17 @@ use super::{Pass, PassReport};
 use crate::config::Config;
 use crate::host::{Bridges, DhcpServers, Hypervisor, facts};
 use crate::kube::claims::{self, ReserveError};
-use crate::kube::finalizer::{self, State, has_finalizer};
+use crate::kube::finalizer;
 use crate::kube::{KubeError, publish, status};
-use crate::plan::diff::diff;
-use crate::plan::names::vm_names;
-use crate::plan::{self, NodeFacts, NumaNode, PlanInput, VinoPlan};
+use crate::plan::{self, NodeFacts, NumaNode, PlanInput};
 use crate::reconcile::{Adapters, AfterOp, ReconcileError};
 use crate::render::objects::Credentials;
 use crate::spec::cpuset::CpuSet;
 use crate::spec::{NodePhase, Vino};
-use crate::state::{HostState, Owner};
+use crate::state::Owner;
+
+mod events;
+mod teardown;
 
 /// The cluster daemon's state between passes.
 pub struct Cluster<B, D, H> {
@@ -298,49 +299,8 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
             .await;
 
         // 5. Teardown of Vinos deleted or no longer selecting this host.
-        for vino in vinos.iter().filter(|v| !active(v, &node)) {
-            if !has_finalizer(vino, &node.name) {
-                continue;
-            }
-            let owner = owner_of(vino);
-            if !diff(&HostState::default(), &now.owned_by(&owner)).is_empty() {
-                debug!(vino = %owner, "host objects still there; teardown waits");
-                continue;
-            }
-            let selected = selected_hosts(vino, &all_nodes, &node.name);
-            let client = &self.client;
-            let name = node.name.as_str();
-            let done = finalizer::reconcile(client, vino, name, false, || async {
-                let rep = publish::withdraw(client, &owner, name)
-                    .await
-                    .map_err(|e| ReadError(chain(&e)))?;
-                if !rep.is_complete() {
-                    return Err(ReadError(format!(
-                        "objects not withdrawn yet: pending {:?}, errors {:?}",
-                        rep.pending, rep.errors
-                    )));
-                }
-                claims::release(client, &owner.namespace, &owner.name, name)
-                    .await
-                    .map_err(|e| ReadError(chain(&e)))?;
-                match status::remove_entry(client, &owner.namespace, &owner.name, name, &selected)
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(KubeError::Api { source, .. }) if is_gone(&source) => Ok(()),
-                    Err(e) => Err(ReadError(chain(&e))),
-                }
-            })
+        self.release_departed(&vinos, &node, &all_nodes, &now, &mut errors)
             .await;
-            match done {
-                Ok(State::Released) => info!(vino = %owner, "torn down; finalizer removed"),
-                Ok(_) => {}
-                Err(e) => {
-                    warn!(vino = %owner, error = %chain(&e), "teardown not finished");
-                    errors.push(chain(&e));
-                }
-            }
-        }
 
         reports.sort_by(|a, b| a.vino.cmp(&b.vino));
         // Publication, status or teardown still to finish: retry soon rather than at resync.
@@ -356,59 +316,6 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
             manifest_error: None,
             objects_written: published,
         })
-    }
-
-    /// Events on each Vino for the VMs this pass created, deleted or failed to build, and for
-    /// BareMetalHosts recreated. A failed Event is only logged.
-    async fn send_events(
-        &self,
-        vinos: &[Vino],
-        plans: &[VinoPlan],
-        observed: &HostState,
-        now: &HostState,
-        error: Option<&str>,
-    ) {
-        let mut sent = Vec::new();
-        for vino in vinos {
-            let owner = owner_of(vino);
-            let before = observed.owned_by(&owner).domains;
-            let after = now.owned_by(&owner).domains;
-            let plan = plans.iter().find(|p| p.owner == owner);
-            for (name, d) in &after {
-                if before.contains_key(name) {
-                    continue;
-                }
-                let bmh = plan
-                    .and_then(|p| p.vms.iter().find(|v| &v.name == name))
-                    .map(|v| v.bare_metal_host.clone())
-                    .unwrap_or_else(|| bmh_of(&owner, &self.node_name, &d.name));
-                sent.push(self.events.vm_created(vino, name, &bmh).await);
-            }
-            for name in before.keys().filter(|n| !after.contains_key(*n)) {
-                let bmh = bmh_of(&owner, &self.node_name, name);
-                sent.push(self.events.vm_deleted(vino, name, &bmh).await);
-            }
-            if let (Some(p), Some(e)) = (plan, error) {
-                for vm in &p.vms {
-                    let built = after.get(&vm.name).is_some_and(|d| {
-                        p.host
-                            .domains
-                            .get(&vm.name)
-                            .is_some_and(|w| w.spec_hash == d.spec_hash)
-                    });
-                    if !built {
-                        sent.push(
-                            self.events
-                                .vm_failed(vino, &vm.name, &vm.bare_metal_host, e)
-                                .await,
-                        );
-                    }
-                }
-            }
-        }
-        for e in sent.into_iter().filter_map(Result::err) {
-            warn!(error = %chain(&e), "cannot send an Event");
-        }
     }
 
     /// This host's facts from its Node: labels, addresses (InternalIP first; a configured
@@ -442,20 +349,6 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
     }
 }
 
-/// The BareMetalHost name of domain `domain` (`<namespace>.<vino>.<set>-<index>`) of `owner`.
-fn bmh_of(owner: &Owner, node: &str, domain: &str) -> String {
-    let prefix = format!("{}.{}.", owner.namespace, owner.name);
-    let host = domain.strip_prefix(&prefix).unwrap_or(domain);
-    match host
-        .rsplit_once('-')
-        .and_then(|(set, i)| Some((set, i.parse().ok()?)))
-    {
-        Some((set, index)) => vm_names(&owner.namespace, &owner.name, node, set, index).bmh,
-        None => host.to_string(),
-    }
-}
-
-/// Whether the Vino selects the host and is not being deleted.
 /// The credentials Secrets referenced by the Vinos that select `node`.
 fn secret_refs(vinos: &[Vino], node: &NodeFacts) -> BTreeSet<(String, String)> {
     vinos
@@ -475,6 +368,7 @@ fn secret_refs(vinos: &[Vino], node: &NodeFacts) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// Whether the Vino selects the host and is not being deleted.
 fn active(vino: &Vino, node: &NodeFacts) -> bool {
     vino.metadata.deletion_timestamp.is_none() && plan::selects(vino, node)
 }
@@ -570,18 +464,5 @@ mod tests {
         let want: Vec<IpAddr> = vec!["10.0.0.5".parse().unwrap(), "203.0.113.9".parse().unwrap()];
         assert_eq!(node_addresses(&node), want);
         assert!(node_addresses(&Node::default()).is_empty());
-    }
-
-    #[test]
-    fn bare_metal_host_of_a_domain() {
-        let owner = Owner {
-            namespace: "lab".into(),
-            name: "x".into(),
-        };
-        assert_eq!(
-            bmh_of(&owner, "host-a", "lab.x.worker-3"),
-            vm_names("lab", "x", "host-a", "worker", 3).bmh
-        );
-        assert_eq!(bmh_of(&owner, "host-a", "odd"), "odd");
     }
 }
