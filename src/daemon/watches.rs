@@ -1,14 +1,21 @@
 //! The cluster daemon's watches: every Vino, this host's Node, and each credentials Secret a
-//! selected Vino references. Any event (or watch error) is a trigger for the next pass; the
-//! pass itself reads what it needs, so a missed or failed watch costs only latency, never a
-//! wrong decision.
+//! selected Vino references. An event that matters (or a watch error) is a trigger for the
+//! next pass; the pass itself reads what it needs, so a missed or failed watch costs only
+//! latency, never a wrong decision.
+//!
+//! Only changes a host acts on wake it: a Vino's generation (its spec, or the start of its
+//! deletion) and the Node's labels and addresses. Status writes of other hosts, finalizers and
+//! kubelet heartbeats do not, so a status write by one host does not make every other host
+//! run a pass.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::Client;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::mpsc;
@@ -42,10 +49,18 @@ impl Watches {
         let (t1, t2) = (tx.clone(), tx.clone());
         let fixed = vec![
             AbortOnDrop(tokio::spawn(async move {
-                forward(watcher(vinos, watcher::Config::default()), t1, "Vinos").await
+                let stream = watcher(vinos, watcher::Config::default())
+                    .default_backoff()
+                    .applied_objects()
+                    .predicate_filter(vino_change, Default::default());
+                forward(stream, t1, "Vinos").await
             })),
             AbortOnDrop(tokio::spawn(async move {
-                forward(watcher(nodes, node_cfg), t2, "Node").await
+                let stream = watcher(nodes, node_cfg)
+                    .default_backoff()
+                    .applied_objects()
+                    .predicate_filter(node_change, Default::default());
+                forward(stream, t2, "Node").await
             })),
         ];
         Watches {
@@ -70,7 +85,9 @@ impl Watches {
             let api: Api<Secret> = Api::namespaced(self.client.clone(), &r.0);
             let cfg = watcher::Config::default().fields(&format!("metadata.name={}", r.1));
             let tx = self.tx.clone();
-            let task = tokio::spawn(async move { forward(watcher(api, cfg), tx, "Secret").await });
+            let task = tokio::spawn(async move {
+                forward(watcher(api, cfg).default_backoff(), tx, "Secret").await
+            });
             self.secrets.insert(r.clone(), AbortOnDrop(task));
         }
     }
@@ -91,13 +108,44 @@ impl Watches {
     }
 }
 
-/// Forwards every watch event as a trigger; errors are logged (the watcher retries with
-/// backoff) and trigger a pass too, which then reports whether the API can be read.
-async fn forward<K, S>(stream: S, tx: mpsc::Sender<()>, what: &'static str)
+/// What of a Vino makes a host act: its generation (spec changes; the start of a deletion
+/// bumps it too) and whether it is being deleted.
+fn vino_change(v: &Vino) -> Option<u64> {
+    Some(digest(&(
+        v.metadata.generation,
+        v.metadata.deletion_timestamp.is_some(),
+    )))
+}
+
+/// What of this host's Node makes it act: its labels (which Vinos select it) and addresses
+/// (the BMC address).
+fn node_change(n: &Node) -> Option<u64> {
+    let addresses: Vec<(String, String)> = n
+        .status
+        .as_ref()
+        .and_then(|s| s.addresses.as_ref())
+        .map(|a| {
+            a.iter()
+                .map(|a| (a.type_.clone(), a.address.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(digest(&(n.labels(), addresses)))
+}
+
+fn digest(value: &impl Hash) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// Forwards every item of a watch stream as a trigger; errors are logged (the watcher retries
+/// with backoff) and trigger a pass too, which then reports whether the API can be read.
+async fn forward<T, S>(stream: S, tx: mpsc::Sender<()>, what: &'static str)
 where
-    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+    S: futures::Stream<Item = Result<T, watcher::Error>> + Send,
 {
-    let mut stream = std::pin::pin!(stream.default_backoff());
+    let mut stream = std::pin::pin!(stream);
     while let Some(ev) = stream.next().await {
         if let Err(e) = &ev {
             warn!(watch = what, error = %e, "watch failed; retrying");
