@@ -6,18 +6,15 @@
 mod common;
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::host::{Daemon, NetNs, Reaper, config_text, skip_reason, vino_yaml};
+use common::host::{Daemon, NetNs, Reaper, config_text, forward_loopback, skip_reason, vino_yaml};
 use common::kube_env::{KubeEnv, assert_ok};
 use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use nix::sched::{CloneFlags, setns};
 use serde_json::json;
 use vinod::spec::Vino;
 use vinod::spec::bmh::BareMetalHost;
@@ -28,39 +25,6 @@ const HOST: &str = "host-a";
 const LABEL: &str = "vino.airshipit.org/host";
 const NODE_IP: &str = "10.23.0.5";
 const LIMIT: Duration = Duration::from_secs(90);
-
-/// Makes `127.0.0.1:port` inside `ns` reach `127.0.0.1:port` of the test's namespace (where
-/// the API server listens), one thread per connection, for the test's lifetime.
-fn forward_loopback(ns: &NetNs, port: u16) {
-    let path = ns.path();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let home = std::fs::File::open("/proc/thread-self/ns/net").expect("own netns");
-        let inside = std::fs::File::open(&path).expect("netns");
-        setns(inside.as_fd(), CloneFlags::CLONE_NEWNET).expect("enter netns");
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind in netns");
-        setns(home.as_fd(), CloneFlags::CLONE_NEWNET).expect("back home");
-        ready_tx.send(()).unwrap();
-        for conn in listener.incoming().flatten() {
-            let Ok(up) = TcpStream::connect(("127.0.0.1", port)) else {
-                continue;
-            };
-            let (mut a, b) = (conn.try_clone().unwrap(), up.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut a, &mut b.try_clone().unwrap());
-                let _ = b.shutdown(std::net::Shutdown::Write);
-            });
-            let (mut c, d) = (up, conn);
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c, &mut d.try_clone().unwrap());
-                let _ = d.shutdown(std::net::Shutdown::Write);
-            });
-        }
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("forwarder ready");
-}
 
 fn vino_manifest(workers: u32) -> String {
     vino_yaml("x", "vcl0", 71, workers, 1).replace(

@@ -3,8 +3,11 @@
 
 use std::fs::File;
 use std::future::Future;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use nix::sched::{CloneFlags, setns};
 use vinod::config::Config;
@@ -233,4 +236,37 @@ pub fn wait_for(
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     began.elapsed()
+}
+
+/// Makes `127.0.0.1:port` inside `ns` reach `127.0.0.1:port` of the test's namespace (where
+/// the API server listens), one thread per connection, for the test's lifetime.
+pub fn forward_loopback(ns: &NetNs, port: u16) {
+    let path = ns.path();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let home = std::fs::File::open("/proc/thread-self/ns/net").expect("own netns");
+        let inside = std::fs::File::open(&path).expect("netns");
+        setns(inside.as_fd(), CloneFlags::CLONE_NEWNET).expect("enter netns");
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind in netns");
+        setns(home.as_fd(), CloneFlags::CLONE_NEWNET).expect("back home");
+        ready_tx.send(()).unwrap();
+        for conn in listener.incoming().flatten() {
+            let Ok(up) = TcpStream::connect(("127.0.0.1", port)) else {
+                continue;
+            };
+            let (mut a, b) = (conn.try_clone().unwrap(), up.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut a, &mut b.try_clone().unwrap());
+                let _ = b.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut c, d) = (up, conn);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c, &mut d.try_clone().unwrap());
+                let _ = d.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("forwarder ready");
 }
