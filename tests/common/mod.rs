@@ -6,3 +6,4 @@
 pub mod host;
 pub mod kube_env;
 pub mod libvirtd;
+pub mod sim;
