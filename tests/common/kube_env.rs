@@ -295,7 +295,10 @@ impl KubeEnv {
         let subject = format!("/CN={user}/O=vinod:nodes");
         let mut request = Command::new("openssl");
         request
-            .args(["req", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+            // P-256 rather than RSA: key generation takes milliseconds, so tests and benchmarks
+            // can give many hosts their own identity.
+            .args(["req", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-keyout"])
             .arg(&key)
             .arg("-out")
             .arg(&csr)

@@ -8,3 +8,4 @@ pub mod host;
 pub mod kube_env;
 pub mod libvirtd;
 pub mod python;
+pub mod sim;

@@ -1,0 +1,254 @@
+//! Cluster benchmarks against a real kube-apiserver (root): `cargo bench --bench cluster` (or
+//! `scripts/bench.sh`).
+//!
+//! - P2, Vino applied → BareMetalHosts published: the real `vinod run` binary in cluster mode,
+//!   in a network namespace with libvirt's test driver and a real bridge and dnsmasq, with its
+//!   own client certificate. A Vino with 16, then 64 VMs on the host is created; measured: time
+//!   until all BareMetalHosts and their Secrets exist, and until the host's status entry is
+//!   Ready, and the API requests vinod made meanwhile.
+//! - P4, 200 hosts × 16 VMs: 200 in-process cluster daemons (`Cluster` under `run_loop`, one
+//!   tokio task, Node, client certificate and field manager each) on simulated host adapters,
+//!   one Vino selecting all of them. Measured: time to 3200 BareMetalHosts and to every status
+//!   entry Ready, API requests and conflicts, and a check that no IP, MAC or DHCP block is
+//!   used twice.
+//!
+//! Prints a Markdown table and writes it into `docs/benchmarks.md` between markers.
+
+mod check;
+#[path = "../../tests/common/mod.rs"]
+mod common;
+mod p2;
+mod p4;
+mod requests;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::host::skip_reason;
+use common::kube_env::KubeEnv;
+use kube::api::Api;
+use vinod::spec::bmh::BareMetalHost;
+use vinod::spec::claim::VinoIPClaim;
+use vinod::spec::{NodePhase, Vino};
+
+/// Label that makes a Node selected by the benchmark's Vinos.
+pub const LABEL: &str = "vino.airshipit.org/host";
+/// Namespace of the Vinos and of what vinod publishes.
+pub const NS: &str = "lab";
+
+/// A Vino `lab/<name>` selecting every Node labelled [`LABEL`], with `workers` VMs per host on
+/// one network large enough for 200 hosts of 16 VMs (or one host of 64): a /19 whose lower half
+/// is the static range (bridge and VM addresses) and whose upper half is cut into per-host DHCP
+/// blocks of at least 16 addresses.
+pub fn vino_manifest(name: &str, workers: u32) -> String {
+    let step = workers.next_power_of_two().trailing_zeros().max(4);
+    format!(
+        r#"
+apiVersion: airship.airshipit.org/v1
+kind: Vino
+metadata: {{name: {name}, namespace: {NS}}}
+spec:
+  nodeSelector: {{matchLabels: {{{LABEL}: "true"}}}}
+  flavors:
+    small: {{vcpus: 1, memoryMiB: 256, rootDiskGiB: 1}}
+  networks:
+    - name: pxe
+      subnet: 10.96.0.0/19
+      staticAllocationStart: 10.96.0.1
+      staticAllocationStop: 10.96.15.254
+      dhcpAllocationStart: 10.96.16.0
+      dhcpAllocationStop: 10.96.31.254
+      instanceSubnetBitStep: {step}
+      macPrefix: "52:54:00:60:00:00"
+      bridgeName: vbench0
+  nodes:
+    - name: worker
+      count: {workers}
+      flavor: small
+      networkInterfaces: [{{name: eth0, network: pxe}}]
+  bmcCredentials: {{username: admin, password: pw}}
+"#
+    )
+}
+
+/// The parsed [`vino_manifest`].
+pub fn vino(name: &str, workers: u32) -> Vino {
+    vinod::spec::parse_vino(&vino_manifest(name, workers)).expect("benchmark Vino")
+}
+
+/// How many of `vino`'s status entries report Ready with `workers` VMs for its current
+/// generation.
+pub fn ready_entries(vino: &Vino, workers: u32) -> usize {
+    let generation = vino.metadata.generation;
+    vino.status.as_ref().map_or(0, |s| {
+        s.nodes
+            .iter()
+            .filter(|e| {
+                e.phase == NodePhase::Ready
+                    && e.vms_ready == workers
+                    && e.observed_generation == generation
+            })
+            .count()
+    })
+}
+
+/// Lists each of vinod's custom resources as the admin until the API server answers: it
+/// builds a custom resource's storage on first use and meanwhile answers 429 (storage
+/// initializing), which a long-running cluster never shows; a fresh one should not be timed
+/// with it.
+pub async fn warm_up(env: &KubeEnv) {
+    let admin = env.admin();
+    let lp = kube::api::ListParams::default().limit(1);
+    let began = std::time::Instant::now();
+    loop {
+        let a = Api::<Vino>::all(admin.clone()).list_metadata(&lp).await;
+        let b = Api::<VinoIPClaim>::all(admin.clone())
+            .list_metadata(&lp)
+            .await;
+        let c = Api::<BareMetalHost>::all(admin.clone())
+            .list_metadata(&lp)
+            .await;
+        if a.is_ok() && b.is_ok() && c.is_ok() {
+            return;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "custom resources not served: {a:?} {b:?} {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// CPU time (user + system) process `pid` has used, in seconds; 0 if it cannot be read.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name: state, ppid, …; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let hz = HZ.get_or_init(|| {
+        let out = std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output();
+        out.ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    (tick(11) + tick(12)) as f64 / hz
+}
+
+/// The median of `v` (the lower middle for an even count).
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(s.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// `1.23 s, 1.31 s`.
+pub fn seconds(v: &[f64]) -> String {
+    v.iter()
+        .map(|s| format!("{s:.2} s"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Writes `table` into `docs/benchmarks.md` between the cluster markers.
+fn write_doc(table: &str) {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
+    let old = std::fs::read_to_string(&doc).unwrap_or_else(|_| "# Benchmarks\n".into());
+    let (start, end) = ("<!-- cluster-bench:start -->", "<!-- cluster-bench:end -->");
+    let section = format!("{start}\n## Cluster (P2, P4)\n\n{table}{end}");
+    let new = match (old.find(start), old.find(end)) {
+        (Some(a), Some(b)) => format!("{}{}{}", &old[..a], section, &old[b + end.len()..]),
+        _ => format!("{}\n\n{}\n", old.trim_end(), section),
+    };
+    std::fs::write(&doc, new).unwrap();
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if let Some(why) = skip_reason() {
+        println!("skipped: {why}");
+        return;
+    }
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let vinod =
+        PathBuf::from(std::env::var("VINOD_BIN").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/vinod").into()
+        }));
+    assert!(
+        vinod.exists(),
+        "{} is missing: build with `cargo build --release` or set VINOD_BIN",
+        vinod.display()
+    );
+    let runs = env_usize("VINOD_BENCH_RUNS", 3);
+    let hosts: Vec<usize> = std::env::var("VINOD_BENCH_HOSTS")
+        .unwrap_or_else(|_| "50,200".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let limit = Duration::from_secs(env_usize("VINOD_BENCH_P4_LIMIT_S", 600) as u64);
+
+    let mut t = String::new();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let _ = writeln!(
+        t,
+        "Machine: {cpus} CPUs, kernel {}; etcd and kube-apiserver on loopback, sharing the CPUs \
+         with vinod and the benchmark; vinod release build; `scripts/bench.sh` \
+         (`cargo bench --bench cluster`).\n",
+        kernel.trim()
+    );
+    let _ = writeln!(t, "| Benchmark | Result | Target |\n|---|---|---|");
+    // `VINOD_BENCH_ONLY=p2` or `p4` runs one of the two (the document is then not rewritten).
+    let only = std::env::var("VINOD_BENCH_ONLY").unwrap_or_default();
+    if only != "p4" {
+        let Some(env) = KubeEnv::start().await else {
+            return;
+        };
+        for row in p2::run(&env, &vinod, &[16, 64], runs).await {
+            let _ = writeln!(t, "{row}");
+        }
+    }
+    let mut notes = String::new();
+    for &n in hosts.iter().filter(|_| only != "p2") {
+        // A fresh control plane for each size: nothing left over from the one before.
+        let Some(env) = KubeEnv::start().await else {
+            return;
+        };
+        let p4 = p4::run(&env, n, 16, limit).await;
+        let _ = write!(t, "{}", p4.rows());
+        notes.push_str(&p4.notes());
+    }
+    let _ = write!(t, "\n{notes}");
+    println!("{t}");
+    if only.is_empty() {
+        write_doc(&t);
+    }
+}
