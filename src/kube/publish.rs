@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::{StreamExt, stream};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -36,6 +37,9 @@ use super::{KubeError, field_manager, is_status};
 use crate::plan::{VinoPlan, names, ownership};
 use crate::spec::bmh::{BareMetalHost, BareMetalHostSpec, webhook_check};
 use crate::state::Owner;
+
+/// Object writes a publication keeps in flight at once.
+const WRITES_IN_FLIGHT: usize = 8;
 
 /// What one publication did.
 #[derive(Debug, Default)]
@@ -111,23 +115,35 @@ async fn sync(
     let live_secrets = list(&secret_api, &selector).await?;
     let mut report = PublishReport::default();
 
-    for s in secrets {
-        let body = secret_body(s);
-        match writer
-            .ensure(
-                &secret_api,
-                s,
-                live_secrets.get(&s.name_any()),
-                minimal_secret,
-                body,
-            )
-            .await
-        {
-            Ok(true) => report.secrets_created.push(s.name_any()),
+    // Objects are written a few at a time: each costs one or two round trips, and the API
+    // server serves several at once.
+    // Futures collected first: a stream mapping a closure over borrowed data would make the
+    // caller's future not `Send`.
+    let writes: Vec<_> = secrets
+        .iter()
+        .map(|s| {
+            let (writer, api, live) = (&writer, &secret_api, live_secrets.get(&s.name_any()));
+            async move {
+                let r = writer
+                    .ensure(api, s, live, minimal_secret, secret_body(s))
+                    .await;
+                (s.name_any(), r)
+            }
+        })
+        .collect();
+    let results: Vec<_> = stream::iter(writes)
+        .buffered(WRITES_IN_FLIGHT)
+        .collect()
+        .await;
+    for (name, r) in results {
+        match r {
+            Ok(true) => report.secrets_created.push(name),
             Ok(false) => {}
             Err(e) => report.errors.push(e),
         }
     }
+
+    let mut to_write = Vec::new();
 
     for h in hosts {
         let name = h.name_any();
@@ -178,10 +194,26 @@ async fn sync(
             });
             continue;
         }
-        match writer
-            .ensure(&bmh_api, h, live, minimal_host, host_body(h))
-            .await
-        {
+        to_write.push((h, live));
+    }
+    let writes: Vec<_> = to_write
+        .into_iter()
+        .map(|(h, live)| {
+            let (writer, api) = (&writer, &bmh_api);
+            async move {
+                let r = writer
+                    .ensure(api, h, live, minimal_host, host_body(h))
+                    .await;
+                (h.name_any(), r)
+            }
+        })
+        .collect();
+    let results: Vec<_> = stream::iter(writes)
+        .buffered(WRITES_IN_FLIGHT)
+        .collect()
+        .await;
+    for (name, r) in results {
+        match r {
             Ok(true) if !report.recreated.contains(&name) => report.created.push(name),
             Ok(_) => {}
             Err(e) => report.errors.push(e),
