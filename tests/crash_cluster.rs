@@ -15,10 +15,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::cluster::{ClusterHost, LABEL, create_node, until};
-use common::host::{skip_reason, vino_yaml};
-use common::kube_env::KubeEnv;
-use common::libvirtd::Libvirtd;
+use common::cluster::{ClusterHost, LABEL, create_node, real_lab, until};
+use common::host::vino_yaml;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, ListParams};
@@ -210,22 +208,9 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_points_of_a_16_vm_reconcile() {
-    if let Some(why) = skip_reason() {
-        return println!("skipped: {why}");
-    }
-    let Some(h) = Libvirtd::start() else { return };
-    let Some(netns) = h
-        .netns()
-        .map(|p| p.to_path_buf())
-        .filter(|_| h.owns_daemon())
-    else {
-        return println!("skipped: a libvirtd already runs here; this test needs its own");
-    };
-    let Some(env) = KubeEnv::start().await else {
+    let Some((h, netns, env)) = real_lab(NS).await else {
         return;
     };
-    env.namespace(NS).await;
-    env.install_rbac(&[NS]).await;
     let admin = env.admin();
     for i in 0..VMS {
         h.track_domain(&format!("lab.c.worker-{i}"));

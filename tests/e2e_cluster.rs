@@ -14,10 +14,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::cluster::{ClusterHost, LABEL, create_node, listen_in, until};
-use common::host::skip_reason;
+use common::cluster::{ClusterHost, LABEL, create_node, listen_in, real_lab, until};
 use common::kube_env::KubeEnv;
-use common::libvirtd::Libvirtd;
 use common::python::{run_bounded, venv};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
@@ -154,26 +152,13 @@ fn leases(host: &ClusterHost) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_apply_sushy_pxe_boot_faults_and_kubectl_delete() {
-    if let Some(why) = skip_reason() {
-        return println!("skipped: {why}");
-    }
     let python = match venv() {
         Ok(p) => p,
         Err(why) => return println!("skipped: {why}"),
     };
-    let Some(h) = Libvirtd::start() else { return };
-    let Some(netns) = h
-        .netns()
-        .map(|p| p.to_path_buf())
-        .filter(|_| h.owns_daemon())
-    else {
-        return println!("skipped: a libvirtd already runs here; this test needs its own");
-    };
-    let Some(env) = KubeEnv::start().await else {
+    let Some((h, netns, env)) = real_lab(NS).await else {
         return;
     };
-    env.namespace(NS).await;
-    env.install_rbac(&[NS]).await;
     let admin = env.admin();
     for d in DOMAINS {
         h.track_domain(d);

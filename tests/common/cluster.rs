@@ -17,9 +17,33 @@ use serde_json::json;
 
 use super::host::{Daemon, NetNs, Reaper, config_text};
 use super::kube_env::KubeEnv;
+use super::libvirtd::Libvirtd;
 
 /// The Node label the tests' Vinos select.
 pub const LABEL: &str = "vino.airshipit.org/host";
+
+/// A lab for one host on real libvirt: a libvirtd this test started (in its own network
+/// namespace, returned with it) and an API server with namespace `ns` and the shipped RBAC.
+/// `None`, after printing why, when it cannot run here.
+pub async fn real_lab(ns: &str) -> Option<(Libvirtd, PathBuf, KubeEnv)> {
+    if let Some(why) = super::host::skip_reason() {
+        println!("skipped: {why}");
+        return None;
+    }
+    let h = Libvirtd::start()?;
+    let Some(netns) = h
+        .netns()
+        .map(|p| p.to_path_buf())
+        .filter(|_| h.owns_daemon())
+    else {
+        println!("skipped: a libvirtd already runs here; this test needs its own");
+        return None;
+    };
+    let env = KubeEnv::start().await?;
+    env.namespace(ns).await;
+    env.install_rbac(&[ns]).await;
+    Some((h, netns, env))
+}
 
 /// Polls `check` every 250 ms until it succeeds; panics with its last error after `limit`.
 pub async fn until<F, Fut>(what: &str, limit: Duration, mut check: F)
