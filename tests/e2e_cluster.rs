@@ -9,12 +9,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::cluster::{ClusterHost, LABEL, create_node, listen_in, real_lab, until};
+use common::host::serve_boot_fetch;
 use common::kube_env::KubeEnv;
 use common::python::{run_bounded, venv};
 use k8s_openapi::api::core::v1::Secret;
@@ -225,24 +225,7 @@ async fn kubectl_apply_sushy_pxe_boot_faults_and_kubectl_delete() {
     listener.set_nonblocking(true).unwrap();
     let began = Instant::now();
     sushy(&env, &host, &python, &bmh.name_any(), "pxe-once-on");
-    let (mut conn, peer) = loop {
-        match listener.accept() {
-            Ok(c) => break c,
-            Err(_) if began.elapsed() < Duration::from_secs(150) => {
-                tokio::time::sleep(Duration::from_millis(200)).await
-            }
-            Err(e) => panic!("the VM fetched no boot file within 150 s: {e}"),
-        }
-    };
-    conn.set_nonblocking(false).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut req = [0u8; 1024];
-    let n = conn.read(&mut req).unwrap();
-    let _ =
-        conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n#!ipxe\nsleep 600\n");
-    drop(conn);
-    let request = String::from_utf8_lossy(&req[..n]).into_owned();
+    let (request, peer) = serve_boot_fetch(&listener).await;
     println!(
         "boot file fetched {:.1?} after power-on by {peer}: {}",
         began.elapsed(),

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::host::{Daemon, Reaper, config_text, skip_reason, vino_yaml, wait_for};
+use common::host::{
+    Daemon, Reaper, config_text, skip_reason, standalone_daemon, vino_yaml, wait_for,
+};
 use common::libvirtd::Libvirtd;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -55,13 +57,7 @@ fn vms_and_leases_survive_dnsmasq_and_libvirtd_failures_and_bad_input() {
     let leases = tmp.path().join("state/dnsmasq/vfd0.leases");
     let pid_file = tmp.path().join("run/dnsmasq/vfd0/dnsmasq.pid");
 
-    let child = Command::new("nsenter")
-        .arg(format!("--net={}", netns.display()))
-        .arg(env!("CARGO_BIN_EXE_vinod"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .arg("--standalone")
-        .arg(&manifest)
+    let child = standalone_daemon(&netns, &config, &manifest)
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();

@@ -4,14 +4,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::host::{
-    Daemon, Reaper, config_text, in_netns, node, skip_reason, vino, vino_yaml, wait_for,
+    Daemon, Reaper, config_text, in_netns, node, serve_boot_fetch, skip_reason, standalone_daemon,
+    vino, vino_yaml, wait_for,
 };
 use common::libvirtd::Libvirtd;
 use vinod::config::Config;
@@ -197,23 +197,7 @@ fn four_vms_on_real_libvirt_and_a_real_pxe_boot() {
         listener.set_nonblocking(true).unwrap();
         let began = Instant::now();
         power_on(&vm0.name);
-        let (mut conn, peer) = loop {
-            match listener.accept() {
-                Ok(c) => break c,
-                Err(_) if began.elapsed() < Duration::from_secs(150) => {
-                    tokio::time::sleep(Duration::from_millis(200)).await
-                }
-                Err(e) => panic!("the VM fetched no boot file within 150 s: {e}"),
-            }
-        };
-        conn.set_nonblocking(false).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut req = [0u8; 1024];
-        let n = conn.read(&mut req).unwrap();
-        let _ = conn
-            .write_all(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n#!ipxe\nsleep 600\n");
-        let request = String::from_utf8_lossy(&req[..n]);
+        let (request, peer) = serve_boot_fetch(&listener).await;
         println!(
             "boot file fetched after {:.1?} by {peer}: {}",
             began.elapsed(),
@@ -408,13 +392,7 @@ fn standalone_daemon_builds_scales_and_leaves_vms_running_on_sigterm() {
     std::fs::write(&manifest, vino_yaml("sa", "vsa0", 65, 2, 1)).unwrap();
     let state = tmp.path().join("state");
 
-    let child = Command::new("nsenter")
-        .arg(format!("--net={}", netns.display()))
-        .arg(env!("CARGO_BIN_EXE_vinod"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .arg("--standalone")
-        .arg(&manifest)
+    let child = standalone_daemon(&netns, &config, &manifest)
         .spawn()
         .unwrap();
     let mut daemon = Daemon(child);

@@ -92,11 +92,6 @@ impl Watches {
         }
     }
 
-    /// The Secrets watched now.
-    pub fn secrets(&self) -> BTreeSet<SecretRef> {
-        self.secrets.keys().cloned().collect()
-    }
-
     /// Returns after the next event, once the events following it within [`DEBOUNCE`] have
     /// been gathered.
     pub async fn changed(&mut self) {

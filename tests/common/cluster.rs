@@ -266,24 +266,6 @@ impl ClusterHost {
         self.daemon = Some(Daemon(cmd.spawn().unwrap()));
     }
 
-    /// Waits up to `limit` for the daemon to exit by itself; its exit status.
-    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let began = Instant::now();
-        loop {
-            let child = &mut self.daemon.as_mut().expect("running").0;
-            if let Some(status) = child.try_wait().unwrap() {
-                self.daemon = None;
-                return status;
-            }
-            assert!(
-                began.elapsed() < limit,
-                "{} did not exit within {limit:?}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
     /// The daemon's exit status once it has exited by itself (it is then reaped).
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         let status = self.daemon.as_mut()?.0.try_wait().unwrap()?;

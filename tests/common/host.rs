@@ -234,3 +234,42 @@ pub fn wait_for(
     }
     began.elapsed()
 }
+
+/// Waits (at most 150 s) for a VM to fetch its boot file from `listener` (non-blocking, on the
+/// bridge), answers with an iPXE script that idles, and returns the request's text and the
+/// peer.
+pub async fn serve_boot_fetch(listener: &std::net::TcpListener) -> (String, std::net::SocketAddr) {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    listener.set_nonblocking(true).unwrap();
+    let began = Instant::now();
+    let (mut conn, peer) = loop {
+        match listener.accept() {
+            Ok(c) => break c,
+            Err(_) if began.elapsed() < Duration::from_secs(150) => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("the VM fetched no boot file within 150 s: {e}"),
+        }
+    };
+    conn.set_nonblocking(false).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut req = [0u8; 1024];
+    let n = conn.read(&mut req).unwrap();
+    let _ =
+        conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n#!ipxe\nsleep 600\n");
+    (String::from_utf8_lossy(&req[..n]).into_owned(), peer)
+}
+
+/// `vinod run --config config --standalone manifest` inside the namespace at `netns`.
+pub fn standalone_daemon(netns: &Path, config: &Path, manifest: &Path) -> Command {
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net={}", netns.display()))
+        .arg(env!("CARGO_BIN_EXE_vinod"))
+        .args(["run", "--config"])
+        .arg(config)
+        .arg("--standalone")
+        .arg(manifest);
+    cmd
+}
