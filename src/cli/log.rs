@@ -1,6 +1,8 @@
 //! Logging: native journald records (with structured fields such as `vino`, `bridge`, `op`)
-//! under systemd, human-readable text on a terminal, or JSON; level from the configuration,
-//! overridden by `RUST_LOG`.
+//! under systemd, human-readable text otherwise (coloured only on a terminal), or JSON; level
+//! from the configuration, overridden by `RUST_LOG`.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -34,8 +36,14 @@ pub fn init(config: &LogConfig) {
         .with_target(false);
     // A second initialisation (tests) keeps the first subscriber.
     let _ = match config.format.as_str() {
-        "json" => builder.json().try_init(),
+        "json" => builder.json().with_ansi(false).try_init(),
         _ if wants_journal => builder.without_time().with_ansi(false).try_init(),
-        _ => builder.try_init(),
+        _ => builder.with_ansi(colour_wanted()).try_init(),
     };
+}
+
+/// Escape sequences belong on a terminal only: a log redirected to a file or pipe (or read by
+/// a program) stays plain text. `NO_COLOR` turns colour off on a terminal too.
+fn colour_wanted() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
