@@ -50,6 +50,13 @@ pid_is() {
   [[ "${exe}" == *"/${name} "* || "${exe}" == "${name} "* ]]
 }
 
+# Whether pid is still alive. Right after `cmd &` the child is a subshell that has not exec'd
+# the server yet, so its command line is not the server's: waits started that way check only
+# that the process lives, and pid_is (the name check) guards the kills.
+alive() {
+  [[ "$1" =~ ^[0-9]+$ ]] && kill -0 "$1" 2>/dev/null
+}
+
 stop_one() {
   local name="$1" pidfile="${DIR}/$1.pid" pid i
   [[ -f "${pidfile}" ]] || return 0
@@ -104,9 +111,9 @@ pick_ports() {
 
 # Wait until 127.0.0.1:port accepts connections, or the pid dies, or deadline.
 wait_port() {
-  local port="$1" pid="$2" name="$3" deadline="$4"
+  local port="$1" pid="$2" deadline="$3"
   while ((SECONDS < deadline)); do
-    pid_is "${pid}" "${name}" || return 1
+    alive "${pid}" || return 1
     if (exec 2>/dev/null; : <"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; then return 0; fi
     sleep 0.2
   done
@@ -162,8 +169,8 @@ launch_apiserver() {
 wait_ready() {
   local bin="$1" api_pid="$2" etcd_pid="$3" deadline="$4" timeout="$5" out=""
   while true; do
-    pid_is "${api_pid}" kube-apiserver || fail_start "kube-apiserver exited"
-    pid_is "${etcd_pid}" etcd || fail_start "etcd exited"
+    alive "${api_pid}" || fail_start "kube-apiserver exited"
+    alive "${etcd_pid}" || fail_start "etcd exited"
     out="$("${bin}/kubectl" --kubeconfig="${DIR}/kubeconfig" get --raw=/readyz \
       --request-timeout=2s 2>/dev/null || true)"
     [[ "${out}" == "ok" ]] && break
@@ -283,7 +290,7 @@ EOF
     </dev/null >>"${DIR}/etcd.log" 2>&1 &
   local etcd_pid=$!
   echo "${etcd_pid}" >"${DIR}/etcd.pid"
-  wait_port "${ETCD_PORT}" "${etcd_pid}" etcd "${deadline}" \
+  wait_port "${ETCD_PORT}" "${etcd_pid}" "${deadline}" \
     || fail_start "etcd did not start listening on 127.0.0.1:${ETCD_PORT}"
 
   # -- kube-apiserver (its command line is kept so start-apiserver can bring it back)
