@@ -2,6 +2,9 @@
 //! network namespace of its own thread and checks the result with `ip` from that thread, so
 //! nothing in the host's namespace is touched.
 
+#[path = "common/prereq.rs"]
+mod prereq;
+
 use std::future::Future;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,7 +19,7 @@ use vinod::state::{Bridge, Owner};
 /// Runs `body` on a current-thread runtime in a new network namespace, or skips when not root.
 fn in_netns<F: Future<Output = ()>>(body: impl FnOnce() -> F + Send + 'static) {
     if !nix::unistd::geteuid().is_root() {
-        println!("skipped: needs root (network namespaces)");
+        prereq::skip("needs root (network namespaces)");
         return;
     }
     let thread = std::thread::spawn(move || {

@@ -3,6 +3,8 @@
 //! and runs the adapter from a thread that has entered the host namespace.
 
 mod dnsmasq_lab;
+#[path = "common/prereq.rs"]
+mod prereq;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -19,7 +21,7 @@ use vinod::host::DhcpServers;
 #[test]
 fn reserved_mac_gets_its_reserved_ip() {
     if let Some(why) = skip_reason(&["busybox"]) {
-        return println!("{why}");
+        return prereq::skip(why);
     }
     let lab = Lab::new("res", 201, 1);
     let server = lab.server(&[0], None);
@@ -39,7 +41,7 @@ fn reserved_mac_gets_its_reserved_ip() {
 #[test]
 fn unknown_mac_gets_no_lease() {
     if let Some(why) = skip_reason(&["busybox"]) {
-        return println!("{why}");
+        return prereq::skip(why);
     }
     let lab = Lab::new("unk", 202, 2);
     let server = lab.server(&[0], None);
@@ -56,7 +58,7 @@ fn unknown_mac_gets_no_lease() {
 #[test]
 fn tftp_serves_the_boot_file_byte_exact() {
     if let Some(why) = skip_reason(&["busybox", "tftp"]) {
-        return println!("{why}");
+        return prereq::skip(why);
     }
     let lab = Lab::new("tftp", 203, 1);
     let root = lab.path("tftp");
@@ -105,7 +107,7 @@ fn tftp_serves_the_boot_file_byte_exact() {
 #[test]
 fn added_reservation_is_served_without_restart() {
     if let Some(why) = skip_reason(&["busybox"]) {
-        return println!("{why}");
+        return prereq::skip(why);
     }
     let lab = Lab::new("add", 204, 2);
     lab.in_host(|| async {
@@ -136,7 +138,7 @@ fn added_reservation_is_served_without_restart() {
 #[test]
 fn killed_dnsmasq_is_restarted_within_a_second() {
     if let Some(why) = skip_reason(&["busybox"]) {
-        return println!("{why}");
+        return prereq::skip(why);
     }
     let lab = Lab::new("kill", 205, 1);
     let server = lab.server(&[0], None);
@@ -169,7 +171,7 @@ fn killed_dnsmasq_is_restarted_within_a_second() {
 #[test]
 fn invalid_config_is_rejected_and_stop_leaves_nothing() {
     if let Some(why) = skip_reason(&[]) {
-        return println!("{why}");
+        return prereq::skip(why);
     }
     let lab = Lab::new("bad", 206, 1);
     let good = lab.server(&[0], None);
@@ -202,7 +204,7 @@ fn invalid_config_is_rejected_and_stop_leaves_nothing() {
 #[test]
 fn observe_after_start_equals_desired() {
     if let Some(why) = skip_reason(&[]) {
-        return println!("{why}");
+        return prereq::skip(why);
     }
     let lab = Lab::new("obs", 207, 2);
     let server = lab.server(&[0, 1], None);
@@ -221,7 +223,7 @@ fn observe_after_start_equals_desired() {
 #[test]
 fn stale_server_is_observed_then_replaced_without_duplicate() {
     if let Some(why) = skip_reason(&["busybox"]) {
-        return println!("{why}");
+        return prereq::skip(why);
     }
     let lab = Lab::new("stale", 208, 1);
     let server = lab.server(&[0], None);
@@ -248,7 +250,7 @@ fn stale_server_is_observed_then_replaced_without_duplicate() {
 #[test]
 fn reconfigure_restarts_and_keeps_leases() {
     if let Some(why) = skip_reason(&["busybox"]) {
-        return println!("{why}");
+        return prereq::skip(why);
     }
     let lab = Lab::new("reconf", 209, 1);
     let server = lab.server(&[0], None);
@@ -276,7 +278,7 @@ fn reconfigure_restarts_and_keeps_leases() {
 #[test]
 fn servers_run_in_the_namespace_the_adapter_was_created_in() {
     if let Some(why) = skip_reason(&["busybox"]) {
-        return println!("{why}");
+        return prereq::skip(why);
     }
     let lab = Lab::new("ns", 210, 1);
     let server = lab.server(&[0], None);

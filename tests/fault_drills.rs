@@ -33,7 +33,7 @@ fn defined(name: &str) -> bool {
 #[test]
 fn vms_and_leases_survive_dnsmasq_and_libvirtd_failures_and_bad_input() {
     if let Some(why) = skip_reason() {
-        println!("skipped: {why}");
+        common::prereq::skip(why);
         return;
     }
     let Some(h) = Libvirtd::start() else { return };
@@ -112,7 +112,9 @@ fn vms_and_leases_survive_dnsmasq_and_libvirtd_failures_and_bad_input() {
             },
         );
     } else {
-        println!("libvirtd restart drill skipped: the harness reuses a libvirtd it did not start");
+        common::prereq::skip(
+            "the libvirtd restart drill needs a libvirtd this test started; one was already running",
+        );
     }
 
     // An unreadable manifest: the last good one stays in force.

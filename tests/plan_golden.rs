@@ -1,7 +1,11 @@
 //! Golden tests: each folder under `tests/fixtures/plan/` holds an `input.yaml` (the Vino file,
 //! node facts, configuration, claims, resolved credentials) and the `expected.yaml` plan. The
 //! plan is compared as data; a stale golden file fails. `UPDATE_GOLDEN=1 cargo test --test
-//! plan_golden` rewrites them after a deliberate change (review the diff).
+//! plan_golden` rewrites them after a deliberate change (review the diff); under `CI=true` it is
+//! refused, and `scripts/dev.sh test` fails in CI if any committed fixture changed during the run.
+
+#[path = "common/prereq.rs"]
+mod prereq;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -97,6 +101,11 @@ fn plans_match_golden_files() {
     dirs.sort();
     assert!(dirs.len() >= 4);
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    // A golden that rewrites itself accepts anything: CI only ever compares.
+    assert!(
+        !(update && prereq::in_ci()),
+        "UPDATE_GOLDEN is refused under CI=true: goldens are compared, never rewritten"
+    );
     let mut stale = Vec::new();
     for dir in dirs {
         let got = run_case(&dir);

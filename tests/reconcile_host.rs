@@ -31,7 +31,7 @@ fn count(o: &Outcome, prefix: &str) -> usize {
 #[test]
 fn four_vms_idempotent_scale_flavor_and_teardown_on_the_test_driver() {
     if let Some(why) = skip_reason() {
-        println!("skipped: {why}");
+        common::prereq::skip(why);
         return;
     }
     let ns = NetNs::new("rc-td");

@@ -28,7 +28,7 @@ fn no_hook(_: usize) {}
 /// The harness, or `None` after printing why the test cannot run.
 fn harness() -> Option<Libvirtd> {
     if let Some(why) = skip_reason() {
-        println!("skipped: {why}");
+        common::prereq::skip(why);
         return None;
     }
     Libvirtd::start()

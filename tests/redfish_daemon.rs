@@ -4,7 +4,10 @@
 //!
 //! The manifest's Vino has no networks and no VMs, so the daemon changes nothing on the host;
 //! libvirt is the test driver. Needs `curl` and dnsmasq (the daemon's DHCP supervisor checks
-//! for it); prints `skipped: …` without them.
+//! for it); skips (fails under CI) without them.
+
+#[path = "common/prereq.rs"]
+mod prereq;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -102,7 +105,7 @@ fn stop(mut d: Daemon) {
 #[test]
 fn daemon_serves_the_bmc_with_the_manifests_credentials() {
     if let Some(reason) = skip_reason() {
-        return println!("skipped: {reason}");
+        return prereq::skip(reason);
     }
     let tmp = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -1,7 +1,7 @@
 //! vinod's Redfish BMC against real clients, over TLS on loopback with VMs on libvirt's test
 //! driver: the `sushy` suite in `tests/redfish/` (pytest) and DMTF's Redfish Protocol
 //! Validator. Both need the Python environment `scripts/redfish-venv.sh` builds; without it
-//! they print `skipped: …` and pass.
+//! they skip (and fail under `CI=true`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -9,6 +9,8 @@ use std::time::Instant;
 
 #[path = "common/redfish_bed.rs"]
 mod bed;
+#[path = "common/prereq.rs"]
+mod prereq;
 #[path = "common/python.rs"]
 mod python;
 
@@ -40,7 +42,7 @@ fn repo() -> PathBuf {
 async fn sushy_suite() {
     let python = match venv() {
         Ok(p) => p,
-        Err(reason) => return println!("skipped: {reason}"),
+        Err(reason) => return prereq::skip(reason),
     };
     let s = serve("interop", &["ia", "ib"]).await;
     let vinos: Vec<_> = s
@@ -84,7 +86,7 @@ const UNIMPLEMENTED: &[&str] = &["SEC_PRIV_SUPPORT_PREDEFINED_ROLES"];
 async fn protocol_validator() {
     let python = match venv() {
         Ok(p) => p,
-        Err(reason) => return println!("skipped: {reason}"),
+        Err(reason) => return prereq::skip(reason),
     };
     let s = serve("validator", &["va", "vb"]).await;
     let report = tempfile::tempdir().unwrap();

@@ -145,7 +145,7 @@ fn notifications_follow_start_reload_and_stop() {
 #[test]
 fn children_do_not_inherit_the_notify_socket() {
     if let Some(why) = skip_reason() {
-        println!("skipped: {why}");
+        common::prereq::skip(why);
         return;
     }
     let ns = NetNs::new("notify");
@@ -186,7 +186,7 @@ fn children_do_not_inherit_the_notify_socket() {
 #[test]
 fn secrets_never_reach_the_log_or_status() {
     if let Some(why) = skip_reason() {
-        println!("skipped: {why}");
+        common::prereq::skip(why);
         return;
     }
     let ns = NetNs::new("nolog");

@@ -7,7 +7,7 @@
 //! `vinod-<node>` in group `vinod:nodes`. `node-a` and `node-b` use the bearer tokens the start
 //! script makes; any other host gets a client certificate signed by the test CA.
 //!
-//! [`KubeEnv::start`] returns `None` after printing `skipped: …` when the binaries cannot be
+//! [`KubeEnv::start`] returns `None` after [`super::prereq::skip`] when the binaries cannot be
 //! provided (`scripts/k8s-test-binaries.sh` fails, e.g. without Go) or openssl is missing.
 
 use std::path::{Path, PathBuf};
@@ -41,13 +41,13 @@ impl KubeEnv {
     /// Panics if the binaries are there but the control plane does not come up.
     pub async fn start() -> Option<KubeEnv> {
         if Command::new("openssl").arg("version").output().is_err() {
-            println!("skipped: openssl is not installed");
+            super::prereq::skip("openssl is not installed");
             return None;
         }
         let bin = match binaries() {
             Ok(b) => b,
             Err(why) => {
-                println!("skipped: no Kubernetes test binaries: {why}");
+                super::prereq::skip(format!("no Kubernetes test binaries: {why}"));
                 return None;
             }
         };

@@ -1,7 +1,7 @@
 //! A real libvirtd for tests, started by hand (no systemd) inside a network namespace of its
 //! own, so the taps of the test VMs and the bridges they join never touch the host's network.
 //!
-//! Root only. [`Libvirtd::start`] returns `None` after printing `skipped: …` when not root or
+//! Root only. [`Libvirtd::start`] returns `None` after [`super::prereq::skip`] when not root or
 //! when a binary is missing. If a libvirtd already answers on `qemu:///system` it is reused
 //! instead of starting a second one (both would share `/run/libvirt` and the state
 //! directories): it is then neither restarted nor stopped, and bridges are made in whatever
@@ -61,7 +61,7 @@ impl Libvirtd {
     /// daemon should start but does not.
     pub fn start() -> Option<Libvirtd> {
         if !nix::unistd::geteuid().is_root() {
-            println!("skipped: libvirtd tests need root");
+            super::prereq::skip("libvirtd tests need root");
             return None;
         }
         for bin in [
@@ -73,12 +73,12 @@ impl Libvirtd {
             "/usr/bin/nsenter",
         ] {
             if !Path::new(bin).exists() {
-                println!("skipped: {bin} is not installed");
+                super::prereq::skip(format!("{bin} is not installed"));
                 return None;
             }
         }
         if find_in_path("ip").is_none() {
-            println!("skipped: ip (iproute2) is not installed");
+            super::prereq::skip("ip (iproute2) is not installed");
             return None;
         }
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);

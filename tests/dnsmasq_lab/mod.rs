@@ -26,10 +26,10 @@ pub const BRIDGE: &str = "br-vino";
 /// Why the tests cannot run here, if they cannot.
 pub fn skip_reason(tools: &[&str]) -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
-        return Some("skipped: needs root (network namespaces, dnsmasq)".into());
+        return Some("needs root (network namespaces, dnsmasq)".into());
     }
     if !Path::new(DNSMASQ).exists() {
-        return Some(format!("skipped: {DNSMASQ} is missing"));
+        return Some(format!("{DNSMASQ} is missing"));
     }
     let missing = |t: &&&str| {
         !Command::new("sh")
@@ -40,7 +40,7 @@ pub fn skip_reason(tools: &[&str]) -> Option<String> {
     tools
         .iter()
         .find(missing)
-        .map(|t| format!("skipped: {t} is missing"))
+        .map(|t| format!("{t} is missing"))
 }
 
 /// Runs a command that must succeed.
