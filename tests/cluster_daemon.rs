@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::cluster::{ClusterHost, LABEL, create_node};
 use common::host::{skip_reason, vino_yaml};
 use common::kube_env::{KubeEnv, assert_ok};
+use common::log::LogRecords;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -150,7 +151,7 @@ async fn wait_torn_down(admin: &Client, host: &ClusterHost) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_mode_builds_publishes_moves_and_tears_down() {
     if let Some(why) = skip_reason() {
-        println!("skipped: {why}");
+        common::prereq::skip(why);
         return;
     }
     let Some(env) = KubeEnv::start().await else {
@@ -331,7 +332,7 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
     .await;
     // The daemon watches the Secret: a new password reaches the published credentials.
     assert!(
-        host.log().contains("watching a credentials Secret"),
+        LogRecords::parse(&host.log()).count("watching a credentials Secret") > 0,
         "no watch on the credentials Secret"
     );
     Api::<Secret>::namespaced(admin.clone(), NS)
@@ -364,7 +365,7 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
     // nothing, they never take the refusal for "no Vinos".
     env.kubectl_ok(&["delete", "clusterrolebinding", "vinod-node"]);
     until("passes fail", || async {
-        if host.log().contains("pass failed; nothing was changed") {
+        if LogRecords::parse(&host.log()).count("pass failed; nothing was changed") > 0 {
             Ok(())
         } else {
             Err("no failed pass yet".into())

@@ -15,8 +15,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use common::census::metric;
 use common::cluster::{ClusterHost, LABEL, create_node, real_lab, until};
 use common::host::vino_yaml;
+use common::log::LogRecords;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, ListParams};
@@ -283,7 +285,7 @@ async fn kill_9_at_random_points_of_a_16_vm_reconcile() {
         "a pass on the clean host",
         Duration::from_secs(30),
         || async {
-            if host.log()[seen..].contains("pass done") {
+            if LogRecords::parse(&host.log()[seen..]).count("pass done") > 0 {
                 Ok(())
             } else {
                 Err("no pass yet".into())
@@ -292,7 +294,16 @@ async fn kill_9_at_random_points_of_a_16_vm_reconcile() {
     )
     .await;
     assert!(host.running());
-    assert!(!host.log()[seen..].contains("applied op="));
+    assert_eq!(
+        metric(&host, "vinod_operations_applied_total"),
+        Some(0),
+        "a start on a clean host applied operations"
+    );
+    assert_eq!(
+        LogRecords::parse(&host.log()[seen..]).host_operations(),
+        0,
+        "a start on a clean host logged operations"
+    );
     assert_eq!(
         census(&host, &admin).await,
         empty,

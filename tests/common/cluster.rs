@@ -27,7 +27,7 @@ pub const LABEL: &str = "vino.airshipit.org/host";
 /// `None`, after printing why, when it cannot run here.
 pub async fn real_lab(ns: &str) -> Option<(Libvirtd, PathBuf, KubeEnv)> {
     if let Some(why) = super::host::skip_reason() {
-        println!("skipped: {why}");
+        super::prereq::skip(why);
         return None;
     }
     let h = Libvirtd::start()?;
@@ -36,7 +36,7 @@ pub async fn real_lab(ns: &str) -> Option<(Libvirtd, PathBuf, KubeEnv)> {
         .map(|p| p.to_path_buf())
         .filter(|_| h.owns_daemon())
     else {
-        println!("skipped: a libvirtd already runs here; this test needs its own");
+        super::prereq::skip("a libvirtd already runs here; this test needs its own");
         return None;
     };
     let env = KubeEnv::start().await?;
@@ -209,6 +209,13 @@ impl ClusterHost {
             .replace(
                 "advertise_address = \"192.0.2.10\"",
                 "advertise_address = \"\"",
+            )
+            .replace(
+                "[dhcp]\n",
+                &format!(
+                    "[metrics]\nlisten = \"{}\"\n[dhcp]\n",
+                    super::census::METRICS
+                ),
             );
         std::fs::write(dir.path().join("vinod.toml"), format!("{extra}\n{text}")).unwrap();
         let netns_name = netns.file_name().unwrap().to_string_lossy().into_owned();

@@ -112,11 +112,11 @@ where
     .unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
-/// The text of a configuration with every path under `dir`, libvirt at `uri`, TCG domains,
-/// plus `dhcp` lines for the `[dhcp]` table.
+/// The text of a configuration with every path under `dir`, libvirt at `uri`, TCG domains, a
+/// JSON log (read with [`super::log::LogRecords`]), plus `dhcp` lines for the `[dhcp]` table.
 pub fn config_text(dir: &Path, uri: &str, pool: &str, dhcp: &str) -> String {
     format!(
-        "node_name = \"host-a\"\nstate_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\n[log]\nlevel = \"debug\"\n[libvirt]\nuri = \"{uri}\"\ndomain_type = \"qemu\"\npool_name = \"{pool}\"\npool_path = \"{d}/pool\"\nconsole_log_dir = \"{d}/console\"\n[redfish]\nadvertise_address = \"192.0.2.10\"\n[dhcp]\n{dhcp}\n",
+        "node_name = \"host-a\"\nstate_dir = \"{d}/state\"\nrun_dir = \"{d}/run\"\n[log]\nlevel = \"debug\"\nformat = \"json\"\n[libvirt]\nuri = \"{uri}\"\ndomain_type = \"qemu\"\npool_name = \"{pool}\"\npool_path = \"{d}/pool\"\nconsole_log_dir = \"{d}/console\"\n[redfish]\nadvertise_address = \"192.0.2.10\"\n[dhcp]\n{dhcp}\n",
         d = dir.display()
     )
 }

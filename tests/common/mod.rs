@@ -3,9 +3,12 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod census;
 pub mod cluster;
 pub mod host;
 pub mod kube_env;
 pub mod libvirtd;
+pub mod log;
+pub mod prereq;
 pub mod python;
 pub mod sim;
