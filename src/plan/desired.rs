@@ -16,7 +16,7 @@ use crate::render::domain::{self, DomainSpec};
 use crate::render::objects;
 use crate::spec::cpuset::CpuSet;
 use crate::spec::flavor::flavor_name;
-use crate::spec::validate::{Checked, check};
+use crate::spec::validate::{Checked, check, check_metadata};
 use crate::spec::vino::VinoSpec;
 use crate::state::{Bridge, DhcpServer, Domain, HostState, Owner, Volume};
 
@@ -25,6 +25,7 @@ const GIB: u64 = 1 << 30;
 /// Computes what `input.vino` wants on `input.node`.
 pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
     let spec = &input.vino.spec;
+    check_metadata(&input.vino.metadata)?;
     let checked = check(spec)?;
     let owner = Owner {
         namespace: input

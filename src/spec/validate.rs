@@ -11,7 +11,10 @@ use super::vino::{Flavor, Network, NodeSet, VinoSpec};
 use super::{FieldError, SpecError};
 use crate::ipam::Pool;
 
+mod metadata;
 mod networks;
+
+pub use metadata::check_metadata;
 
 /// Default bridge name, as in ViNO.
 pub const DEFAULT_BRIDGE: &str = "vm-infra-bridge";
