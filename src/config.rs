@@ -260,7 +260,7 @@ impl Config {
                 reason,
             })
         };
-        if !self.node_name.is_empty() && !crate::spec::syntax::is_dns_subdomain(&self.node_name) {
+        if !self.node_name.is_empty() && !crate::value::syntax::is_dns_subdomain(&self.node_name) {
             return bad(
                 "node_name",
                 format!("{} is not a valid Node name", shown(&self.node_name)),
@@ -359,7 +359,7 @@ impl Config {
                 ),
             );
         }
-        if let Some(e) = crate::spec::syntax::label_key_error(&self.labels.rack_label) {
+        if let Some(e) = crate::value::syntax::label_key_error(&self.labels.rack_label) {
             return bad("labels.rack_label", e);
         }
         Ok(())

@@ -1,12 +1,13 @@
 //! vinod: one daemon per bare-metal host that builds the VMs of the `Vino` resources selecting
 //! the host, serves their Redfish BMC, and publishes them to metal3 as BareMetalHosts.
 //!
-//! The pure core (`spec`, `ipam`, `state`, `plan`, `render`) computes what the host should look
+//! The pure core (`value`, `api`, `ipam`, `state`, `plan`, `render`) computes what the host should look
 //! like; adapters observe and change the host; `kube` shares claims, publishes and reports
 //! through the API server.
 
 #![deny(unsafe_code)]
 
+pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod hash;
@@ -17,5 +18,5 @@ pub mod plan;
 pub mod reconcile;
 pub mod redfish;
 pub mod render;
-pub mod spec;
 pub mod state;
+pub mod value;

@@ -15,9 +15,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use vinod::spec::Vino;
-use vinod::spec::bmh::BareMetalHost;
-use vinod::spec::claim::VinoIPClaim;
+use vinod::api::Vino;
+use vinod::api::bmh::BareMetalHost;
+use vinod::api::claim::VinoIPClaim;
 
 const NS: &str = "lab";
 const HOST: &str = "host-a";
@@ -69,7 +69,7 @@ async fn count_objects(client: &Client) -> (usize, usize, usize) {
     (bmhs(client).await.len(), s, c)
 }
 
-async fn host_entry(client: &Client) -> Option<vinod::spec::NodeStatus> {
+async fn host_entry(client: &Client) -> Option<vinod::api::NodeStatus> {
     let v = Api::<Vino>::namespaced(client.clone(), NS)
         .get_opt("x")
         .await
@@ -101,7 +101,7 @@ async fn wait_built(admin: &Client, host: &ClusterHost, workers: usize) {
     until("host entry Ready", || async {
         match host_entry(admin).await {
             Some(e)
-                if e.phase == vinod::spec::NodePhase::Ready
+                if e.phase == vinod::api::NodePhase::Ready
                     && e.vms_ready as usize == workers
                     && e.vms_total as usize == workers =>
             {
@@ -281,7 +281,7 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
     until("host entry Degraded", || async {
         match host_entry(&admin).await {
             Some(e)
-                if e.phase == vinod::spec::NodePhase::Degraded
+                if e.phase == vinod::api::NodePhase::Degraded
                     && e.message.as_deref().unwrap_or("").contains("\"bmc\"") =>
             {
                 Ok(())

@@ -22,9 +22,9 @@ use common::log::LogRecords;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, ListParams};
-use vinod::spec::bmh::BareMetalHost;
-use vinod::spec::claim::VinoIPClaim;
-use vinod::spec::{NodePhase, Vino};
+use vinod::api::bmh::BareMetalHost;
+use vinod::api::claim::VinoIPClaim;
+use vinod::api::{NodePhase, Vino};
 
 const NS: &str = "lab";
 const HOST: &str = "host-crash";

@@ -3,7 +3,7 @@
 //! `vinod crd --claims > packaging/crd/airship.airshipit.org_vinoipclaims.yaml` and
 //! `vinod crd --bmh > packaging/crd/metal3.io_baremetalhosts.yaml`.
 
-use vinod::spec::crd::{bmh_crd_yaml, claim_crd_yaml, vino_crd_yaml};
+use vinod::api::crd::{bmh_crd_yaml, claim_crd_yaml, vino_crd_yaml};
 
 fn committed(name: &str) -> String {
     std::fs::read_to_string(format!(

@@ -10,7 +10,7 @@ use kube::CustomResourceExt;
 use kube::core::cel::Validator;
 use serde::Deserialize;
 use serde_json::Value;
-use vinod::spec::{self, Vino};
+use vinod::api::{self, Vino};
 
 #[derive(Deserialize)]
 struct Case {
@@ -87,7 +87,7 @@ fn crd_schema() -> Value {
 fn base_fixture_is_valid_everywhere() {
     let doc = base();
     let vino: Vino = serde_json::from_value(doc.clone()).unwrap();
-    let checked = spec::validate::check(&vino.spec);
+    let checked = api::validate::check(&vino.spec);
     assert!(checked.is_ok(), "{checked:?}");
     let cel = Validator::new().validate(&crd_schema(), &doc, None);
     assert!(cel.is_ok(), "CEL rejects the valid base: {cel:?}");
@@ -109,7 +109,7 @@ fn every_case_is_rejected_naming_its_field() {
                 continue;
             }
         };
-        match spec::validate::check(&vino.spec) {
+        match api::validate::check(&vino.spec) {
             Ok(_) => failures.push(format!("{}: accepted", c.name)),
             Err(e) => {
                 if !e.field_errors().iter().any(|f| f.field == c.field) {
@@ -200,7 +200,7 @@ fn wrongly_typed_fields_are_named() {
     for (path, value, field) in cases {
         let mut doc = base();
         patch(&mut doc, "add", path, value);
-        let err = spec::parse_vino(&serde_yaml::to_string(&doc).unwrap())
+        let err = api::parse_vino(&serde_yaml::to_string(&doc).unwrap())
             .unwrap_err()
             .to_string();
         assert!(err.contains(field), "{path}: {err}");
@@ -222,7 +222,7 @@ fn hostile_documents_fail_cleanly() {
         deep.as_str(),
         huge_name.as_str(),
     ] {
-        let r = spec::parse_vino(text).map(|v| spec::validate::check(&v.spec).map(|_| ()));
+        let r = api::parse_vino(text).map(|v| api::validate::check(&v.spec).map(|_| ()));
         assert!(
             matches!(r, Err(_) | Ok(Err(_))),
             "accepted {:?}",

@@ -12,14 +12,14 @@ use std::time::Instant;
 use common::kube_env::KubeEnv;
 use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
+use vinod::api::claim::VinoIPClaim;
+use vinod::api::{self, Vino};
 use vinod::config::Config;
 use vinod::ipam::{HostClaims, IpamError};
 use vinod::kube::claims::{self, ReserveError};
 use vinod::kube::{KubeError, MAX_ATTEMPTS};
 use vinod::plan::{self, NodeFacts, PlanError, PlanInput, VinoPlan};
-use vinod::spec::claim::VinoIPClaim;
-use vinod::spec::cpuset::CpuSet;
-use vinod::spec::{self, Vino};
+use vinod::value::cpuset::CpuSet;
 
 const HOSTS: usize = 20;
 
@@ -32,7 +32,7 @@ fn farm(name: &str, dhcp: bool) -> Vino {
     };
     // Without a span the static range is the limit: 10 addresses, 3 per host.
     let stop = if dhcp { "10.20.0.255" } else { "10.20.0.19" };
-    spec::parse_vino(&format!(
+    api::parse_vino(&format!(
         "apiVersion: airship.airshipit.org/v1
 kind: Vino
 metadata: {{name: {name}, namespace: lab}}

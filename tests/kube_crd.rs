@@ -10,7 +10,7 @@ use common::kube_env::{KubeEnv, assert_ok, repo};
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde::Deserialize;
 use serde_json::Value;
-use vinod::spec::Vino;
+use vinod::api::Vino;
 
 #[derive(Deserialize)]
 struct Case {

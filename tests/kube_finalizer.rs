@@ -12,15 +12,15 @@ use common::kube_env::KubeEnv;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
+use vinod::api::bmh::BareMetalHost;
+use vinod::api::claim::VinoIPClaim;
+use vinod::api::{self, NodePhase, NodeStatus, Vino};
 use vinod::config::Config;
 use vinod::kube::finalizer::{self, FinalizeError, State};
 use vinod::kube::{KubeError, claims, publish, status};
 use vinod::plan::{self, NodeFacts, PlanInput};
-use vinod::spec::bmh::BareMetalHost;
-use vinod::spec::claim::VinoIPClaim;
-use vinod::spec::cpuset::CpuSet;
-use vinod::spec::{self, NodePhase, NodeStatus, Vino};
 use vinod::state::Owner;
+use vinod::value::cpuset::CpuSet;
 
 const NS: &str = "lab";
 const HOSTS: [&str; 2] = ["node-a", "node-b"];
@@ -28,7 +28,7 @@ const HOSTS: [&str; 2] = ["node-a", "node-b"];
 fn vino(name: &str) -> Vino {
     let text =
         std::fs::read_to_string(common::kube_env::repo().join("examples/vino.yaml")).unwrap();
-    let mut v = spec::parse_vino(&text).unwrap();
+    let mut v = api::parse_vino(&text).unwrap();
     v.metadata.name = Some(name.into());
     v.metadata.namespace = Some(NS.into());
     v

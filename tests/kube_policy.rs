@@ -13,13 +13,13 @@ use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
+use vinod::api::bmh::BareMetalHost;
+use vinod::api::claim::VinoIPClaim;
+use vinod::api::{self, NodePhase, NodeStatus, Vino};
 use vinod::config::Config;
 use vinod::kube::{claims, finalizer, publish, status};
 use vinod::plan::{self, NodeFacts, PlanInput};
-use vinod::spec::bmh::BareMetalHost;
-use vinod::spec::claim::VinoIPClaim;
-use vinod::spec::cpuset::CpuSet;
-use vinod::spec::{self, NodePhase, NodeStatus, Vino};
+use vinod::value::cpuset::CpuSet;
 
 const NS: &str = "lab";
 const POLICY: &str =
@@ -44,7 +44,7 @@ fn denied_by_rbac<T: Debug>(r: Result<T, kube::Error>, what: &str) {
 fn demo() -> Vino {
     let text =
         std::fs::read_to_string(common::kube_env::repo().join("examples/vino.yaml")).unwrap();
-    let mut v = spec::parse_vino(&text).unwrap();
+    let mut v = api::parse_vino(&text).unwrap();
     v.metadata.namespace = Some(NS.into());
     v
 }

@@ -12,20 +12,20 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
+use vinod::api::bmh::BareMetalHost;
+use vinod::api::{self, Vino};
 use vinod::config::Config;
 use vinod::kube::KubeError;
 use vinod::kube::claims;
 use vinod::kube::publish::{self, PublishReport};
 use vinod::plan::{self, NodeFacts, PlanInput, VinoPlan};
-use vinod::spec::bmh::BareMetalHost;
-use vinod::spec::cpuset::CpuSet;
-use vinod::spec::{self, Vino};
 use vinod::state::Owner;
+use vinod::value::cpuset::CpuSet;
 
 const NS: &str = "lab";
 
 fn rack() -> Vino {
-    spec::parse_vino(
+    api::parse_vino(
         r#"
 apiVersion: airship.airshipit.org/v1
 kind: Vino

@@ -11,14 +11,14 @@ use common::kube_env::KubeEnv;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
+use vinod::api::{self, NodePhase, NodeStatus, Vino};
 use vinod::kube::status::{self, Events, summarize};
-use vinod::spec::{self, NodePhase, NodeStatus, Vino};
 
 const NS: &str = "lab";
 const HOSTS: [&str; 3] = ["node-a", "node-b", "node-c"];
 
 fn vino() -> Vino {
-    let mut v = spec::parse_vino(
+    let mut v = api::parse_vino(
         &std::fs::read_to_string(common::kube_env::repo().join("examples/vino.yaml")).unwrap(),
     )
     .unwrap();

@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
+use vinod::api;
 use vinod::config::Config;
 use vinod::ipam::NetworkClaims;
 use vinod::plan::{self, NodeFacts, PlanInput};
 use vinod::render::objects::Credentials;
-use vinod::spec::{self, cpuset::CpuSet};
+use vinod::value::CpuSet;
 
 #[derive(Deserialize)]
 struct Input {
@@ -44,7 +45,7 @@ fn run_case(dir: &Path) -> Value {
     let input: Input =
         serde_yaml::from_str(&std::fs::read_to_string(dir.join("input.yaml")).unwrap()).unwrap();
     let vino =
-        spec::parse_vino(&std::fs::read_to_string(root().join(&input.vino)).unwrap()).unwrap();
+        api::parse_vino(&std::fs::read_to_string(root().join(&input.vino)).unwrap()).unwrap();
     let config = Config::parse(&input.config, "input.yaml").unwrap();
     let creds = input.credentials.map(|c| Credentials {
         username: c.username,

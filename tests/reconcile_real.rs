@@ -20,8 +20,8 @@ use vinod::host::dnsmasq::Dnsmasq;
 use vinod::host::libvirt::Libvirt;
 use vinod::plan::{self, PlanInput};
 use vinod::reconcile::Adapters;
-use vinod::spec::cpuset::CpuSet;
 use vinod::state::HostState;
+use vinod::value::cpuset::CpuSet;
 
 fn no_hook(_: usize) {}
 
@@ -251,7 +251,7 @@ fn four_vms_on_real_libvirt_and_a_real_pxe_boot() {
     assert!(kept.is_active().unwrap(), "the unowned domain was stopped");
 }
 
-fn plan_host(v: &vinod::spec::Vino, cfg: &Config) -> HostState {
+fn plan_host(v: &vinod::api::Vino, cfg: &Config) -> HostState {
     plan::plan(PlanInput {
         vino: v,
         node: &node(),

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
-use vinod::spec::bmh::BareMetalHost;
-use vinod::spec::claim::VinoIPClaim;
+use vinod::api::bmh::BareMetalHost;
+use vinod::api::claim::VinoIPClaim;
 
 use crate::NS;
 use crate::p4::list_all;

@@ -28,9 +28,9 @@ use std::time::Duration;
 use common::host::skip_reason;
 use common::kube_env::KubeEnv;
 use kube::api::Api;
-use vinod::spec::bmh::BareMetalHost;
-use vinod::spec::claim::VinoIPClaim;
-use vinod::spec::{NodePhase, Vino};
+use vinod::api::bmh::BareMetalHost;
+use vinod::api::claim::VinoIPClaim;
+use vinod::api::{NodePhase, Vino};
 
 /// Label that makes a Node selected by the benchmark's Vinos.
 pub const LABEL: &str = "vino.airshipit.org/host";
@@ -74,7 +74,7 @@ spec:
 
 /// The parsed [`vino_manifest`].
 pub fn vino(name: &str, workers: u32) -> Vino {
-    vinod::spec::parse_vino(&vino_manifest(name, workers)).expect("benchmark Vino")
+    vinod::api::parse_vino(&vino_manifest(name, workers)).expect("benchmark Vino")
 }
 
 /// How many of `vino`'s status entries report Ready with `workers` VMs for its current

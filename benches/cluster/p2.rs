@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use vinod::spec::Vino;
-use vinod::spec::bmh::BareMetalHost;
+use vinod::api::Vino;
+use vinod::api::bmh::BareMetalHost;
 
 use crate::common::cluster::forward_loopback;
 use crate::common::host::{Daemon, NetNs, Reaper, config_text};

@@ -12,10 +12,10 @@ use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
+use vinod::api::Vino;
+use vinod::api::bmh::BareMetalHost;
 use vinod::config::Config;
 use vinod::daemon::{Cluster, Notifier, RunOptions, run_loop};
-use vinod::spec::Vino;
-use vinod::spec::bmh::BareMetalHost;
 
 use crate::check;
 use crate::common::host::config_text;

@@ -14,11 +14,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use k8s_openapi::api::core::v1::Secret;
 use serde::Deserialize;
 
+use vinod::api;
 use vinod::config::{self, Config};
 use vinod::ipam::NetworkClaims;
 use vinod::plan::{self, NodeFacts, NumaNode, PlanInput};
 use vinod::render::objects::Credentials;
-use vinod::spec::{self, cpuset::CpuSet};
+use vinod::value::CpuSet;
 
 /// vinod: builds the VMs of the Vinos that select this host and publishes them to metal3.
 #[derive(Parser, Debug)]
@@ -133,11 +134,11 @@ pub fn run(cli: Cli) -> Result<()> {
             print!(
                 "{}",
                 if bmh {
-                    spec::crd::bmh_crd_yaml()
+                    api::crd::bmh_crd_yaml()
                 } else if claims {
-                    spec::crd::claim_crd_yaml()
+                    api::crd::claim_crd_yaml()
                 } else {
-                    spec::crd::vino_crd_yaml()
+                    api::crd::vino_crd_yaml()
                 }
             );
             Ok(())
@@ -163,7 +164,7 @@ fn load_config(path: &Path) -> Result<Config> {
 fn plan_cmd(args: &PlanArgs) -> Result<()> {
     let text = fs::read_to_string(&args.vino)
         .with_context(|| format!("cannot read {}", args.vino.display()))?;
-    let vino = spec::parse_vino(&text).with_context(|| args.vino.display().to_string())?;
+    let vino = api::parse_vino(&text).with_context(|| args.vino.display().to_string())?;
     let config = match &args.config {
         Some(p) => load_config(p)?,
         None if Path::new(config::DEFAULT_PATH).exists() => {
@@ -187,7 +188,7 @@ fn plan_cmd(args: &PlanArgs) -> Result<()> {
         },
     };
     // A broken Vino is reported whether or not it selects this host.
-    spec::validate::check(&vino.spec)?;
+    api::validate::check(&vino.spec)?;
     if !plan::selects(&vino, &node) {
         eprintln!(
             "Vino {} does not select node {}: its nodeSelector does not match the node's labels",
@@ -229,7 +230,7 @@ fn parse_labels(text: &str) -> Result<BTreeMap<String, String>> {
         let Some((k, v)) = item.split_once('=') else {
             bail!("--node-labels: {item:?} is not key=value")
         };
-        if let Some(e) = spec::syntax::label_key_error(k) {
+        if let Some(e) = vinod::value::syntax::label_key_error(k) {
             bail!("--node-labels: {e}");
         }
         labels.insert(k.to_string(), v.to_string());
@@ -257,7 +258,7 @@ fn parse_numa(text: &str) -> Result<Vec<NumaNode>> {
         .collect()
 }
 
-fn resolve_credentials(vino: &spec::Vino, files: &[PathBuf]) -> Result<Option<Credentials>> {
+fn resolve_credentials(vino: &api::Vino, files: &[PathBuf]) -> Result<Option<Credentials>> {
     let Some(r) = vino
         .spec
         .bmc_credentials

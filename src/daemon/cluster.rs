@@ -21,6 +21,7 @@ use super::standalone::{Built, build, error_chain, report, vino_report};
 use super::status::Snapshot;
 use super::watches::Watches;
 use super::{Pass, PassReport};
+use crate::api::{NodePhase, Vino};
 use crate::config::Config;
 use crate::host::{Bridges, DhcpServers, Hypervisor, facts};
 use crate::kube::claims::{self, ReserveError};
@@ -29,9 +30,8 @@ use crate::kube::{KubeError, publish, status};
 use crate::plan::{self, NodeFacts, NumaNode, PlanInput};
 use crate::reconcile::{Adapters, AfterOp, ReconcileError};
 use crate::render::objects::Credentials;
-use crate::spec::cpuset::CpuSet;
-use crate::spec::{NodePhase, Vino};
 use crate::state::Owner;
+use crate::value::cpuset::CpuSet;
 
 mod events;
 mod teardown;

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::Secret;
 use serde::{Deserialize, Serialize};
 
+use crate::api::{self, NodeStatus, Vino};
 use crate::ipam::NetworkClaims;
 use crate::render::objects::Credentials;
-use crate::spec::{self, NodeStatus, Vino};
 use crate::state::Owner;
 
 /// Errors reading or writing standalone files.
@@ -75,8 +75,7 @@ impl Manifest {
                 "Vino" => {
                     let text =
                         serde_yaml::to_string(&value).map_err(|e| decode_err(e.to_string()))?;
-                    let mut vino =
-                        spec::parse_vino(&text).map_err(|e| decode_err(e.to_string()))?;
+                    let mut vino = api::parse_vino(&text).map_err(|e| decode_err(e.to_string()))?;
                     vino.metadata
                         .namespace
                         .get_or_insert_with(|| "default".into());

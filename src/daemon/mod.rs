@@ -144,7 +144,7 @@ pub async fn run_loop<P: Pass>(
                 let degraded = report
                     .reports
                     .iter()
-                    .filter(|r| r.status.phase == crate::spec::NodePhase::Degraded)
+                    .filter(|r| r.status.phase == crate::api::NodePhase::Degraded)
                     .count() as u64;
                 metrics.pass(
                     began.elapsed(),

@@ -10,6 +10,7 @@ use super::inputs::{
     ClaimStore, Manifest, VinoReport, owner_of, read_claims, write_atomic, write_if_changed,
 };
 use super::status::Snapshot;
+use crate::api::{NodePhase, NodeStatus};
 use crate::config::Config;
 use crate::host::{Bridges, DhcpServers, Hypervisor};
 use crate::plan::diff::diff;
@@ -17,9 +18,8 @@ use crate::plan::merge::merge;
 use crate::plan::{self, NodeFacts, PlanInput, VinoPlan};
 use crate::reconcile::{Adapters, AfterOp, Outcome, ReconcileError};
 use crate::redfish::BmcCredentials;
-use crate::spec::cpuset::CpuSet;
-use crate::spec::{NodePhase, NodeStatus};
 use crate::state::{HostState, Owner};
+use crate::value::cpuset::CpuSet;
 
 /// The standalone daemon's state between passes.
 pub struct Standalone<B, D, H> {

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::AbortOnDrop;
-use crate::spec::Vino;
+use crate::api::Vino;
 
 /// How long watch events are gathered before a pass runs.
 const DEBOUNCE: Duration = Duration::from_millis(300);

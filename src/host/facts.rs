@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use crate::plan::NumaNode;
-use crate::spec::cpuset::CpuSet;
+use crate::value::cpuset::CpuSet;
 
 /// The machine's hostname, or `localhost` if it cannot be read.
 pub fn hostname() -> String {

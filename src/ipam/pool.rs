@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use crate::spec::syntax::Mac;
+use crate::value::syntax::Mac;
 
 /// An inclusive range of IPv4 addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,11 +19,11 @@ use kube::{Client, Resource};
 use tracing::{debug, info};
 
 use super::{KubeError, MAX_ATTEMPTS, backoff, is_status};
+use crate::api::Vino;
+use crate::api::claim::{VinoIPClaim, VinoIPClaimSpec};
+use crate::api::validate::LABEL_PREFIX;
 use crate::ipam::{HostClaims, NetworkClaims};
 use crate::plan::names::{bounded, label_value};
-use crate::spec::Vino;
-use crate::spec::claim::{VinoIPClaim, VinoIPClaimSpec};
-use crate::spec::validate::LABEL_PREFIX;
 
 /// Errors of [`reserve`]: the caller's planning error, or the cluster's.
 #[derive(Debug, thiserror::Error)]

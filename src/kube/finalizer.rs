@@ -17,7 +17,7 @@ use serde_json::json;
 use tracing::info;
 
 use super::{KubeError, field_manager, finalizer_name, is_status};
-use crate::spec::Vino;
+use crate::api::Vino;
 
 /// Where a host stands with a Vino after [`reconcile`].
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -34,8 +34,8 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::{KubeError, field_manager, is_status};
+use crate::api::bmh::{BareMetalHost, BareMetalHostSpec, webhook_check};
 use crate::plan::{VinoPlan, names, ownership};
-use crate::spec::bmh::{BareMetalHost, BareMetalHostSpec, webhook_check};
 use crate::state::Owner;
 
 /// Object writes a publication keeps in flight at once.
@@ -438,7 +438,7 @@ fn secret_body(s: &Secret) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::bmh::BmcDetails;
+    use crate::api::bmh::BmcDetails;
 
     #[test]
     fn host_body_leaves_online_to_the_power_owner() {

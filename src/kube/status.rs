@@ -20,8 +20,8 @@ use serde_json::json;
 use tracing::{debug, warn};
 
 use super::{KubeError, MAX_ATTEMPTS, backoff, field_manager, is_status};
-use crate::spec::status::{CONDITION_DEGRADED, CONDITION_PROGRESSING, CONDITION_READY};
-use crate::spec::{NodePhase, NodeStatus, Vino, VinoStatus};
+use crate::api::status::{CONDITION_DEGRADED, CONDITION_PROGRESSING, CONDITION_READY};
+use crate::api::{NodePhase, NodeStatus, Vino, VinoStatus};
 
 /// Longest condition message; longer ones end with `…`.
 const MAX_MESSAGE: usize = 1024;

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::facts::NumaNode;
-use crate::spec::cpuset::CpuSet;
+use crate::value::cpuset::CpuSet;
 
 /// A VM that could not be pinned.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,16 +9,16 @@ use super::names;
 use super::publish::{bmc_address, credentials, owner_reference, vm_objects};
 use super::vm::Vm;
 use super::{NicPlan, PlanError, PlanInput, VinoPlan, VmPlan, cpu};
+use crate::api::flavor::flavor_name;
+use crate::api::validate::{Checked, check, check_metadata};
+use crate::api::vino::VinoSpec;
 use crate::config::Config;
 use crate::ipam::{self, HostClaims, Pool};
 use crate::render::dnsmasq::{self, DnsmasqSpec, Reservation};
 use crate::render::domain::{self, DomainSpec};
 use crate::render::objects;
-use crate::spec::cpuset::CpuSet;
-use crate::spec::flavor::flavor_name;
-use crate::spec::validate::{Checked, check, check_metadata};
-use crate::spec::vino::VinoSpec;
 use crate::state::{Bridge, DhcpServer, Domain, HostState, Owner, Volume};
+use crate::value::cpuset::CpuSet;
 
 const GIB: u64 = 1 << 30;
 

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::Vino;
-use crate::spec::cpuset::CpuSet;
+use crate::api::Vino;
+use crate::value::cpuset::CpuSet;
 
 /// Facts about this host.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -38,7 +38,7 @@ pub struct NumaNode {
 mod cpulist {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    use crate::spec::cpuset::CpuSet;
+    use crate::value::cpuset::CpuSet;
 
     pub fn serialize<S: Serializer>(set: &CpuSet, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&set.to_string())

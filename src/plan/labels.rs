@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::facts::NodeFacts;
 use super::names::label_value;
-use crate::spec::validate::LABEL_PREFIX;
-use crate::spec::vino::{NodeSet, VinoSpec};
+use crate::api::validate::LABEL_PREFIX;
+use crate::api::vino::{NodeSet, VinoSpec};
 use crate::state::Owner;
 
 /// vinod's ownership labels, also put on the Secrets: `cr-name`, `cr-namespace`, `node`.

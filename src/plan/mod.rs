@@ -21,13 +21,13 @@ pub use desired::plan;
 pub use facts::{NodeFacts, NumaNode, selects};
 pub use labels::ownership;
 
+use crate::api::bmh::BareMetalHost;
+use crate::api::{SpecError, Vino};
 use crate::config::Config;
 use crate::ipam::{HostClaims, IpamError, NetworkClaims};
 use crate::render::objects::Credentials;
-use crate::spec::bmh::BareMetalHost;
-use crate::spec::cpuset::CpuSet;
-use crate::spec::{SpecError, Vino};
 use crate::state::{HostState, Owner};
+use crate::value::cpuset::CpuSet;
 
 /// Errors of planning.
 #[derive(Debug, thiserror::Error)]

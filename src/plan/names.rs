@@ -3,7 +3,7 @@
 
 pub use crate::hash::{content_hash, short_hash};
 use crate::hash::{digest16, hex};
-use crate::spec::syntax::label_value_error;
+use crate::value::syntax::label_value_error;
 
 /// Longest BareMetalHost name, leaving room for the `-network-data` Secret suffix within 253.
 pub const MAX_BMH_NAME: usize = 240;

@@ -9,12 +9,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use super::labels::{bmh_labels, ownership};
 use super::vm::Vm;
 use super::{NicPlan, PlanError, PlanInput, names};
+use crate::api::validate::Checked;
+use crate::api::vino::VinoSpec;
 use crate::config::Config;
 use crate::ipam::{self, HostClaims};
 use crate::render::network_data::{self, NicData};
 use crate::render::objects::{Credentials, VmObjects};
-use crate::spec::validate::Checked;
-use crate::spec::vino::VinoSpec;
 use crate::state::Owner;
 
 #[allow(clippy::too_many_arguments)]
@@ -154,7 +154,7 @@ pub(super) fn bmc_address(config: &Config, node: &super::NodeFacts) -> Result<Ip
         })
 }
 
-pub(super) fn owner_reference(vino: &crate::spec::Vino) -> Option<OwnerReference> {
+pub(super) fn owner_reference(vino: &crate::api::Vino) -> Option<OwnerReference> {
     let uid = vino.metadata.uid.clone()?;
     Some(OwnerReference {
         api_version: "airship.airshipit.org/v1".into(),

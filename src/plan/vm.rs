@@ -1,7 +1,7 @@
 //! One VM of a Vino on this host, before rendering.
 
 use super::names::VmNames;
-use crate::spec::vino::NodeSet;
+use crate::api::vino::NodeSet;
 
 /// One VM before rendering.
 pub(super) struct Vm<'a> {

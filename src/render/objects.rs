@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::spec::bmh::{
+use crate::api::bmh::{
     BareMetalHost, BareMetalHostSpec, BmcDetails, RootDeviceHints, SecretReference,
 };
 

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use nix::sched::{CloneFlags, setns};
+use vinod::api::{self, Vino};
 use vinod::config::Config;
 use vinod::plan::{self, NodeFacts, NumaNode, PlanInput, VinoPlan};
-use vinod::spec::{self, Vino, cpuset::CpuSet};
+use vinod::value::CpuSet;
 
 /// Why a root test cannot run here, if it cannot.
 pub fn skip_reason() -> Option<String> {
@@ -129,7 +130,7 @@ pub fn config(dir: &Path, uri: &str, pool: &str) -> Config {
 /// A Vino `lab/name` with `workers` VMs of a flavor with `vcpus`, on bridge `bridge` with
 /// subnet 192.168.`net`.0/24.
 pub fn vino(name: &str, bridge: &str, net: u8, workers: u32, vcpus: u32) -> Vino {
-    spec::parse_vino(&vino_yaml(name, bridge, net, workers, vcpus)).unwrap()
+    api::parse_vino(&vino_yaml(name, bridge, net, workers, vcpus)).unwrap()
 }
 
 /// The manifest text of [`vino`].

@@ -3,11 +3,11 @@
 use tracing::warn;
 
 use super::{Cluster, chain};
+use crate::api::Vino;
 use crate::daemon::inputs::owner_of;
 use crate::host::{Bridges, DhcpServers, Hypervisor};
 use crate::plan::VinoPlan;
 use crate::plan::names::vm_names;
-use crate::spec::Vino;
 use crate::state::{HostState, Owner};
 
 impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, D, H> {

@@ -5,13 +5,13 @@
 use tracing::{debug, info, warn};
 
 use super::{Cluster, ReadError, active, chain, is_gone, selected_hosts};
+use crate::api::Vino;
 use crate::daemon::inputs::owner_of;
 use crate::host::{Bridges, DhcpServers, Hypervisor};
 use crate::kube::finalizer::{self, State, has_finalizer};
 use crate::kube::{KubeError, claims, publish, status};
 use crate::plan::NodeFacts;
 use crate::plan::diff::diff;
-use crate::spec::Vino;
 use crate::state::HostState;
 
 impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, D, H> {

@@ -1,27 +1,19 @@
 //! Domains carrying vinod's metadata element.
 //!
-//! A domain is vinod's when its persistent definition has the `<vinod:vm>` element in
-//! [`METADATA_NS`]; its owner and spec hash come from that element's attributes. Any other
-//! domain is never reported and never changed, and defining over it is refused.
+//! A domain is vinod's when its persistent definition has the `<vinod:vm>` element (see
+//! `marker`); its owner and spec hash come from that element's attributes. Any other domain
+//! is never reported and never changed, and defining over it is refused.
 
 use std::collections::BTreeMap;
 
 use virt::connect::Connect;
 use virt::domain::Domain as VirtDomain;
-use virt::error::{Error as LibvirtError, ErrorNumber};
+use virt::error::ErrorNumber;
 use virt::sys;
 
 use super::error::{VirtError, is};
-use super::xml;
-use crate::render::domain::METADATA_NS;
-use crate::state::{Domain, Owner};
-
-/// vinod's metadata on a domain.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct Marker {
-    pub(super) owner: Owner,
-    spec_hash: String,
-}
+use super::marker::{domain_error, lookup, marker};
+use crate::state::Domain;
 
 /// The owned domains, active and inactive, by name. `xml` is left empty.
 pub(super) fn observe(conn: &Connect) -> Result<BTreeMap<String, Domain>, VirtError> {
@@ -129,14 +121,6 @@ pub(super) fn undefine(conn: &Connect, domain: &Domain) -> Result<(), VirtError>
     }
 }
 
-pub(super) fn lookup(conn: &Connect, name: &str) -> Result<Option<VirtDomain>, VirtError> {
-    match conn.lookup_domain_by_name(name) {
-        Ok(dom) => Ok(Some(dom)),
-        Err(e) if is(&e, ErrorNumber::NoDomain) => Ok(None),
-        Err(e) => Err(domain_error(name, "look up", e)),
-    }
-}
-
 fn require_owned(dom: &VirtDomain, domain: &Domain) -> Result<(), VirtError> {
     match marker(dom, &domain.name)? {
         Some(m) if m.owner == domain.owner => Ok(()),
@@ -144,75 +128,5 @@ fn require_owned(dom: &VirtDomain, domain: &Domain) -> Result<(), VirtError> {
             domain: domain.name.clone(),
             owner: domain.owner.clone(),
         }),
-    }
-}
-
-/// vinod's metadata from the persistent definition (the one `redefine` changes), or `None` for
-/// a domain without it. Transient domains are never vinod's: vinod only defines.
-pub(super) fn marker(dom: &VirtDomain, name: &str) -> Result<Option<Marker>, VirtError> {
-    if !dom
-        .is_persistent()
-        .map_err(|e| domain_error(name, "query", e))?
-    {
-        return Ok(None);
-    }
-    let element = match dom.metadata(
-        sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
-        Some(METADATA_NS),
-        sys::VIR_DOMAIN_AFFECT_CONFIG,
-    ) {
-        Ok(element) => element,
-        Err(e) if is(&e, ErrorNumber::NoDomainMetadata) => return Ok(None),
-        Err(e) => return Err(domain_error(name, "read the metadata of", e)),
-    };
-    let marker = parse_marker(&element);
-    if marker.is_none() {
-        // It is marked as vinod's, so it must not be taken for a stranger's; but without an
-        // owner it cannot be matched to a Vino either. Leave it alone and say so.
-        tracing::warn!(domain = %name, metadata = %element, "ignoring domain with malformed vinod metadata");
-    }
-    Ok(marker)
-}
-
-fn parse_marker(element: &str) -> Option<Marker> {
-    let mut attrs = xml::attributes(element)?;
-    let namespace = attrs.remove("vino-namespace").filter(|s| !s.is_empty())?;
-    let name = attrs.remove("vino-name").filter(|s| !s.is_empty())?;
-    let spec_hash = attrs.remove("spec-hash")?;
-    Some(Marker {
-        owner: Owner { namespace, name },
-        spec_hash,
-    })
-}
-
-pub(super) fn domain_error(domain: &str, action: &'static str, source: LibvirtError) -> VirtError {
-    VirtError::Domain {
-        domain: domain.to_string(),
-        action,
-        source,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_marker_as_libvirt_returns_it() {
-        let m = parse_marker(
-            "<vm vino-namespace=\"ns\" vino-name=\"a&apos;b\" node=\"n1\" spec-hash=\"0123\"/>\n",
-        )
-        .unwrap();
-        assert_eq!(m.owner.namespace, "ns");
-        assert_eq!(m.owner.name, "a'b");
-        assert_eq!(m.spec_hash, "0123");
-        assert_eq!(
-            parse_marker("<vm vino-namespace=\"ns\" spec-hash=\"0123\"/>"),
-            None
-        );
-        assert_eq!(
-            parse_marker("<vm vino-namespace=\"\" vino-name=\"v\" spec-hash=\"0123\"/>"),
-            None
-        );
     }
 }

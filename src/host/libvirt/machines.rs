@@ -21,8 +21,8 @@ use virt::error::{Error as LibvirtError, ErrorNumber};
 use virt::sys;
 
 use super::bmc::{self, BmcState, DomainView};
-use super::domains::{domain_error, lookup, marker};
 use super::error::{VirtError, is};
+use super::marker::{domain_error, lookup, marker};
 use super::{Libvirt, Machines};
 use crate::host::machine::{
     BootEnabled, BootOverride, BootTarget, Machine, Media, PowerAction, PowerState,

@@ -10,6 +10,7 @@ mod bmc;
 mod domains;
 mod error;
 mod machines;
+mod marker;
 mod storage;
 mod xml;
 

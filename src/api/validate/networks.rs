@@ -7,9 +7,9 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use super::{Checker, DEFAULT_BIT_STEP, DEFAULT_MAC_PREFIX, bridge_name};
+use crate::api::vino::{Network, VinoSpec};
 use crate::ipam::{AddrRange, DhcpSpan, Pool};
-use crate::spec::syntax::{Mac, is_dns_label, is_ifname};
-use crate::spec::vino::{Network, VinoSpec};
+use crate::value::syntax::{Mac, is_dns_label, is_ifname};
 
 impl Checker {
     pub(super) fn networks(&mut self, spec: &VinoSpec) -> BTreeMap<String, Pool> {

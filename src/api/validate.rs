@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::cpuset::CpuSet;
 use super::flavor::{catalog, flavor_name};
-use super::syntax::{is_dns_label, is_host, is_ifname, label_key_error, label_value_error};
 use super::vino::{Flavor, Network, NodeSet, VinoSpec};
 use super::{FieldError, SpecError};
 use crate::ipam::Pool;
+use crate::value::cpuset::CpuSet;
+use crate::value::syntax::{is_dns_label, is_host, is_ifname, label_key_error, label_value_error};
 
 mod metadata;
 mod networks;
@@ -128,10 +128,11 @@ impl Checker {
                         "spec.bmcCredentials.password",
                         "required with an inline username, and not empty",
                     ),
-                    (Some(r), false) if !super::syntax::is_dns_subdomain(&r.name) => self.err(
-                        "spec.bmcCredentials.secretRef.name",
-                        format!("{:?} is not a valid Secret name", r.name),
-                    ),
+                    (Some(r), false) if !crate::value::syntax::is_dns_subdomain(&r.name) => self
+                        .err(
+                            "spec.bmcCredentials.secretRef.name",
+                            format!("{:?} is not a valid Secret name", r.name),
+                        ),
                     _ => {}
                 }
             }

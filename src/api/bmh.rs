@@ -97,7 +97,7 @@ pub fn webhook_check(host: &BareMetalHost, old: Option<&BareMetalHost>) -> Vec<F
         ));
     }
     if let Some(mac) = &host.spec.boot_mac_address
-        && mac.parse::<super::syntax::Mac>().is_err()
+        && mac.parse::<crate::value::syntax::Mac>().is_err()
     {
         errors.push(FieldError::new(
             "spec.bootMACAddress",

@@ -2,8 +2,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::super::syntax::{is_dns_label, is_dns_subdomain};
 use super::super::{FieldError, SpecError};
+use crate::value::syntax::{is_dns_label, is_dns_subdomain};
 
 /// Checks a Vino's name and namespace as the API server checks them: a Vino from a manifest
 /// never met one, and these names reach file paths, libvirt names and dnsmasq's

@@ -21,11 +21,9 @@ macro_rules! ipv4_int {
 
 pub mod bmh;
 pub mod claim;
-pub mod cpuset;
 pub mod crd;
 pub mod flavor;
 pub mod status;
-pub mod syntax;
 pub mod validate;
 pub mod vino;
 
@@ -59,7 +57,7 @@ impl fmt::Display for FieldError {
     }
 }
 
-/// Errors of the spec module.
+/// Errors of the API module: decoding and validation of a Vino.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SpecError {
     /// The input is well-formed but breaks one or more rules.
