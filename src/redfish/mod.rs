@@ -9,6 +9,7 @@
 pub mod action;
 pub mod auth;
 mod error;
+pub mod listener;
 pub mod media;
 mod reply;
 pub mod resources;
@@ -24,7 +25,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use sha2::{Digest, Sha256};
 
@@ -134,6 +134,7 @@ pub fn router<M: Machines + Send + Sync + 'static>(bmc: Arc<Bmc<M>>) -> Router {
     Router::new()
         .fallback(routes::dispatch::<M>)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(listener::body_in_time))
         .with_state(bmc)
 }
 
@@ -143,14 +144,14 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Requests received so far.
     pub requests: Arc<std::sync::atomic::AtomicU64>,
-    handle: Handle<SocketAddr>,
+    stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Running {
     /// Stops accepting, lets requests in flight finish (at most 5 s), and waits.
     pub async fn stop(self) {
-        self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
+        let _ = self.stop.send(true);
         match self.task.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "Redfish server stopped with an error"),
@@ -179,8 +180,7 @@ pub async fn start<M: Machines + Send + Sync + 'static>(
     let bmc = Arc::new(Bmc::new(config, machines, credentials)?);
     bmc.prune_media().await;
     let requests = bmc.requests.clone();
-    let app = router(bmc).into_make_service();
-    let handle = Handle::new();
+    let app = router(bmc);
     let serve_err = |source| RedfishError::Serve {
         addr: addr.to_string(),
         source,
@@ -188,7 +188,9 @@ pub async fn start<M: Machines + Send + Sync + 'static>(
     // Bind here so that a busy port is reported to the caller, not to a background task.
     let listener = std::net::TcpListener::bind(addr).map_err(serve_err)?;
     listener.set_nonblocking(true).map_err(serve_err)?;
-    let task = if rf.tls {
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(serve_err)?;
+    let addr = listener.local_addr().map_err(serve_err)?;
+    let tls = if rf.tls {
         let mut names: Vec<String> = Vec::new();
         if !rf.advertise_address.is_empty() {
             names.push(rf.advertise_address.clone());
@@ -200,29 +202,31 @@ pub async fn start<M: Machines + Send + Sync + 'static>(
         );
         names.push("localhost".into());
         let id = tls::identity(rf, &config.state_dir, &names)?;
-        let tls = RustlsConfig::from_pem(id.cert, id.key)
+        let loaded = RustlsConfig::from_pem(id.cert, id.key)
             .await
             .map_err(serve_err)?;
+        // HTTP/1.1 only: the listener speaks nothing else.
+        let mut server_config = (*loaded.get_inner()).clone();
+        server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
         tracing::info!(%addr, cert = %id.source.display(), "Redfish BMC listening (HTTPS)");
-        let server = axum_server::from_tcp_rustls(listener, tls)
-            .map_err(serve_err)?
-            .handle(handle.clone());
-        tokio::spawn(server.serve(app))
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(server_config)))
     } else {
         tracing::info!(%addr, "Redfish BMC listening (plain HTTP)");
-        let server = axum_server::from_tcp(listener)
-            .map_err(serve_err)?
-            .handle(handle.clone());
-        tokio::spawn(server.serve(app))
+        None
     };
-    let addr = handle
-        .listening()
-        .await
-        .ok_or_else(|| serve_err(std::io::Error::other("the server stopped before listening")))?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(listener::serve(
+        listener,
+        tls,
+        app,
+        listener::Limits::default(),
+        stopped,
+        Duration::from_secs(5),
+    ));
     Ok(Running {
         addr,
         requests,
-        handle,
+        stop,
         task,
     })
 }

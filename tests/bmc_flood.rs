@@ -1,0 +1,141 @@
+//! The BMC under a connection flood from loopback, before any credential is checked: more
+//! idle connections than its table holds, connections that send a request head slowly and
+//! connections that send a body slowly. An authorized client is still answered, the slow ones
+//! are closed at their deadlines, and the idle ones give way to newcomers.
+
+#[path = "common/redfish_bed.rs"]
+mod bed;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use vinod::redfish::listener::{BODY_TIME, Limits};
+
+const IDLE: usize = 1500;
+const SLOW_HEAD: usize = 200;
+const SLOW_BODY: usize = 200;
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    TcpStream::connect(addr).expect("connect")
+}
+
+/// One authorized GET on a fresh connection: its status and how long it took.
+fn authorized_get(addr: SocketAddr, path: &str, user: &str, password: &str) -> (u16, Duration) {
+    let began = Instant::now();
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: bmc\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, began.elapsed())
+}
+
+/// Whether the server has closed `s` by now (a read sees the end, or a reset).
+fn closed_by_server(s: &mut TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            // A 408/400 answer before the close counts too; read on to the end.
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_idle_and_slow_connections_leaves_authorized_clients_served() {
+    let vinos = bed::define_vinos("flood", &["fa"], 1).await;
+    let state = tempfile::tempdir().unwrap();
+    let config = bed::config(state.path(), 0, false);
+    let running = bed::serve(&config, bed::credentials(&vinos)).await;
+    let addr = running.addr;
+    let v = vinos[0].clone();
+    let system = format!("/redfish/v1/Systems/{}", v.vms[0]);
+    let limits = Limits::default();
+    assert!(
+        IDLE > limits.max_connections,
+        "the flood must overflow the table"
+    );
+
+    let flood = tokio::task::spawn_blocking(move || {
+        let idle: Vec<TcpStream> = (0..IDLE).map(|_| connect(addr)).collect();
+        let slow_head: Vec<TcpStream> = (0..SLOW_HEAD)
+            .map(|_| {
+                let mut s = connect(addr);
+                s.write_all(b"GET /redfish/v1/ HTTP/1.1\r\nHost: bmc\r\n")
+                    .unwrap();
+                s
+            })
+            .collect();
+        let slow_body: Vec<TcpStream> = (0..SLOW_BODY)
+            .map(|_| {
+                let mut s = connect(addr);
+                s.write_all(
+                    b"POST /redfish/v1/SessionService/Sessions HTTP/1.1\r\nHost: bmc\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"User",
+                )
+                .unwrap();
+                s
+            })
+            .collect();
+        (idle, slow_head, slow_body)
+    });
+    let (mut idle, mut slow_head, mut slow_body) = flood.await.unwrap();
+
+    // Served throughout: every authorized request answers 200.
+    let (user, password) = (v.username.clone(), v.password.clone());
+    let latencies = tokio::task::spawn_blocking(move || {
+        (0..20)
+            .map(|_| authorized_get(addr, &system, &user, &password))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for (status, took) in &latencies {
+        assert_eq!(*status, 200, "an authorized GET during the flood");
+        assert!(*took < Duration::from_secs(5), "answered after {took:?}");
+    }
+
+    // The table overflowed: the oldest silent connections were closed for the newcomers.
+    let evicted = idle.iter_mut().map(closed_by_server).filter(|c| *c).count();
+    assert!(
+        evicted >= IDLE + SLOW_HEAD + SLOW_BODY - limits.max_connections,
+        "only {evicted} idle connections gave way"
+    );
+
+    // Past the head and body deadlines every slow connection is closed.
+    tokio::time::sleep(limits.head.max(BODY_TIME) + Duration::from_secs(2)).await;
+    let heads = slow_head
+        .iter_mut()
+        .map(closed_by_server)
+        .filter(|c| *c)
+        .count();
+    let bodies = slow_body
+        .iter_mut()
+        .map(closed_by_server)
+        .filter(|c| *c)
+        .count();
+    assert_eq!(heads, SLOW_HEAD, "slow request heads still open");
+    assert_eq!(bodies, SLOW_BODY, "slow request bodies still open");
+    println!(
+        "flood: {IDLE} idle, {SLOW_HEAD} slow-head, {SLOW_BODY} slow-body connections; {evicted} idle ones gave way; 20/20 authorized GETs answered, slowest {:?}",
+        latencies.iter().map(|(_, t)| *t).max().unwrap()
+    );
+    running.stop().await;
+}
