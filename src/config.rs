@@ -135,6 +135,9 @@ pub struct RedfishConfig {
     pub media_timeout_secs: u64,
     /// Verify the TLS certificate of https:// image URLs against the system's CAs.
     pub media_verify_tls: bool,
+    /// Networks virtual media may be fetched from (checked after DNS and at every redirect).
+    /// Empty: no image URL is fetched.
+    pub media_allow: Vec<ipnet::IpNet>,
 }
 
 /// VNC settings.
@@ -199,6 +202,7 @@ impl Default for RedfishConfig {
             media_max_bytes: 8 << 30,
             media_timeout_secs: 900,
             media_verify_tls: false,
+            media_allow: Vec::new(),
         }
     }
 }

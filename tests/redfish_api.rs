@@ -792,3 +792,168 @@ async fn virtual_media_insert_and_eject() {
     );
     assert_eq!(api.get(&cd, &auth).await.json()["Inserted"], false);
 }
+
+/// A server on `ip` that counts its requests and records their Authorization headers:
+/// `/secret` answers with a body, `/to?url=U` redirects to U, `/slow.iso` sends part of a large
+/// image and then stalls.
+async fn recording_server(
+    ip: &str,
+) -> (
+    String,
+    Arc<std::sync::Mutex<Vec<Option<String>>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use axum::extract::Query;
+    use std::collections::HashMap;
+    let seen: Arc<std::sync::Mutex<Vec<Option<String>>>> = Arc::default();
+    let log = seen.clone();
+    let record = move |headers: HeaderMap| {
+        log.lock().unwrap().push(
+            headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_string()),
+        );
+    };
+    let (r1, r2, r3) = (record.clone(), record.clone(), record);
+    let app = Router::new()
+        .route(
+            "/secret",
+            axum::routing::get(move |h: HeaderMap| async move {
+                r1(h);
+                "host-only secret"
+            }),
+        )
+        .route(
+            "/to",
+            axum::routing::get(
+                move |h: HeaderMap, Query(q): Query<HashMap<String, String>>| async move {
+                    r2(h);
+                    axum::response::Redirect::temporary(&q["url"])
+                },
+            ),
+        )
+        .route(
+            "/slow.iso",
+            axum::routing::get(move |h: HeaderMap| async move {
+                r3(h);
+                let first = futures::stream::once(async {
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![1u8; 8192]))
+                });
+                let stall = futures::stream::once(async {
+                    tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+                    Ok(axum::body::Bytes::new())
+                });
+                axum::response::Response::builder()
+                    .header("content-length", "1000000")
+                    .body(Body::from_stream(futures::StreamExt::chain(first, stall)))
+                    .unwrap()
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (format!("http://{addr}"), seen, task)
+}
+
+/// InsertMedia of `image` (with image-server credentials), as vinod answers it.
+async fn insert_media(api: &Api, image: &str) -> Reply {
+    let insert = format!(
+        "{}/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia",
+        api.system(0, 0)
+    );
+    let body = json!({"Image": image, "UserName": "img", "Password": "img-secret"}).to_string();
+    api.post(&insert, &api.basic(0), &body).await
+}
+
+#[tokio::test]
+async fn virtual_media_is_fetched_only_from_allowed_networks() {
+    let (inside, inside_seen, a) = recording_server("127.0.0.1").await;
+    let (other, other_seen, b) = recording_server("127.0.0.2").await;
+    let port = inside.rsplit(':').next().unwrap().to_string();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+
+    // Nothing allowed but a documentation network: loopback by address or by name, the
+    // cloud metadata address, a closed port and an open one all get the same answer, and no
+    // request reaches the host's own servers.
+    let api = api_with("rf-ssrf", |c| {
+        c.redfish.media_allow = vec!["192.0.2.0/24".parse().unwrap()];
+    })
+    .await;
+    for image in [
+        format!("{inside}/secret"),
+        format!("http://localhost:{port}/secret"),
+        format!("http://[::ffff:127.0.0.1]:{port}/secret"),
+        "http://169.254.169.254/latest/meta-data".to_string(),
+        format!("http://{closed}/x.iso"),
+    ] {
+        let r = insert_media(&api, &image).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{image}");
+        let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(
+            message.contains("could not be fetched"),
+            "{image}: {message}"
+        );
+        assert!(
+            !message.contains("refused") && !message.contains("media_allow"),
+            "{image}: the answer tells why: {message}"
+        );
+    }
+    assert!(
+        inside_seen.lock().unwrap().is_empty(),
+        "a refused URL was fetched"
+    );
+    assert!(media_files(&api).is_empty());
+
+    // 127.0.0.1 allowed: a redirect to 127.0.0.2 (outside) is refused before it is followed.
+    let api = api_with("rf-ssrf-redirect", |_| {}).await;
+    let r = insert_media(&api, &format!("{inside}/to?url={other}/secret")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(inside_seen.lock().unwrap().len(), 1);
+    assert!(
+        other_seen.lock().unwrap().is_empty(),
+        "the redirect was followed"
+    );
+
+    // Both allowed: the redirect is followed, but the image server's credentials stay with it.
+    let api = api_with("rf-ssrf-creds", |c| {
+        c.redfish.media_allow = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let r = insert_media(&api, &format!("{inside}/to?url={other}/secret")).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(
+        inside_seen.lock().unwrap()[1]
+            .as_deref()
+            .is_some_and(|a| a.starts_with("Basic "))
+    );
+    assert_eq!(
+        other_seen.lock().unwrap().as_slice(),
+        [None],
+        "credentials sent on"
+    );
+    a.abort();
+    b.abort();
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_download_leaves_no_partial_file() {
+    let (server, seen, task) = recording_server("127.0.0.1").await;
+    let api = api_with("rf-part", |_| {}).await;
+    let image = format!("{server}/slow.iso");
+    // The client goes away (its request future is dropped) while the image is half fetched.
+    let insert = insert_media(&api, &image);
+    let left = tokio::time::timeout(std::time::Duration::from_secs(2), insert).await;
+    assert!(left.is_err(), "the stalled download finished");
+    assert_eq!(seen.lock().unwrap().len(), 1, "the download began");
+    assert!(
+        media_files(&api).is_empty(),
+        "left behind: {:?}",
+        media_files(&api)
+    );
+    task.abort();
+}

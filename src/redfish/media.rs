@@ -1,10 +1,20 @@
 //! Virtual media images: downloaded by vinod over HTTP(S) into `state_dir/redfish/media`,
 //! with a size limit and a deadline, then handed to the hypervisor as a CD image.
+//!
+//! A BMC client names the URL, so vinod (root, on the host's network) fetches only from the
+//! networks in `redfish.media_allow`: every address a host name resolves to, IP literals, and
+//! every redirect's target are checked, and the connection goes to a checked address only.
+//! Credentials for the image server are not sent on to a redirect's other host. A client is
+//! told only that the image could not be fetched; the reason is logged.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine;
@@ -13,7 +23,9 @@ use hyper::body::Bytes;
 use hyper::{Request, StatusCode, Uri, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
+use ipnet::IpNet;
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -31,8 +43,9 @@ pub enum MediaError {
     /// The URL does not parse.
     #[error("{0} is not a valid http(s) URL")]
     Url(String),
-    /// The request failed (connection, TLS, protocol).
-    #[error("cannot fetch {url}: {reason}")]
+    /// The request failed (source not allowed, connection, TLS, protocol). The reason is
+    /// logged, never shown to the client: it would tell open ports from closed ones.
+    #[error("cannot fetch {url}")]
     Fetch {
         /// URL without its query.
         url: String,
@@ -79,9 +92,18 @@ impl MediaError {
     pub fn is_source(&self) -> bool {
         !matches!(self, Self::Io { .. })
     }
+
+    /// The error with its reason, for the log.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Fetch { url, reason } => format!("cannot fetch {url}: {reason}"),
+            other => other.to_string(),
+        }
+    }
 }
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+type HttpsClient =
+    Client<hyper_rustls::HttpsConnector<HttpConnector<AllowedResolver>>, Empty<Bytes>>;
 
 /// Where images go and how they are fetched.
 #[derive(Clone)]
@@ -90,16 +112,19 @@ pub struct MediaStore {
     max_bytes: u64,
     timeout: Duration,
     client: HttpsClient,
+    allow: Arc<Vec<IpNet>>,
     rng: Arc<SystemRandom>,
 }
 
 impl MediaStore {
-    /// A store in `dir` (created, mode 0755: qemu reads the images).
+    /// A store in `dir` (created, mode 0755: qemu reads the images) fetching only from the
+    /// networks in `allow`.
     pub fn new(
         dir: PathBuf,
         max_bytes: u64,
         timeout: Duration,
         verify_tls: bool,
+        allow: Vec<IpNet>,
     ) -> Result<Self, RedfishError> {
         std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)))
@@ -107,6 +132,11 @@ impl MediaStore {
                 path: dir.display().to_string(),
                 source,
             })?;
+        let allow = Arc::new(allow);
+        let mut http = HttpConnector::new_with_resolver(AllowedResolver {
+            allow: allow.clone(),
+        });
+        http.enforce_http(false);
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
         let connector = if verify_tls {
             builder
@@ -124,12 +154,13 @@ impl MediaStore {
         }
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(http);
         Ok(Self {
             dir,
             max_bytes,
             timeout,
             client: Client::builder(TokioExecutor::new()).build(connector),
+            allow,
             rng: Arc::new(SystemRandom::new()),
         })
     }
@@ -153,21 +184,20 @@ impl MediaStore {
         })?;
         let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
         let file = self.dir.join(format!("{name}.{suffix}.iso"));
-        let part = self.dir.join(format!("{name}.{suffix}.part"));
+        // Deleted on every way out but success, also when the client goes away and this
+        // future is dropped half way.
+        let part = PartFile(self.dir.join(format!("{name}.{suffix}.part")));
         let shown = without_query(url);
-        let result = match tokio::time::timeout(self.timeout, self.download(url, auth, &part)).await
-        {
-            Ok(r) => r,
-            Err(_) => Err(MediaError::Timeout {
-                url: shown,
-                timeout: self.timeout,
-            }),
-        };
-        if let Err(e) = result {
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(e);
-        }
-        tokio::fs::rename(&part, &file)
+        let result =
+            match tokio::time::timeout(self.timeout, self.download(url, auth, &part.0)).await {
+                Ok(r) => r,
+                Err(_) => Err(MediaError::Timeout {
+                    url: shown,
+                    timeout: self.timeout,
+                }),
+            };
+        result?;
+        tokio::fs::rename(&part.0, &file)
             .await
             .map_err(|source| MediaError::Io {
                 path: file.display().to_string(),
@@ -184,10 +214,17 @@ impl MediaStore {
     ) -> Result<(), MediaError> {
         let shown = without_query(url);
         let mut uri: Uri = url.parse().map_err(|_| MediaError::Url(shown.clone()))?;
+        let origin = uri.authority().cloned();
         let mut redirects = 0;
         let response = loop {
+            self.check_literal(&uri)
+                .map_err(|reason| MediaError::Fetch {
+                    url: shown.clone(),
+                    reason,
+                })?;
             let mut req = Request::get(uri.clone());
-            if let Some((user, password)) = auth {
+            // The image server's credentials go to that server only, not to where it redirects.
+            if let Some((user, password)) = auth.filter(|_| uri.authority() == origin.as_ref()) {
                 let token =
                     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
                 req = req.header(header::AUTHORIZATION, format!("Basic {token}"));
@@ -263,6 +300,19 @@ impl MediaStore {
             .map_err(io)
     }
 
+    /// Refuses a URL whose host is an IP address outside `redfish.media_allow` (host names are
+    /// checked by the resolver, which hands the connector only allowed addresses).
+    fn check_literal(&self, uri: &Uri) -> Result<(), String> {
+        let host = uri.host().unwrap_or("");
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        match literal.parse::<IpAddr>() {
+            Ok(ip) if !allowed(&self.allow, ip) => {
+                Err(format!("{ip} is not in redfish.media_allow"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Deletes an image file if it is one of this store's.
     pub fn remove(&self, file: &Path) {
         if file.parent() == Some(self.dir.as_path())
@@ -287,9 +337,70 @@ impl MediaStore {
     }
 }
 
-/// `url` without query and fragment, safe to log and show (signed URLs carry tokens there).
+/// `url` without user information, query and fragment, safe to log and show (signed URLs carry
+/// tokens in the query, and some clients put credentials before the host).
 pub fn without_query(url: &str) -> String {
-    url.split(['?', '#']).next().unwrap_or("").to_string()
+    let bare = url.split(['?', '#']).next().unwrap_or("");
+    match bare.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://{host}{path}")
+        }
+        None => bare.to_string(),
+    }
+}
+
+/// Whether `ip` is in one of the networks of `allow` (IPv4-mapped IPv6 counts as IPv4).
+fn allowed(allow: &[IpNet], ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    allow.iter().any(|net| net.contains(&ip))
+}
+
+/// A partial download, deleted when dropped unless it was renamed away first.
+struct PartFile(PathBuf);
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        // After a successful rename the file is gone and this is a no-op.
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Resolves image server names to their allowed addresses only; a name with none is an
+/// error, so a DNS name can never lead the connection outside `redfish.media_allow`.
+#[derive(Clone)]
+struct AllowedResolver {
+    allow: Arc<Vec<IpNet>>,
+}
+
+type Resolved = std::vec::IntoIter<SocketAddr>;
+
+impl tower_service::Service<Name> for AllowedResolver {
+    type Response = Resolved;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Resolved, std::io::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allow = self.allow.clone();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
+                .await?
+                .filter(|a| allowed(&allow, a.ip()))
+                .collect();
+            if found.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{name} resolves to no address in redfish.media_allow"),
+                ));
+            }
+            Ok(found.into_iter())
+        })
+    }
 }
 
 fn resolve(base: &Uri, location: &str) -> Option<Uri> {
@@ -391,5 +502,20 @@ mod tests {
             without_query("http://h/x.iso?temp_url_sig=s#f"),
             "http://h/x.iso"
         );
+        assert_eq!(
+            without_query("https://user:secret@h:8443/x.iso?a=b"),
+            "https://h:8443/x.iso"
+        );
+    }
+
+    #[test]
+    fn only_allowed_networks_pass() {
+        let allow: Vec<IpNet> = vec!["192.0.2.0/24".parse().unwrap()];
+        assert!(allowed(&allow, "192.0.2.7".parse().unwrap()));
+        assert!(allowed(&allow, "::ffff:192.0.2.7".parse().unwrap()));
+        for refused in ["127.0.0.1", "169.254.169.254", "10.0.0.1", "::1", "0.0.0.0"] {
+            assert!(!allowed(&allow, refused.parse().unwrap()), "{refused}");
+        }
+        assert!(!allowed(&[], "192.0.2.7".parse().unwrap()));
     }
 }

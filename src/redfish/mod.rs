@@ -66,6 +66,7 @@ impl<M: Machines> Bmc<M> {
             rf.media_max_bytes,
             Duration::from_secs(rf.media_timeout_secs),
             rf.media_verify_tls,
+            rf.media_allow.clone(),
         )?;
         let seed = if config.node_name.is_empty() {
             crate::host::facts::hostname()

@@ -302,7 +302,7 @@ async fn insert<M: Machines + Send + Sync>(
         .fetch(id, &req.image, req.auth.as_ref())
         .await
         .map_err(|e| {
-            tracing::warn!(machine = %id, error = %e, "virtual media download failed");
+            tracing::warn!(machine = %id, error = %e.detail(), "virtual media download failed");
             if e.is_source() {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
