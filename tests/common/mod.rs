@@ -8,4 +8,5 @@ pub mod host;
 pub mod kube_env;
 pub mod libvirtd;
 pub mod python;
+pub mod secret;
 pub mod sim;
