@@ -367,6 +367,19 @@ impl Scene {
         );
     }
 
+    /// Runs vinod on `manifest` with a kill after `ops + 1` operations; asserts the pass has
+    /// exactly `ops`, so the kill never comes and the host ends up as `want`.
+    fn whole_pass(&self, manifest: &Path, ops: usize, want: Owned, what: &str) {
+        let out = vinod_once(&self.netns, &self.config, manifest, Some(ops + 1));
+        assert!(
+            out.status.success(),
+            "{what}, crash after {}: {:?}",
+            ops + 1,
+            out.status
+        );
+        self.check(want, &format!("{what} without a crash"));
+    }
+
     fn owned(&self) -> Owned {
         Owned {
             bridges: bridges(&self.netns, "vcr0"),
@@ -403,6 +416,9 @@ fn kill_9_at_thirteen_points_always_converges_without_leaks() {
     std::fs::write(&s.manifest, vino_yaml("cr", "vcr0", 64, 4, 1)).unwrap();
     std::fs::write(&s.empty, "").unwrap();
     let none = Owned::default();
+    // What a failed earlier run left behind would shift every partial state.
+    s.converge(&s.empty);
+    s.check(none, "before the first crash");
 
     for k in 1..=BUILD.len() {
         let when = format!("build, crash after {k}");
@@ -413,15 +429,7 @@ fn kill_9_at_thirteen_points_always_converges_without_leaks() {
         s.converge(&s.empty);
         s.check(none, &format!("teardown after build crash {k}"));
     }
-    // The build is exactly BUILD: a kill after one more operation never comes.
-    let out = vinod_once(&s.netns, &s.config, &s.manifest, Some(BUILD.len() + 1));
-    assert!(
-        out.status.success(),
-        "build, crash after {}: {:?}",
-        BUILD.len() + 1,
-        out.status
-    );
-    s.check(Owned::BUILT, "build without a crash");
+    s.whole_pass(&s.manifest, BUILD.len(), Owned::BUILT, "build");
     for k in TEARDOWN_KILLS {
         let when = format!("teardown, crash after {k}");
         s.crash(&s.empty, k, &when);
@@ -431,14 +439,7 @@ fn kill_9_at_thirteen_points_always_converges_without_leaks() {
         s.converge(&s.manifest);
         s.check(Owned::BUILT, &format!("rebuilt after {when}"));
     }
-    let out = vinod_once(&s.netns, &s.config, &s.empty, Some(TEARDOWN.len() + 1));
-    assert!(
-        out.status.success(),
-        "teardown, crash after {}: {:?}",
-        TEARDOWN.len() + 1,
-        out.status
-    );
-    s.check(none, "teardown without a crash");
+    s.whole_pass(&s.empty, TEARDOWN.len(), none, "teardown");
 }
 
 fn status_ready(state: &Path, total: u32) -> bool {
