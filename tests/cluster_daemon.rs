@@ -11,6 +11,7 @@ use common::cluster::{ClusterHost, LABEL, create_node};
 use common::host::{skip_reason, vino_yaml};
 use common::kube_env::{KubeEnv, assert_ok};
 use common::log::LogRecords;
+use common::secret::assert_no_secret;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -20,6 +21,9 @@ use vinod::api::bmh::BareMetalHost;
 use vinod::api::claim::VinoIPClaim;
 
 const NS: &str = "lab";
+/// The BMC password of the credentials Secret, and the one it is rotated to.
+const FIRST_PASSWORD: &str = "bmc-secret-first-7Hq2Vn9Lx4Rt";
+const ROTATED_PASSWORD: &str = "bmc-secret-rotated-3Kw8Pz5Dm1";
 const HOST: &str = "host-a";
 const NODE_IP: &str = "10.23.0.5";
 const LIMIT: Duration = Duration::from_secs(90);
@@ -309,7 +313,7 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
     // The Secret appears: its credentials are read through the API and published.
     let bmc: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bmc", "namespace": NS},
-        "stringData": {"username": "root", "password": "hunter2"},
+        "stringData": {"username": "root", "password": FIRST_PASSWORD},
     }))
     .unwrap();
     Api::<Secret>::namespaced(admin.clone(), NS)
@@ -339,7 +343,7 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
         .patch(
             "bmc",
             &PatchParams::default(),
-            &Patch::Merge(json!({"stringData": {"password": "rotated"}})),
+            &Patch::Merge(json!({"stringData": {"password": ROTATED_PASSWORD}})),
         )
         .await
         .unwrap();
@@ -353,13 +357,16 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
             .await
             .map_err(|e| e.to_string())?;
         let pw = String::from_utf8(c.data.unwrap()["password"].0.clone()).unwrap();
-        if pw == "rotated" {
+        if pw == ROTATED_PASSWORD {
             Ok(())
         } else {
             Err("old password".into())
         }
     })
     .await;
+    for pw in [FIRST_PASSWORD, ROTATED_PASSWORD] {
+        assert_no_secret(&host.log(), pw, "the host's log");
+    }
 
     // The API refuses this host's reads (its RBAC binding is gone): passes fail and change
     // nothing, they never take the refusal for "no Vinos".

@@ -19,6 +19,7 @@ use common::host::serve_boot_fetch;
 use common::kube_env::KubeEnv;
 use common::log::LogRecords;
 use common::python::{run_bounded, venv};
+use common::secret::assert_no_secret;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
@@ -33,6 +34,8 @@ const BRIDGE: &str = "ve2e0";
 const DOMAINS: [&str; 2] = ["lab.x.master-0", "lab.x.worker-0"];
 const LIMIT: Duration = Duration::from_secs(120);
 const API_DOWN: Duration = Duration::from_secs(60);
+/// The Vino's BMC password: sushy sends it in every request.
+const BMC_PASSWORD: &str = "e2e-bmc-secret-6Ry3Jk8Wn2Qs";
 
 fn manifest() -> String {
     format!(
@@ -62,7 +65,7 @@ spec:
       count: 1
       flavor: small
       networkInterfaces: [{{name: eth0, network: pxe}}]
-  bmcCredentials: {{username: admin, password: e2e-secret}}
+  bmcCredentials: {{username: admin, password: {BMC_PASSWORD}}}
 "#
     )
 }
@@ -370,4 +373,5 @@ async fn kubectl_apply_sushy_pxe_boot_faults_and_kubectl_delete() {
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "volumes left: {left:?}");
+    assert_no_secret(&host.log(), BMC_PASSWORD, "the host's log");
 }

@@ -282,6 +282,61 @@ fn vinod_once(netns: &Path, config: &Path, manifest: &Path, crash_after: Option<
     cmd.output().unwrap()
 }
 
+/// What vinod owns on the host for the crash test's Vino, as the host shows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Owned {
+    bridges: usize,
+    dnsmasq: usize,
+    volumes: usize,
+    domains: usize,
+}
+
+/// One operation of a pass, by the kind of object it creates or removes.
+#[derive(Clone, Copy)]
+enum Object {
+    Bridge,
+    Dhcp,
+    Volume,
+    Domain,
+}
+use Object::{Bridge, Dhcp, Domain, Volume};
+
+/// A fresh build of the Vino (4 VMs), in the order vinod applies it.
+const BUILD: [Object; 10] = [
+    Bridge, Dhcp, Volume, Volume, Volume, Volume, Domain, Domain, Domain, Domain,
+];
+/// Its teardown, in the order vinod applies it.
+const TEARDOWN: [Object; 10] = [
+    Domain, Domain, Domain, Domain, Volume, Volume, Volume, Volume, Dhcp, Bridge,
+];
+/// Where the teardown is killed (operations done before the kill).
+const TEARDOWN_KILLS: [usize; 3] = [1, 5, 9];
+const _: () = assert!(BUILD.len() + TEARDOWN_KILLS.len() == 13, "13 kill points");
+
+impl Owned {
+    /// The Vino fully built.
+    const BUILT: Owned = Owned {
+        bridges: 1,
+        dnsmasq: 1,
+        volumes: 4,
+        domains: 4,
+    };
+
+    /// `self` after `ops`, each adding (`by = 1`) or removing (`by = -1`) one object.
+    fn after(mut self, ops: &[Object], by: isize) -> Owned {
+        for op in ops {
+            let n = match op {
+                Bridge => &mut self.bridges,
+                Dhcp => &mut self.dnsmasq,
+                Volume => &mut self.volumes,
+                Domain => &mut self.domains,
+            };
+            *n = n.checked_add_signed(by).unwrap();
+        }
+        self
+    }
+}
+
 struct Scene {
     netns: PathBuf,
     config: PathBuf,
@@ -301,17 +356,41 @@ impl Scene {
         );
     }
 
-    /// Exactly `vms` VMs and their volumes, and one bridge and one dnsmasq iff `vms > 0`.
-    fn check(&self, vms: usize, when: &str) {
-        let up = usize::from(vms > 0);
-        assert_eq!(domains("cr").0.len(), vms, "{when}: domains");
-        assert_eq!(volumes(&self.pool).len(), vms, "{when}: volumes");
-        assert_eq!(bridges(&self.netns, "vcr0"), up, "{when}: bridges");
+    /// Runs vinod on `manifest` with a kill after `k` operations; asserts it was killed.
+    fn crash(&self, manifest: &Path, k: usize, when: &str) {
+        let out = vinod_once(&self.netns, &self.config, manifest, Some(k));
         assert_eq!(
-            processes(&self.conf_needle),
-            up,
-            "{when}: dnsmasq processes"
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(9),
+            "{when}: vinod was not killed: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Runs vinod on `manifest` with a kill after `ops + 1` operations; asserts the pass has
+    /// exactly `ops`, so the kill never comes and the host ends up as `want`.
+    fn whole_pass(&self, manifest: &Path, ops: usize, want: Owned, what: &str) {
+        let out = vinod_once(&self.netns, &self.config, manifest, Some(ops + 1));
+        assert!(
+            out.status.success(),
+            "{what}, crash after {}: {:?}",
+            ops + 1,
+            out.status
+        );
+        self.check(want, &format!("{what} without a crash"));
+    }
+
+    fn owned(&self) -> Owned {
+        Owned {
+            bridges: bridges(&self.netns, "vcr0"),
+            dnsmasq: processes(&self.conf_needle),
+            volumes: volumes(&self.pool).len(),
+            domains: domains("cr").0.len(),
+        }
+    }
+
+    fn check(&self, want: Owned, when: &str) {
+        assert_eq!(self.owned(), want, "{when}");
     }
 }
 
@@ -336,36 +415,31 @@ fn kill_9_at_thirteen_points_always_converges_without_leaks() {
     std::fs::write(&s.config, config_text(tmp.path(), h.uri(), &pool, "")).unwrap();
     std::fs::write(&s.manifest, vino_yaml("cr", "vcr0", 64, 4, 1)).unwrap();
     std::fs::write(&s.empty, "").unwrap();
+    let none = Owned::default();
+    // What a failed earlier run left behind would shift every partial state.
+    s.converge(&s.empty);
+    s.check(none, "before the first crash");
 
-    let mut points = 0;
-    // A fresh build has 10 operations: bridge, DHCP, 4 volumes, 4 domains.
-    for k in 1..=10 {
-        let out = vinod_once(&s.netns, &s.config, &s.manifest, Some(k));
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&out.status),
-            Some(9),
-            "build, crash after {k}: vinod was not killed"
-        );
-        points += 1;
+    for k in 1..=BUILD.len() {
+        let when = format!("build, crash after {k}");
+        s.crash(&s.manifest, k, &when);
+        s.check(none.after(&BUILD[..k], 1), &when);
         s.converge(&s.manifest);
-        s.check(4, &format!("build, crash after {k}"));
+        s.check(Owned::BUILT, &format!("{when}, converged"));
         s.converge(&s.empty);
-        s.check(0, &format!("teardown after build crash {k}"));
+        s.check(none, &format!("teardown after build crash {k}"));
     }
-    // Teardown has 10 operations too; crash inside it.
-    for k in [1, 5, 9] {
+    s.whole_pass(&s.manifest, BUILD.len(), Owned::BUILT, "build");
+    for k in TEARDOWN_KILLS {
+        let when = format!("teardown, crash after {k}");
+        s.crash(&s.empty, k, &when);
+        s.check(Owned::BUILT.after(&TEARDOWN[..k], -1), &when);
+        s.converge(&s.empty);
+        s.check(none, &format!("{when}, converged"));
         s.converge(&s.manifest);
-        let out = vinod_once(&s.netns, &s.config, &s.empty, Some(k));
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&out.status),
-            Some(9),
-            "teardown, crash after {k}"
-        );
-        points += 1;
-        s.converge(&s.empty);
-        s.check(0, &format!("teardown, crash after {k}"));
+        s.check(Owned::BUILT, &format!("rebuilt after {when}"));
     }
-    assert!(points >= 13);
+    s.whole_pass(&s.empty, TEARDOWN.len(), none, "teardown");
 }
 
 fn status_ready(state: &Path, total: u32) -> bool {

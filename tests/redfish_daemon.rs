@@ -11,8 +11,17 @@ mod prereq;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+#[path = "common/secret.rs"]
+mod secret;
+
+use secret::assert_no_secret;
+
+/// The BMC passwords the manifest gives, first and after a change.
+const FIRST: &str = "first-bmc-password-9f3Kq7Lm2Xw";
+const SECOND: &str = "second-bmc-password-4Tz8Rb6Yc1";
 
 struct Daemon(Child);
 
@@ -45,7 +54,13 @@ fn config(dir: &Path, port: u16) -> String {
     )
 }
 
-fn start(cfg: &Path, manifest: &Path) -> Daemon {
+/// Starts the daemon with a trace-level log appended to `log`.
+fn start(cfg: &Path, manifest: &Path, log: &Path) -> Daemon {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     Daemon(
         Command::new(env!("CARGO_BIN_EXE_vinod"))
             .args(["run", "--config"])
@@ -53,7 +68,9 @@ fn start(cfg: &Path, manifest: &Path) -> Daemon {
             .arg("--standalone")
             .arg(manifest)
             .env_remove("NOTIFY_SOCKET")
-            .stdout(Stdio::null())
+            .env("RUST_LOG", "trace")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .unwrap(),
     )
@@ -116,10 +133,13 @@ fn daemon_serves_the_bmc_with_the_manifests_credentials() {
     let cfg = tmp.path().join("vinod.toml");
     let man = tmp.path().join("vino.yaml");
     std::fs::write(&cfg, config(tmp.path(), port)).unwrap();
-    std::fs::write(&man, manifest("s3cret")).unwrap();
+    std::fs::write(&man, manifest(FIRST)).unwrap();
     let ca: PathBuf = tmp.path().join("state/redfish/cert.pem");
+    let log = tmp.path().join("vinod.log");
+    let first = format!("admin:{FIRST}");
+    let second = format!("admin:{SECOND}");
 
-    let d = start(&cfg, &man);
+    let d = start(&cfg, &man, &log);
     wait_for("the BMC", Duration::from_secs(30), || {
         ca.exists() && curl(port, &ca, "/redfish/v1/", None).0 == 200
     });
@@ -131,23 +151,20 @@ fn daemon_serves_the_bmc_with_the_manifests_credentials() {
     let cert = std::fs::read(&ca).unwrap();
     // The first pass hands the Vino's credentials to the BMC.
     wait_for("the credentials", Duration::from_secs(30), || {
-        curl(port, &ca, "/redfish/v1/Systems", Some("admin:s3cret")).0 == 200
+        curl(port, &ca, "/redfish/v1/Systems", Some(&first)).0 == 200
     });
-    let (_, body) = curl(port, &ca, "/redfish/v1/Systems", Some("admin:s3cret"));
+    let (_, body) = curl(port, &ca, "/redfish/v1/Systems", Some(&first));
     assert!(body.contains("\"Members@odata.count\":0"), "{body}");
     assert_eq!(
         curl(port, &ca, "/redfish/v1/Systems", Some("admin:wrong")).0,
         401
     );
     // The password changes in the manifest: the old one stops working.
-    std::fs::write(&man, manifest("n3w")).unwrap();
+    std::fs::write(&man, manifest(SECOND)).unwrap();
     wait_for("the new password", Duration::from_secs(30), || {
-        curl(port, &ca, "/redfish/v1/Systems", Some("admin:n3w")).0 == 200
+        curl(port, &ca, "/redfish/v1/Systems", Some(&second)).0 == 200
     });
-    assert_eq!(
-        curl(port, &ca, "/redfish/v1/Systems", Some("admin:s3cret")).0,
-        401
-    );
+    assert_eq!(curl(port, &ca, "/redfish/v1/Systems", Some(&first)).0, 401);
     stop(d);
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
@@ -155,10 +172,16 @@ fn daemon_serves_the_bmc_with_the_manifests_credentials() {
     );
 
     // A restart reuses the certificate.
-    let d = start(&cfg, &man);
+    let d = start(&cfg, &man, &log);
     wait_for("the BMC again", Duration::from_secs(30), || {
         curl(port, &ca, "/redfish/v1/", None).0 == 200
     });
     assert_eq!(std::fs::read(&ca).unwrap(), cert);
     stop(d);
+
+    // The passwords came in the manifest and in every request's Authorization header.
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.len() > 1000, "expected a trace-level log");
+    assert_no_secret(&log, FIRST, "the daemon's log");
+    assert_no_secret(&log, SECOND, "the daemon's log");
 }

@@ -3,6 +3,7 @@
 //! Validator. Both need the Python environment `scripts/redfish-venv.sh` builds; without it
 //! they skip (and fail under `CI=true`).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
@@ -14,7 +15,7 @@ mod prereq;
 #[path = "common/python.rs"]
 mod python;
 
-use python::{run_bounded, venv};
+use python::{run_bounded, run_bounded_status, venv};
 
 struct Served {
     running: vinod::redfish::Running,
@@ -79,8 +80,17 @@ async fn sushy_suite() {
 }
 
 /// Assertions of features vinod does not implement: accounts and roles (a VM's BMC
-/// credentials are its Vino's). See docs/redfish.md.
+/// credentials are its Vino's). See docs/redfish.md. These, and only these, fail.
 const UNIMPLEMENTED: &[&str] = &["SEC_PRIV_SUPPORT_PREDEFINED_ROLES"];
+
+/// The count after `label: ` in the validator's summary line.
+fn summary_count(summary: &str, label: &str) -> usize {
+    summary
+        .split(", ")
+        .find_map(|field| field.split_once(&format!("{label}: ")).map(|p| p.1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {label} count in {summary:?}"))
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_validator() {
@@ -107,7 +117,7 @@ async fn protocol_validator() {
         .env("REQUESTS_CA_BUNDLE", &cert)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .current_dir(report.path());
-    let (_, output) = tokio::task::spawn_blocking(move || run_bounded(cmd))
+    let (status, output) = tokio::task::spawn_blocking(move || run_bounded_status(cmd))
         .await
         .unwrap();
     s.running.stop().await;
@@ -131,12 +141,21 @@ async fn protocol_validator() {
     for f in &failures {
         println!("FAIL: {f}");
     }
-    let unexpected: Vec<&&str> = failures
+    assert_eq!(
+        summary_count(&summary, "FAIL"),
+        failures.len(),
+        "the summary and the report disagree"
+    );
+    let failed: BTreeSet<&str> = failures
         .iter()
-        .filter(|l| !UNIMPLEMENTED.iter().any(|a| l.starts_with(a)))
+        .map(|l| l.split('\t').next().unwrap())
         .collect();
-    assert!(
-        unexpected.is_empty(),
-        "unexpected failures: {unexpected:#?}"
+    let known: BTreeSet<&str> = UNIMPLEMENTED.iter().copied().collect();
+    assert_eq!(failed, known, "failed assertions: {failures:#?}");
+    // The validator exits 1 when any assertion failed, else 0.
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(i32::from(!known.is_empty())),
+        "the validator's exit status: {status:?}"
     );
 }

@@ -139,6 +139,7 @@ const WORDS: &[&str] = &[
 fn segment() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => proptest::sample::select(SEGMENTS).prop_map(str::to_string),
+        // Only characters `http` accepts in a path.
         1 => "[A-Za-z0-9%._$-]{0,8}",
     ]
 }
@@ -243,6 +244,7 @@ fn case() -> impl Strategy<Value = Case> {
             1 => Just(basic("admin-b", "pw-b")),
             1 => Just(basic("admin-a", "wrong")),
             1 => Just("Basic !!".to_string()),
+            // Visible ASCII and space: always a valid header value.
             1 => "[ -~]{0,16}",
         ],
     );
@@ -263,7 +265,9 @@ fn case() -> impl Strategy<Value = Case> {
     )
 }
 
-fn run(f: &Fixture, c: &Case) -> (StatusCode, Vec<u8>, String) {
+/// The HTTP request of case `c`. The generators only make paths and header values `http`
+/// accepts, so this fails only if a generator is wrong.
+fn request(f: &Fixture, c: &Case) -> Result<Request<Body>, axum::http::Error> {
     let path = c.path.replace("VM0", &f.vms[0]).replace("VM1", &f.vms[1]);
     let mut req = Request::builder().method(c.method.clone()).uri(path);
     if let Some(a) = &c.auth {
@@ -278,10 +282,10 @@ fn run(f: &Fixture, c: &Case) -> (StatusCode, Vec<u8>, String) {
     if let Some(v) = &c.odata_version {
         req = req.header("odata-version", v.as_str());
     }
-    let Ok(req) = req.body(Body::from(c.body.clone())) else {
-        // Not a representable request (e.g. a path hyper would refuse).
-        return (StatusCode::BAD_REQUEST, Vec::new(), String::new());
-    };
+    req.body(Body::from(c.body.clone()))
+}
+
+fn run(f: &Fixture, req: Request<Body>) -> (StatusCode, Vec<u8>, String) {
     f.rt.block_on(async {
         let resp = f.app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
@@ -334,7 +338,9 @@ proptest! {
 
 fn check(c: &Case) -> Result<(), TestCaseError> {
     let f = fixture();
-    let (status, body, ctype) = run(f, c);
+    let req = request(f, c)
+        .map_err(|e| TestCaseError::fail(format!("the generator made no request: {e}: {c:?}")))?;
+    let (status, body, ctype) = run(f, req);
     if std::env::var_os("VINOD_PROPTEST_TRACE").is_some() {
         eprintln!(
             "{} {} {} -> {}",
@@ -353,9 +359,7 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
     );
     if body.is_empty() {
         prop_assert!(
-            c.method == Method::HEAD
-                || matches!(status.as_u16(), 204 | 304)
-                || (status.as_u16() == 400 && ctype.is_empty()),
+            c.method == Method::HEAD || matches!(status.as_u16(), 204 | 304),
             "empty body with {} for {:?}",
             status,
             c

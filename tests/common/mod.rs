@@ -11,4 +11,5 @@ pub mod libvirtd;
 pub mod log;
 pub mod prereq;
 pub mod python;
+pub mod secret;
 pub mod sim;

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Longest a Python run may take.
@@ -31,7 +31,14 @@ pub fn venv() -> Result<PathBuf, String> {
 }
 
 /// Runs `cmd` to completion or the deadline (then kills it); returns success and output.
-pub fn run_bounded(mut cmd: Command) -> (bool, String) {
+pub fn run_bounded(cmd: Command) -> (bool, String) {
+    let (status, text) = run_bounded_status(cmd);
+    (status.is_some_and(|s| s.success()), text)
+}
+
+/// Runs `cmd` to completion or the deadline (then kills it); returns its exit status (`None`
+/// when killed at the deadline) and output.
+pub fn run_bounded_status(mut cmd: Command) -> (Option<ExitStatus>, String) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -62,5 +69,5 @@ pub fn run_bounded(mut cmd: Command) -> (bool, String) {
         std::thread::sleep(Duration::from_millis(100));
     };
     let text = format!("{}{}", out.join().unwrap(), err.join().unwrap());
-    (status.is_some_and(|s| s.success()), text)
+    (status, text)
 }
