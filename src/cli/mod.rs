@@ -211,6 +211,7 @@ fn plan_cmd(args: &PlanArgs) -> Result<()> {
         claims: &claims,
         credentials: credentials.as_ref(),
         taken_cpus: &CpuSet::default(),
+        current_pins: &Default::default(),
     })?;
     for w in &plan.warnings {
         eprintln!("warning: {w}");

@@ -26,10 +26,10 @@ use crate::host::{Bridges, DhcpServers, Hypervisor, facts};
 use crate::kube::claims::{self, ReserveError};
 use crate::kube::finalizer;
 use crate::kube::{KubeError, publish, status};
+use crate::plan::cpu::CpuLedger;
 use crate::plan::{self, NodeFacts, NumaNode, PlanInput};
 use crate::reconcile::{Adapters, AfterOp, ReconcileError};
 use crate::render::objects::Credentials;
-use crate::spec::cpuset::CpuSet;
 use crate::spec::{NodePhase, Vino};
 use crate::state::Owner;
 
@@ -159,7 +159,12 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
         let mut plans = Vec::new();
         let mut frozen = Vec::new();
         let mut reports = Vec::new();
-        let mut taken = CpuSet::default();
+        let owners: Vec<Owner> = vinos
+            .iter()
+            .filter(|v| active(v, &node))
+            .map(owner_of)
+            .collect();
+        let mut cpus = CpuLedger::new(&observed, &owners);
         for vino in vinos.iter().filter(|v| active(v, &node)) {
             let owner = owner_of(vino);
             let result =
@@ -175,7 +180,8 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
                             config: &self.config,
                             claims: all,
                             credentials: credentials.get(&owner),
-                            taken_cpus: &taken,
+                            taken_cpus: &cpus.taken_for(&owner),
+                            current_pins: cpus.current(),
                         })
                         .map(|p| (p.claims.clone(), p))
                     })
@@ -188,10 +194,7 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
                 };
             match result {
                 Ok(p) => {
-                    taken = taken
-                        .iter()
-                        .chain(p.pinned_cpus.parse::<CpuSet>().unwrap_or_default().iter())
-                        .collect();
+                    cpus.record(&p.pinned_cpus);
                     plans.push(p);
                 }
                 Err(e) => {

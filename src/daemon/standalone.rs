@@ -12,12 +12,12 @@ use super::inputs::{
 use super::status::Snapshot;
 use crate::config::Config;
 use crate::host::{Bridges, DhcpServers, Hypervisor};
+use crate::plan::cpu::CpuLedger;
 use crate::plan::diff::diff;
 use crate::plan::merge::merge;
 use crate::plan::{self, NodeFacts, PlanInput, VinoPlan};
 use crate::reconcile::{Adapters, AfterOp, Outcome, ReconcileError};
 use crate::redfish::BmcCredentials;
-use crate::spec::cpuset::CpuSet;
 use crate::spec::{NodePhase, NodeStatus};
 use crate::state::{HostState, Owner};
 
@@ -107,7 +107,8 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Standalone<
         let mut plans = Vec::new();
         let mut frozen = Vec::new();
         let mut reports = Vec::new();
-        let mut taken = CpuSet::default();
+        let owners: Vec<Owner> = manifest.vinos.iter().map(owner_of).collect();
+        let mut cpus = CpuLedger::new(&observed, &owners);
         for vino in &manifest.vinos {
             let owner = owner_of(vino);
             let key = owner.to_string();
@@ -119,13 +120,11 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Standalone<
                 config: &self.config,
                 claims: &claims,
                 credentials: credentials.as_ref(),
-                taken_cpus: &taken,
+                taken_cpus: &cpus.taken_for(&owner),
+                current_pins: cpus.current(),
             }) {
                 Ok(p) => {
-                    taken = taken
-                        .iter()
-                        .chain(p.pinned_cpus.parse::<CpuSet>().unwrap_or_default().iter())
-                        .collect();
+                    cpus.record(&p.pinned_cpus);
                     let entry = store.entry(key).or_default();
                     for (net, c) in &p.claims {
                         entry

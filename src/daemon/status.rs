@@ -222,6 +222,7 @@ mod tests {
                 owner,
                 spec_hash: "h".into(),
                 xml: String::new(),
+                pinned_cpus: Default::default(),
             },
         );
         let snap = Snapshot::after_pass("host-a", &[], &now, Vec::new(), Vec::new(), false);

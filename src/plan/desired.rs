@@ -55,9 +55,14 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
     let pins = match &checked.cpu_exclude {
         None => vec![None; vms.len()],
         Some(exclude) => {
-            let wants: Vec<(String, u32)> = vms
+            let none = CpuSet::default();
+            let wants: Vec<cpu::PinRequest<'_>> = vms
                 .iter()
-                .map(|v| (v.names.domain.clone(), checked.flavors[&v.flavor].vcpus))
+                .map(|v| cpu::PinRequest {
+                    vm: &v.names.domain,
+                    vcpus: checked.flavors[&v.flavor].vcpus,
+                    current: input.current_pins.get(&v.names.domain).unwrap_or(&none),
+                })
                 .collect();
             cpu::pin(&node.numa, exclude, input.taken_cpus, &wants)
                 .map_err(PlanError::Pinning)?
@@ -154,13 +159,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
         bare_metal_hosts: Vec::new(),
         secrets: Vec::new(),
         claims: claims.clone(),
-        pinned_cpus: pins
-            .iter()
-            .flatten()
-            .flatten()
-            .copied()
-            .collect::<CpuSet>()
-            .to_string(),
+        pinned_cpus: pins.iter().flatten().flatten().copied().collect(),
         warnings: checked.warnings.iter().map(ToString::to_string).collect(),
     };
     let owner_ref = owner_reference(input.vino);
@@ -259,6 +258,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
                 owner: owner.clone(),
                 spec_hash,
                 xml,
+                pinned_cpus: pinned.iter().flatten().copied().collect(),
             },
         );
 
@@ -354,3 +354,6 @@ fn mac(pool: &Pool, ip: Ipv4Addr) -> String {
     // Validation guarantees the whole static range has MACs; claims are inside it.
     pool.mac_for(ip).map(|m| m.to_string()).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests;

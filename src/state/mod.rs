@@ -7,6 +7,8 @@ use std::fmt;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use crate::spec::cpuset::CpuSet;
+
 /// The Vino an object belongs to. vinod only ever changes objects that carry an owner.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Owner {
@@ -96,6 +98,10 @@ pub struct Domain {
     /// Full definition (desired state only; observed domains leave it empty).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub xml: String,
+    /// Host CPUs its vCPUs are pinned to (empty when it floats). Observed from the host's
+    /// definition; in the desired state the XML carries them, so they are not serialised.
+    #[serde(skip)]
+    pub pinned_cpus: CpuSet,
 }
 
 impl HostState {
