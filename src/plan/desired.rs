@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::Ipv4Net;
 
 use super::names;
-use super::publish::{bmc_address, credentials, owner_reference, vm_objects};
+use super::publish::{bmc_address, owner_reference, vm_objects};
 use super::vm::Vm;
 use super::{NicPlan, PlanError, PlanInput, VinoPlan, VmPlan, cpu};
 use crate::config::Config;
@@ -26,17 +26,9 @@ const GIB: u64 = 1 << 30;
 pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
     let spec = &input.vino.spec;
     let checked = check(spec)?;
-    let owner = Owner {
-        namespace: input
-            .vino
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        name: input.vino.metadata.name.clone().unwrap_or_default(),
-    };
+    let owner = Owner::of(input.vino);
     let node = input.node;
-    let credentials = credentials(spec, &owner, input.credentials)?;
+    let credentials = super::credentials::resolve(input.vino, input.credentials)?;
     let bmc_ip = bmc_address(input.config, node)?;
 
     let vms: Vec<Vm> = spec

@@ -2,6 +2,7 @@
 //! the desired host state and the objects to publish.
 
 pub mod cpu;
+pub mod credentials;
 mod desired;
 pub mod diff;
 pub mod facts;

@@ -67,11 +67,7 @@ impl<M: Machines> Bmc<M> {
             Duration::from_secs(rf.media_timeout_secs),
             rf.media_verify_tls,
         )?;
-        let seed = if config.node_name.is_empty() {
-            crate::host::facts::hostname()
-        } else {
-            config.node_name.clone()
-        };
+        let seed = crate::host::facts::node_name(&config.node_name);
         Ok(Self {
             machines,
             credentials,

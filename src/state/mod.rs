@@ -7,6 +7,7 @@ use std::fmt;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use crate::spec::Vino;
 use crate::spec::cpuset::CpuSet;
 
 /// The Vino an object belongs to. vinod only ever changes objects that carry an owner.
@@ -16,6 +17,20 @@ pub struct Owner {
     pub namespace: String,
     /// Vino name.
     pub name: String,
+}
+
+impl Owner {
+    /// The owner key of `vino`; a Vino without a namespace is in `default`.
+    pub fn of(vino: &Vino) -> Owner {
+        Owner {
+            namespace: vino
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            name: vino.metadata.name.clone().unwrap_or_default(),
+        }
+    }
 }
 
 impl fmt::Display for Owner {
