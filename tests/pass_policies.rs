@@ -14,8 +14,8 @@ use common::sim::{
 };
 use k8s_openapi::api::core::v1::Secret;
 use vinod::config::Config;
-use vinod::ipam::NetworkClaims;
 use vinod::plan::{NodeFacts, NumaNode, VinoPlan};
+use vinod::reconcile::files::{ClaimStore, record_claims};
 use vinod::reconcile::pass::{Host, PassReport};
 use vinod::reconcile::report::VinoReport;
 use vinod::reconcile::source::{
@@ -29,7 +29,7 @@ use vinod::state::{HostState, Owner};
 #[derive(Clone, Default)]
 struct Store {
     vinos: Vec<Vino>,
-    claims: BTreeMap<String, BTreeMap<String, NetworkClaims>>,
+    claims: ClaimStore,
     reports: Vec<VinoReport>,
 }
 
@@ -68,13 +68,7 @@ impl VinoSource for MemorySource {
         let key = Owner::of(vino).to_string();
         let mut store = self.0.lock().unwrap();
         let p = plan(&store.claims.get(&key).cloned().unwrap_or_default())?;
-        let entry = store.claims.entry(key).or_default();
-        for (net, c) in &p.claims {
-            entry
-                .entry(net.clone())
-                .or_default()
-                .insert(p.node.clone(), c.clone());
-        }
+        record_claims(&mut store.claims, &p);
         Ok(p)
     }
 

@@ -14,11 +14,11 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::error_chain;
 use crate::host::{Bridges, DhcpServers, Hypervisor};
 use crate::kube::source::KubeSource;
 use crate::plan::NodeFacts;
 use crate::reconcile::pass::{Host, PassError, PassReport};
-use crate::reconcile::report::chain;
 use crate::reconcile::source::{FailureKind, VinoSource};
 use crate::reconcile::standalone::FileSource;
 use crate::reconcile::{Adapters, AfterOp};
@@ -297,7 +297,7 @@ where
             }
             Err(e) => {
                 metrics.failed_pass();
-                error!(error = %chain(&e), "pass failed; nothing was changed");
+                error!(error = %error_chain(&e), "pass failed; nothing was changed");
                 if first {
                     notifier.ready("first pass failed; retrying (see log)")
                 }

@@ -19,9 +19,10 @@ use tracing::warn;
 use super::claims::{self, ReserveError};
 use super::finalizer::{self, FinalizeError};
 use super::{KubeError, publish, status};
+use crate::error_chain;
 use crate::host::facts;
 use crate::plan::{self, NodeFacts, NumaNode, VinoPlan, credentials};
-use crate::reconcile::report::{VinoReport, chain};
+use crate::reconcile::report::VinoReport;
 use crate::reconcile::source::{Finished, Inputs, Planner, Published, Unplanned, VinoSource};
 use crate::spec::{NodePhase, Vino};
 use crate::state::Owner;
@@ -91,11 +92,11 @@ impl KubeSource {
                     written = rep.created.len() + rep.recreated.len() + rep.deleted.len();
                     for bmh in &rep.recreated {
                         if let Err(e) = self.events.host_recreated(vino, bmh).await {
-                            warn!(error = %chain(&e), "cannot send an Event");
+                            warn!(error = %error_chain(&e), "cannot send an Event");
                         }
                     }
                     if !rep.errors.is_empty() {
-                        let text: Vec<String> = rep.errors.iter().map(|e| chain(e)).collect();
+                        let text: Vec<String> = rep.errors.iter().map(|e| error_chain(e)).collect();
                         r.degrade(format!("publishing failed: {}", text.join("; ")));
                         errors.extend(rep.errors);
                     } else if !rep.pending.is_empty() && r.status.phase == NodePhase::Ready {
@@ -103,7 +104,7 @@ impl KubeSource {
                     }
                 }
                 Err(e) => {
-                    r.degrade(format!("publishing failed: {}", chain(&e)));
+                    r.degrade(format!("publishing failed: {}", error_chain(&e)));
                     errors.push(e);
                 }
             }
@@ -119,7 +120,7 @@ impl KubeSource {
         )
         .await
         {
-            warn!(vino = %owner, error = %chain(&e), "cannot report status");
+            warn!(vino = %owner, error = %error_chain(&e), "cannot report status");
             errors.push(e);
         }
         written

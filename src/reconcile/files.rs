@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::source::{Failure, FailureKind};
 use crate::ipam::NetworkClaims;
+use crate::plan::VinoPlan;
 use crate::spec::{self, Vino};
 use crate::state::Owner;
 
@@ -191,6 +192,17 @@ pub fn yaml<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<String, Fil
         path: path.into(),
         source: Box::new(e),
     })
+}
+
+/// Records this host's claims of `plan` in `store`.
+pub fn record_claims(store: &mut ClaimStore, plan: &VinoPlan) {
+    let entry = store.entry(plan.owner.to_string()).or_default();
+    for (net, c) in &plan.claims {
+        entry
+            .entry(net.clone())
+            .or_default()
+            .insert(plan.node.clone(), c.clone());
+    }
 }
 
 /// Saves the claim store (only if it changed).

@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tracing::{info, warn};
 
-use super::report::{VinoReport, chain};
+use super::report::VinoReport;
 use super::source::{Failure, FailureKind, Finished, Inputs, Unplanned, VinoSource};
 use super::{Adapters, AfterOp, Outcome, ReconcileError};
 use crate::config::Config;
+use crate::error_chain;
 use crate::host::{Bridges, DhcpServers, Hypervisor};
 use crate::plan::cpu::CpuLedger;
 use crate::plan::diff::diff;
@@ -154,7 +155,7 @@ where
                 Err(e) => {
                     let (kind, why) = match &e {
                         Unplanned::Invalid(e) => (FailureKind::InvalidInput, e.to_string()),
-                        Unplanned::Source(e) => (e.kind(), chain(e)),
+                        Unplanned::Source(e) => (e.kind(), error_chain(e)),
                     };
                     warn!(vino = %owner, error = %why, "cannot plan; keeping what it has");
                     failure = failure.max(Some(kind));
@@ -186,7 +187,7 @@ where
         if !host_converged {
             failure = failure.max(Some(FailureKind::Host));
         }
-        let first_error = outcome.errors.first().map(|e| chain(e));
+        let first_error = outcome.errors.first().map(|e| error_chain(e));
         for p in &plans {
             reports.push(VinoReport::of_plan(p, &desired, &now, first_error.clone()));
         }
@@ -207,10 +208,10 @@ where
             .errors
             .into_iter()
             .chain(self.source.finish(&finished).await);
-        let mut errors: Vec<String> = outcome.errors.iter().map(|e| chain(e)).collect();
+        let mut errors: Vec<String> = outcome.errors.iter().map(|e| error_chain(e)).collect();
         for e in source_errors {
             failure = failure.max(Some(e.kind()));
-            errors.push(chain(&e));
+            errors.push(error_chain(&e));
         }
         errors.extend(inputs.problem.clone());
         // Publication still waiting (a BareMetalHost being deleted): look again soon.

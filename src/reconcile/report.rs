@@ -81,30 +81,3 @@ impl VinoReport {
         r
     }
 }
-
-/// `e` and each of its sources, joined by `: `.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("outer")]
-    struct Outer(#[source] std::io::Error);
-
-    #[test]
-    fn chain_names_every_cause_once() {
-        let e = Outer(std::io::Error::other("inner"));
-        assert_eq!(chain(&e), "outer: inner");
-    }
-}

@@ -9,11 +9,12 @@ use std::path::PathBuf;
 use tracing::warn;
 
 use super::files::{
-    ClaimStore, FileError, Manifest, multi_doc, read_claims, save_claims, write_atomic,
-    write_if_changed, yaml,
+    ClaimStore, FileError, Manifest, multi_doc, read_claims, record_claims, save_claims,
+    write_atomic, write_if_changed, yaml,
 };
-use super::report::{VinoReport, chain};
+use super::report::VinoReport;
 use super::source::{Finished, Inputs, Planner, Published, Unplanned, VinoSource};
+use crate::error_chain;
 use crate::plan::{NodeFacts, VinoPlan};
 use crate::spec::Vino;
 use crate::state::Owner;
@@ -81,8 +82,8 @@ impl VinoSource for FileSource {
                 None
             }
             Err(e) => {
-                warn!(error = %chain(&e), "cannot read the manifest; keeping the last good one");
-                Some(chain(&e))
+                warn!(error = %error_chain(&e), "cannot read the manifest; keeping the last good one");
+                Some(error_chain(&e))
             }
         };
         self.claims = read_claims(&self.claims_path())?;
@@ -101,13 +102,7 @@ impl VinoSource for FileSource {
     ) -> Result<VinoPlan, Unplanned<FileError>> {
         let key = Owner::of(vino).to_string();
         let p = plan(&self.claims.get(&key).cloned().unwrap_or_default())?;
-        let entry = self.claims.entry(key).or_default();
-        for (net, c) in &p.claims {
-            entry
-                .entry(net.clone())
-                .or_default()
-                .insert(self.node.name.clone(), c.clone());
-        }
+        record_claims(&mut self.claims, &p);
         save_claims(&self.claims_path(), &self.claims).map_err(Unplanned::Source)?;
         Ok(p)
     }
@@ -123,7 +118,7 @@ impl VinoSource for FileSource {
                 Ok(n) => out.written += n,
                 Err(e) => {
                     if let Some(r) = reports.iter_mut().find(|r| r.vino == p.owner.to_string()) {
-                        r.degrade(format!("publishing failed: {}", chain(&e)));
+                        r.degrade(format!("publishing failed: {}", error_chain(&e)));
                     }
                     out.errors.push(e);
                 }

@@ -3,8 +3,8 @@
 use tracing::warn;
 
 use super::KubeSource;
+use crate::error_chain;
 use crate::plan::names::vm_names;
-use crate::reconcile::report::chain;
 use crate::reconcile::source::Finished;
 use crate::state::Owner;
 
@@ -52,7 +52,7 @@ impl KubeSource {
             }
         }
         for e in sent.into_iter().filter_map(Result::err) {
-            warn!(error = %chain(&e), "cannot send an Event");
+            warn!(error = %error_chain(&e), "cannot send an Event");
         }
     }
 }

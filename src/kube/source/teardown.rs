@@ -5,10 +5,10 @@
 use tracing::{debug, info, warn};
 
 use super::{KubeSource, active, selected_hosts};
+use crate::error_chain;
 use crate::kube::finalizer::{self, FinalizeError, State, has_finalizer};
 use crate::kube::{KubeError, claims, is_status, publish, status};
 use crate::plan::diff::diff;
-use crate::reconcile::report::chain;
 use crate::state::{HostState, Owner};
 
 impl KubeSource {
@@ -53,7 +53,7 @@ impl KubeSource {
                 Ok(State::Released) => info!(vino = %owner, "torn down; finalizer removed"),
                 Ok(_) => {}
                 Err(e) => {
-                    warn!(vino = %owner, error = %chain(&e), "teardown not finished");
+                    warn!(vino = %owner, error = %error_chain(&e), "teardown not finished");
                     errors.push(match e {
                         FinalizeError::Kube(e) | FinalizeError::Teardown { source: e, .. } => e,
                     });
