@@ -379,3 +379,28 @@ fn mtime(path: &Path) -> Option<SystemTime> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_follows_the_kind_of_failure() {
+        let resync = Duration::from_secs(30);
+        assert_eq!(next_pass_in(true, None, resync), resync);
+        assert_eq!(next_pass_in(false, None, resync), RETRY_HOST);
+        let invalid = Some(FailureKind::InvalidInput);
+        assert_eq!(next_pass_in(true, invalid, resync), resync);
+        assert_eq!(
+            next_pass_in(false, Some(FailureKind::Host), resync),
+            RETRY_HOST
+        );
+        let api = Some(FailureKind::ApiUnreachable);
+        assert_eq!(next_pass_in(false, api, resync), RETRY_API);
+        // Never longer than the resync.
+        assert_eq!(
+            next_pass_in(false, api, Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
+    }
+}

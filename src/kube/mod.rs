@@ -150,6 +150,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn failures_have_kinds() {
+        let clash = KubeError::Clash {
+            kind: "BareMetalHost",
+            namespace: "ns".into(),
+            name: "h".into(),
+            why: "not vinod's".into(),
+        };
+        assert_eq!(clash.kind(), FailureKind::InvalidInput);
+        let contended = KubeError::Contended {
+            what: "x".into(),
+            attempts: 3,
+        };
+        assert_eq!(contended.kind(), FailureKind::ApiUnreachable);
+        let status = |code| {
+            KubeError::api(
+                "read",
+                kube::Error::Api(
+                    kube::core::Status::failure("no", "Reason")
+                        .with_code(code)
+                        .boxed(),
+                ),
+            )
+        };
+        assert_eq!(status(403).kind(), FailureKind::ApiUnreachable);
+        assert_eq!(status(422).kind(), FailureKind::InvalidInput);
+    }
+
+    #[test]
     fn names_per_host() {
         assert_eq!(field_manager("node-a"), "vinod/node-a");
         assert_eq!(finalizer_name("node-a"), "vino.airshipit.org/node-a");
