@@ -82,6 +82,14 @@ impl<E: Failure> PassError<E> {
     }
 }
 
+/// The plans of one pass.
+struct Planned {
+    plans: Vec<VinoPlan>,
+    frozen: Vec<Owner>,
+    reports: Vec<VinoReport>,
+    failure: Option<FailureKind>,
+}
+
 /// The credentials a Vino's `secretRef` Secret gives: `Ok(None)` without one or if it does
 /// not exist (the planner reports that).
 type FromSecret = Result<Option<Credentials>, PlanError>;
@@ -114,56 +122,19 @@ where
     /// Reads, plans, applies, publishes and finishes once.
     pub async fn pass(&mut self, after_op: AfterOp<'_>) -> Result<PassReport, PassError<S::Error>> {
         let inputs = self.source.read().await.map_err(PassError::Read)?;
-        let mut from_secret = secret_credentials(&inputs);
         if let Some(table) = &self.bmc {
-            table.replace(&bmc_table(&inputs.vinos, &from_secret));
+            table.replace(&bmc_table(&inputs.vinos, &secret_credentials(&inputs)));
         }
         let observed = self.adapters.observe().await?;
         let mut failure = inputs.problem.as_ref().map(|_| FailureKind::InvalidInput);
 
-        let owners: Vec<Owner> = inputs.vinos.iter().map(Owner::of).collect();
-        let mut cpus = CpuLedger::new(&observed, &owners);
-        let mut plans = Vec::new();
-        let mut frozen = Vec::new();
-        let mut reports = Vec::new();
-        for vino in &inputs.vinos {
-            let owner = Owner::of(vino);
-            let planned = match from_secret.remove(&owner).unwrap_or(Ok(None)) {
-                Err(e) => Err(Unplanned::Invalid(e)),
-                Ok(creds) => {
-                    let taken = cpus.taken_for(&owner);
-                    let (node, config, current) = (&inputs.node, &self.config, cpus.current());
-                    let mut planner = |claims: &_| {
-                        plan::plan(PlanInput {
-                            vino,
-                            node,
-                            config,
-                            claims,
-                            credentials: creds.as_ref(),
-                            taken_cpus: &taken,
-                            current_pins: current,
-                        })
-                    };
-                    self.source.reserve(vino, &mut planner).await
-                }
-            };
-            match planned {
-                Ok(p) => {
-                    cpus.record(&p.pinned_cpus);
-                    plans.push(p);
-                }
-                Err(e) => {
-                    let (kind, why) = match &e {
-                        Unplanned::Invalid(e) => (FailureKind::InvalidInput, e.to_string()),
-                        Unplanned::Source(e) => (e.kind(), error_chain(e)),
-                    };
-                    warn!(vino = %owner, error = %why, "cannot plan; keeping what it has");
-                    failure = failure.max(Some(kind));
-                    reports.push(VinoReport::degraded(&owner, why));
-                    frozen.push(owner);
-                }
-            }
-        }
+        let Planned {
+            mut plans,
+            frozen,
+            mut reports,
+            failure: plan_failure,
+        } = self.plan_all(&inputs, &observed).await;
+        failure = failure.max(plan_failure);
 
         let (desired, conflicts) = merge(&plans, &frozen, &observed);
         for c in &conflicts {
@@ -236,6 +207,63 @@ where
             errors,
             failure,
         })
+    }
+
+    /// Reserves claims for and plans every Vino of `inputs`, with one CPU ledger: a Vino that
+    /// cannot be planned is frozen and reported.
+    async fn plan_all(&mut self, inputs: &Inputs, observed: &HostState) -> Planned {
+        let mut from_secret = secret_credentials(inputs);
+        let mut failure = None;
+        let owners: Vec<Owner> = inputs.vinos.iter().map(Owner::of).collect();
+        let mut cpus = CpuLedger::new(observed, &owners);
+        let mut plans = Vec::new();
+        let mut frozen = Vec::new();
+        let mut reports = Vec::new();
+        for vino in &inputs.vinos {
+            let owner = Owner::of(vino);
+            let planned = match from_secret.remove(&owner).unwrap_or(Ok(None)) {
+                Err(e) => Err(Unplanned::Invalid(e)),
+                Ok(creds) => {
+                    let taken = cpus.taken_for(&owner);
+                    let (node, config, current) = (&inputs.node, &self.config, cpus.current());
+                    let mut planner = |claims: &_| {
+                        plan::plan(PlanInput {
+                            vino,
+                            node,
+                            config,
+                            claims,
+                            credentials: creds.as_ref(),
+                            taken_cpus: &taken,
+                            current_pins: current,
+                        })
+                    };
+                    self.source.reserve(vino, &mut planner).await
+                }
+            };
+            match planned {
+                Ok(p) => {
+                    cpus.record(&p.pinned_cpus);
+                    plans.push(p);
+                }
+                Err(e) => {
+                    let (kind, why) = match &e {
+                        Unplanned::Invalid(e) => (FailureKind::InvalidInput, e.to_string()),
+                        Unplanned::Source(e) => (e.kind(), error_chain(e)),
+                    };
+                    warn!(vino = %owner, error = %why, "cannot plan; keeping what it has");
+                    failure = failure.max(Some(kind));
+                    reports.push(VinoReport::degraded(&owner, why));
+                    frozen.push(owner);
+                }
+            }
+        }
+
+        Planned {
+            plans,
+            frozen,
+            reports,
+            failure,
+        }
     }
 }
 

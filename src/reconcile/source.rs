@@ -12,7 +12,8 @@ use crate::plan::{NodeFacts, PlanError, VinoPlan};
 use crate::spec::Vino;
 use crate::state::HostState;
 
-/// What went wrong, as far as retrying is concerned.
+/// What went wrong, as far as retrying is concerned. Of several failures in one pass the
+/// greatest decides the pause before the next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FailureKind {
     /// The input is wrong; nothing changes until it does (a watch or the manifest's change
