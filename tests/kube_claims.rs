@@ -90,6 +90,7 @@ async fn reserve(
             claims: all,
             credentials: None,
             taken_cpus: &CpuSet::default(),
+            current_pins: &Default::default(),
         })
         .map(|p| (p.claims.clone(), p))
     })

@@ -67,6 +67,7 @@ async fn build(client: &Client, vino: &Vino, node: &str) {
             claims: all,
             credentials: None,
             taken_cpus: &CpuSet::default(),
+            current_pins: &Default::default(),
         })
         .map(|p| (p.claims.clone(), p))
     })

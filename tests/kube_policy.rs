@@ -66,6 +66,7 @@ async fn publish_as(client: &Client, vino: &Vino, node: &str) -> Vec<String> {
             claims: all,
             credentials: None,
             taken_cpus: &CpuSet::default(),
+            current_pins: &Default::default(),
         })
         .map(|p| (p.claims.clone(), p))
     })

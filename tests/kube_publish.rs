@@ -85,6 +85,7 @@ async fn plan_on(client: &Client, vino: &Vino, host: &str) -> VinoPlan {
             claims: all,
             credentials: None,
             taken_cpus: &CpuSet::default(),
+            current_pins: &Default::default(),
         })
         .map(|p| (p.claims.clone(), p))
     })

@@ -94,6 +94,7 @@ fn desired(pool: &str, bridge: &str, dir: &Path, memory_mib: u64) -> (Volume, Do
         owner,
         spec_hash,
         xml,
+        pinned_cpus: Default::default(),
     };
     (volume, domain)
 }

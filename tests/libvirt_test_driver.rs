@@ -81,6 +81,7 @@ fn desired(vino: &str, memory_mib: u64) -> (Volume, Domain) {
         owner: owner(vino),
         spec_hash,
         xml,
+        pinned_cpus: Default::default(),
     };
     (volume, domain)
 }

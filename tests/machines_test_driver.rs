@@ -65,6 +65,7 @@ fn domain(vino: &str, memory_mib: u64) -> Domain {
         owner,
         spec_hash,
         xml,
+        pinned_cpus: Default::default(),
     }
 }
 

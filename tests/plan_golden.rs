@@ -63,6 +63,7 @@ fn run_case(dir: &Path) -> Value {
         claims: &input.claims,
         credentials: creds.as_ref(),
         taken_cpus: &CpuSet::default(),
+        current_pins: &Default::default(),
     })
     .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     serde_json::to_value(p.redacted()).unwrap()

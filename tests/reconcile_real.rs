@@ -134,6 +134,7 @@ fn four_vms_on_real_libvirt_and_a_real_pxe_boot() {
         claims: &Default::default(),
         credentials: None,
         taken_cpus: &CpuSet::default(),
+        current_pins: &Default::default(),
     })
     .unwrap();
     for vm in &p.vms {
@@ -259,6 +260,7 @@ fn plan_host(v: &vinod::api::Vino, cfg: &Config) -> HostState {
         claims: &Default::default(),
         credentials: None,
         taken_cpus: &CpuSet::default(),
+        current_pins: &Default::default(),
     })
     .unwrap()
     .host

@@ -173,13 +173,10 @@ fn plan_cmd(args: &PlanArgs) -> Result<()> {
         None => Config::parse("", "(defaults)")?,
     };
     let node = NodeFacts {
-        name: args.node.clone().unwrap_or_else(|| {
-            if config.node_name.is_empty() {
-                vinod::host::facts::hostname()
-            } else {
-                config.node_name.clone()
-            }
-        }),
+        name: args
+            .node
+            .clone()
+            .unwrap_or_else(|| vinod::host::facts::node_name(&config.node_name)),
         labels: parse_labels(&args.node_labels)?,
         addresses: args.node_addresses.clone(),
         numa: match &args.numa {
@@ -212,6 +209,7 @@ fn plan_cmd(args: &PlanArgs) -> Result<()> {
         claims: &claims,
         credentials: credentials.as_ref(),
         taken_cpus: &CpuSet::default(),
+        current_pins: &Default::default(),
     })?;
     for w in &plan.warnings {
         eprintln!("warning: {w}");
@@ -259,12 +257,7 @@ fn parse_numa(text: &str) -> Result<Vec<NumaNode>> {
 }
 
 fn resolve_credentials(vino: &api::Vino, files: &[PathBuf]) -> Result<Option<Credentials>> {
-    let Some(r) = vino
-        .spec
-        .bmc_credentials
-        .as_ref()
-        .and_then(|c| c.secret_ref.as_ref())
-    else {
+    let Some((_, name)) = plan::credentials::secret_ref(vino) else {
         return Ok(None);
     };
     for f in files {
@@ -272,30 +265,9 @@ fn resolve_credentials(vino: &api::Vino, files: &[PathBuf]) -> Result<Option<Cre
         for doc in serde_yaml::Deserializer::from_str(&text) {
             let secret = Secret::deserialize(doc)
                 .with_context(|| format!("{}: not a Secret manifest", f.display()))?;
-            if secret.metadata.name.as_deref() != Some(r.name.as_str()) {
-                continue;
+            if secret.metadata.name.as_deref() == Some(name.as_str()) {
+                return Ok(Some(plan::credentials::decode(&secret)?));
             }
-            let get = |key: &str| -> Result<String> {
-                if let Some(v) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
-                    return Ok(v.clone());
-                }
-                let bytes = secret
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get(key))
-                    .with_context(|| {
-                        format!(
-                            "spec.bmcCredentials.secretRef: Secret {:?} has no key {key:?}",
-                            r.name
-                        )
-                    })?;
-                String::from_utf8(bytes.0.clone())
-                    .with_context(|| format!("Secret {:?} key {key:?} is not UTF-8", r.name))
-            };
-            return Ok(Some(Credentials {
-                username: get("username")?,
-                password: get("password")?,
-            }));
         }
     }
     Ok(None)

@@ -62,7 +62,7 @@ pub fn run(config_path: &Path, standalone: Option<PathBuf>, once: bool) -> Resul
         };
         opts.redfish_requests = bmc.as_ref().map(|b| b.requests.clone());
         let mut d = Standalone::new(adapters, config, node, manifest).with_bmc_credentials(bmc_credentials);
-        let converged = daemon::run_standalone(&mut d, &opts, &Notifier::new(), &hook).await;
+        let converged = daemon::run_loop(&mut d, &opts, &Notifier::new(), &hook).await;
         if let Some(bmc) = bmc {
             bmc.stop().await;
         }
@@ -77,7 +77,7 @@ async fn run_cluster(
     opts: &mut RunOptions,
     hook: &(dyn Fn(usize) + Sync),
 ) -> Result<bool> {
-    let node = node_name(&config);
+    let node = facts::node_name(&config.node_name);
     tracing::info!(node = %node, "vinod starting (cluster)");
     let client = kube::Client::try_default()
         .await
@@ -112,21 +112,13 @@ async fn run_cluster(
     Ok(converged?)
 }
 
-fn node_name(config: &Config) -> String {
-    if config.node_name.is_empty() {
-        facts::hostname()
-    } else {
-        config.node_name.clone()
-    }
-}
-
 fn node_facts(config: &Config) -> NodeFacts {
     let addresses = match config.redfish.advertise_address.parse() {
         Ok(ip) => vec![ip],
         Err(_) => facts::ipv4_addresses(),
     };
     NodeFacts {
-        name: node_name(config),
+        name: facts::node_name(&config.node_name),
         labels: Default::default(),
         addresses,
         numa: facts::numa_nodes(Path::new("/sys")),

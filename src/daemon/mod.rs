@@ -1,49 +1,174 @@
 //! The daemon: the reconcile loop with its triggers (manifest changes, SIGHUP, a periodic
 //! resync) and a clean stop on SIGTERM that leaves every VM running.
 
-pub mod bmc;
-pub mod cluster;
-pub mod inputs;
 pub mod metrics;
 pub mod notify;
-pub mod standalone;
 pub mod status;
 pub mod watches;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use kube::Client;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::error_chain;
 use crate::host::{Bridges, DhcpServers, Hypervisor};
-use crate::reconcile::{AfterOp, ReconcileError};
-pub use cluster::Cluster;
+use crate::kube::source::KubeSource;
+use crate::plan::NodeFacts;
+use crate::reconcile::pass::{Host, PassError, PassReport};
+use crate::reconcile::source::{FailureKind, VinoSource};
+use crate::reconcile::standalone::FileSource;
+use crate::reconcile::{Adapters, AfterOp};
+use crate::redfish::BmcCredentials;
 pub use notify::Notifier;
-pub use standalone::{PassReport, Standalone};
+use watches::Watches;
 
-/// One kind of daemon pass (standalone: a manifest; cluster: the API server) driven by
-/// [`run_loop`].
-#[allow(async_fn_in_trait)]
-pub trait Pass {
-    /// Reads, plans, applies and publishes once.
-    async fn pass(&mut self, after_op: AfterOp<'_>) -> Result<PassReport, ReconcileError>;
+/// What wakes the loop before the resync, besides signals.
+enum Trigger {
+    /// A change of the manifest file's modification time.
+    Manifest(PathBuf),
+    /// Watch events (once [`Cluster::watch`] started them).
+    Watches(Option<Watches>),
+}
+
+/// A host's daemon: its reconcile, what wakes it, and its last pass for `vinod status`.
+pub struct Daemon<S, B, D, H> {
+    /// The host's reconcile.
+    pub host: Host<S, B, D, H>,
+    /// What the last pass saw and did, for `vinod status`.
+    pub snapshot: status::Snapshot,
+    trigger: Trigger,
+}
+
+/// The daemon without a cluster: a manifest file in, files out.
+pub type Standalone<B, D, H> = Daemon<FileSource, B, D, H>;
+/// The daemon in a cluster: the API server in and out.
+pub type Cluster<B, D, H> = Daemon<KubeSource, B, D, H>;
+
+impl<B, D, H> Daemon<FileSource, B, D, H> {
+    /// A daemon for `manifest_path` on `node`.
+    pub fn new(
+        adapters: Adapters<B, D, H>,
+        config: Config,
+        node: NodeFacts,
+        manifest_path: PathBuf,
+    ) -> Self {
+        let source = FileSource::new(node, manifest_path.clone(), config.state_dir.clone());
+        Self::with_source(source, adapters, config, Trigger::Manifest(manifest_path))
+    }
+}
+
+impl<B, D, H> Daemon<KubeSource, B, D, H> {
+    /// A daemon for Node `node_name` talking to the API server through `client`.
+    pub fn new(
+        adapters: Adapters<B, D, H>,
+        config: Config,
+        client: Client,
+        node_name: String,
+    ) -> Self {
+        let source = KubeSource::new(client, node_name);
+        Self::with_source(source, adapters, config, Trigger::Watches(None))
+    }
+
+    /// Starts watches of the Vinos, of this host's Node and (from the next pass on) of the
+    /// credentials Secrets of its Vinos; each event wakes the loop.
+    pub fn watch(&mut self) {
+        let w = Watches::start(self.host.source.client.clone(), &self.host.source.node_name);
+        self.trigger = Trigger::Watches(Some(w));
+    }
+}
+
+impl<S, B, D, H> Daemon<S, B, D, H> {
+    fn with_source(
+        source: S,
+        adapters: Adapters<B, D, H>,
+        config: Config,
+        trigger: Trigger,
+    ) -> Self {
+        Self {
+            host: Host::new(source, adapters, config),
+            snapshot: status::Snapshot::default(),
+            trigger,
+        }
+    }
+
+    /// Keeps `table` (the Redfish server's) set to the BMC credentials of this host's Vinos.
+    pub fn with_bmc_credentials(mut self, table: BmcCredentials) -> Self {
+        self.host = self.host.with_bmc_credentials(table);
+        self
+    }
+
     /// The configuration in use.
-    fn config(&self) -> &Config;
-    /// Replaces the configuration (SIGHUP).
-    fn set_config(&mut self, config: Config);
-    /// What the last pass saw and did.
-    fn snapshot(&self) -> &status::Snapshot;
-    /// Returns when something changed that calls for a pass before the resync (a manifest
-    /// edit, a watch event). May never return.
-    async fn changed(&mut self);
+    pub fn config(&self) -> &Config {
+        &self.host.config
+    }
+}
+
+impl<S, B, D, H> Daemon<S, B, D, H>
+where
+    S: VinoSource,
+    B: Bridges + Sync,
+    D: DhcpServers + Sync,
+    H: Hypervisor + Sync,
+{
+    /// One pass; keeps its snapshot and follows the Secrets it used.
+    pub async fn pass(&mut self, after_op: AfterOp<'_>) -> Result<PassReport, PassError<S::Error>> {
+        let report = self.host.pass(after_op).await?;
+        self.snapshot = status::Snapshot::after_pass(
+            &report.node,
+            &report.plans,
+            &report.now,
+            report.reports.clone(),
+            report.errors.clone(),
+            report.host_converged,
+        );
+        if let Trigger::Watches(Some(w)) = &mut self.trigger {
+            w.follow_secrets(&report.secrets_used);
+        }
+        Ok(report)
+    }
+
+    /// Returns when something changed that calls for a pass before the resync. May never
+    /// return.
+    async fn changed(&mut self) {
+        match &mut self.trigger {
+            Trigger::Watches(Some(w)) => w.changed().await,
+            Trigger::Watches(None) => std::future::pending().await,
+            Trigger::Manifest(path) => {
+                let seen = mtime(path);
+                loop {
+                    tokio::time::sleep(POLL).await;
+                    if mtime(path) != seen {
+                        info!("manifest changed");
+                        return;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// How often the manifest's modification time is checked.
 const POLL: Duration = Duration::from_secs(1);
-/// Pause before retrying a pass that did not converge.
-const RETRY: Duration = Duration::from_secs(2);
+/// Pause before retrying a pass that failed on the host or has work left.
+const RETRY_HOST: Duration = Duration::from_secs(2);
+/// Pause before retrying a pass the API server failed; it may be down for a while.
+const RETRY_API: Duration = Duration::from_secs(5);
+
+/// How long to wait before the next pass: the resync when the pass converged or only the
+/// input is wrong (a change of it wakes the loop), a short retry otherwise.
+fn next_pass_in(converged: bool, failure: Option<FailureKind>, resync: Duration) -> Duration {
+    let wait = match failure {
+        None if converged => resync,
+        Some(FailureKind::InvalidInput) => resync,
+        Some(FailureKind::ApiUnreachable) => RETRY_API,
+        None | Some(FailureKind::Host) => RETRY_HOST,
+    };
+    wait.min(resync)
+}
 
 /// Errors of the daemon loop.
 #[derive(Debug, thiserror::Error)]
@@ -64,31 +189,21 @@ pub struct RunOptions {
     pub redfish_requests: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
-/// Runs standalone passes until SIGTERM or SIGINT (or after one pass with `once`). Returns
-/// whether the last pass converged.
-pub async fn run_standalone<B, D, H>(
-    daemon: &mut Standalone<B, D, H>,
+/// Runs passes of `daemon` until SIGTERM or SIGINT (or after one pass with `once`): after each
+/// pass it waits for the resync period (shorter after a failure, by its kind), SIGHUP (reloads
+/// the configuration) or a change of its input. Returns whether the last pass converged.
+pub async fn run_loop<S, B, D, H>(
+    daemon: &mut Daemon<S, B, D, H>,
     opts: &RunOptions,
     notifier: &Notifier,
     after_op: AfterOp<'_>,
 ) -> Result<bool, DaemonError>
 where
+    S: VinoSource,
     B: Bridges + Sync,
     D: DhcpServers + Sync,
     H: Hypervisor + Sync,
 {
-    run_loop(daemon, opts, notifier, after_op).await
-}
-
-/// Runs passes of `daemon` until SIGTERM or SIGINT (or after one pass with `once`): after each
-/// pass it waits for the resync period (a short retry if the pass did not converge), SIGHUP
-/// (reloads the configuration) or [`Pass::changed`]. Returns whether the last pass converged.
-pub async fn run_loop<P: Pass>(
-    daemon: &mut P,
-    opts: &RunOptions,
-    notifier: &Notifier,
-    after_op: AfterOp<'_>,
-) -> Result<bool, DaemonError> {
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
@@ -129,7 +244,7 @@ pub async fn run_loop<P: Pass>(
             notifier.beat();
             after_op(n);
         };
-        let converged = match daemon.pass(&beat_then_hook).await {
+        let (converged, failure) = match daemon.pass(&beat_then_hook).await {
             Ok(report) => {
                 let ready: u64 = report
                     .reports
@@ -178,25 +293,25 @@ pub async fn run_loop<P: Pass>(
                 } else {
                     notifier.status(&line)
                 }
-                report.converged && report.manifest_error.is_none()
+                (report.converged, report.failure)
             }
             Err(e) => {
                 metrics.failed_pass();
-                error!(error = %standalone::error_chain(&e), "pass failed; nothing was changed");
+                error!(error = %error_chain(&e), "pass failed; nothing was changed");
                 if first {
                     notifier.ready("first pass failed; retrying (see log)")
                 }
-                false
+                (false, Some(e.kind()))
             }
         };
         first = false;
-        snapshots.send_replace(daemon.snapshot().clone());
+        snapshots.send_replace(daemon.snapshot.clone());
         notifier.beat();
         if opts.once {
             return Ok(converged);
         }
         let resync = Duration::from_millis(daemon.config().resync_ms);
-        let wait = if converged { resync } else { RETRY.min(resync) };
+        let wait = next_pass_in(converged, failure, resync);
         let deadline = tokio::time::Instant::now() + wait;
         let mut reload_now = false;
         {
@@ -239,7 +354,7 @@ fn stop(notifier: &Notifier, signal: &str) -> bool {
     true
 }
 
-fn reload<P: Pass>(daemon: &mut P, opts: &RunOptions) {
+fn reload<S, B, D, H>(daemon: &mut Daemon<S, B, D, H>, opts: &RunOptions) {
     let Some(path) = &opts.config_path else {
         return;
     };
@@ -249,39 +364,9 @@ fn reload<P: Pass>(daemon: &mut P, opts: &RunOptions) {
     match parsed {
         Ok(c) => {
             info!(path = %path.display(), "configuration reloaded (adapter settings apply after a restart)");
-            daemon.set_config(c);
+            daemon.host.config = c;
         }
         Err(e) => warn!(error = %e, "invalid configuration; keeping the current one"),
-    }
-}
-
-impl<B, D, H> Pass for Standalone<B, D, H>
-where
-    B: Bridges + Sync,
-    D: DhcpServers + Sync,
-    H: Hypervisor + Sync,
-{
-    async fn pass(&mut self, after_op: AfterOp<'_>) -> Result<PassReport, ReconcileError> {
-        Standalone::pass(self, after_op).await
-    }
-    fn config(&self) -> &Config {
-        &self.config
-    }
-    fn set_config(&mut self, config: Config) {
-        self.config = config;
-    }
-    fn snapshot(&self) -> &status::Snapshot {
-        &self.snapshot
-    }
-    async fn changed(&mut self) {
-        let seen = mtime(&self.manifest_path);
-        loop {
-            tokio::time::sleep(POLL).await;
-            if mtime(&self.manifest_path) != seen {
-                info!("manifest changed");
-                return;
-            }
-        }
     }
 }
 
@@ -292,5 +377,30 @@ fn mtime(path: &Path) -> Option<SystemTime> {
             warn!(path = %path.display(), error = %e, "cannot stat the manifest");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_follows_the_kind_of_failure() {
+        let resync = Duration::from_secs(30);
+        assert_eq!(next_pass_in(true, None, resync), resync);
+        assert_eq!(next_pass_in(false, None, resync), RETRY_HOST);
+        let invalid = Some(FailureKind::InvalidInput);
+        assert_eq!(next_pass_in(true, invalid, resync), resync);
+        assert_eq!(
+            next_pass_in(false, Some(FailureKind::Host), resync),
+            RETRY_HOST
+        );
+        let api = Some(FailureKind::ApiUnreachable);
+        assert_eq!(next_pass_in(false, api, resync), RETRY_API);
+        // Never longer than the resync.
+        assert_eq!(
+            next_pass_in(false, api, Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
     }
 }

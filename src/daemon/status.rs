@@ -13,8 +13,8 @@ use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tracing::warn;
 
-use super::inputs::VinoReport;
 use crate::plan::VinoPlan;
+use crate::reconcile::report::VinoReport;
 use crate::state::HostState;
 
 /// File name of the socket in `run_dir`.
@@ -222,6 +222,7 @@ mod tests {
                 owner,
                 spec_hash: "h".into(),
                 xml: String::new(),
+                pinned_cpus: Default::default(),
             },
         );
         let snap = Snapshot::after_pass("host-a", &[], &now, Vec::new(), Vec::new(), false);

@@ -8,6 +8,17 @@ use crate::plan::NumaNode;
 use crate::value::cpuset::CpuSet;
 
 /// The machine's hostname, or `localhost` if it cannot be read.
+/// This host's Node name: `configured` (vinod.toml's `node_name`) unless empty, else the
+/// hostname.
+pub fn node_name(configured: &str) -> String {
+    if configured.is_empty() {
+        hostname()
+    } else {
+        configured.to_string()
+    }
+}
+
+/// The kernel's hostname (`localhost` if it cannot be read).
 pub fn hostname() -> String {
     hostname::get()
         .ok()

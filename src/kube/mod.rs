@@ -9,12 +9,14 @@
 pub mod claims;
 pub mod finalizer;
 pub mod publish;
+pub mod source;
 pub mod status;
 
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 use crate::plan::names::label_value;
+use crate::reconcile::source::{Failure, FailureKind};
 
 /// How often a read-modify-write is attempted before giving up on conflicts.
 pub const MAX_ATTEMPTS: u32 = 40;
@@ -80,6 +82,34 @@ pub enum KubeError {
     /// The Vino lacks metadata the cluster always sets (name, namespace, uid).
     #[error("Vino {0} has no {1}: was it read from the API server?")]
     Incomplete(String, &'static str),
+    /// Objects of a Vino that left this host are not all withdrawn yet.
+    #[error("objects of {owner} not withdrawn yet: pending {pending:?}, {} failed", .errors.len())]
+    NotWithdrawn {
+        /// The Vino.
+        owner: String,
+        /// Objects waiting for a BareMetalHost being deleted.
+        pending: Vec<String>,
+        /// What failed.
+        errors: Vec<KubeError>,
+    },
+}
+
+impl Failure for KubeError {
+    fn kind(&self) -> FailureKind {
+        match self {
+            KubeError::Api {
+                source: kube::Error::Api(s),
+                ..
+            } if s.code == 400 || s.code == 422 => FailureKind::InvalidInput,
+            KubeError::Api { .. }
+            | KubeError::Contended { .. }
+            | KubeError::NotWithdrawn { .. } => FailureKind::ApiUnreachable,
+            KubeError::Clash { .. }
+            | KubeError::Rejected { .. }
+            | KubeError::StaleClaims { .. }
+            | KubeError::Incomplete(..) => FailureKind::InvalidInput,
+        }
+    }
 }
 
 impl KubeError {
@@ -118,6 +148,34 @@ pub(crate) async fn backoff(attempt: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_have_kinds() {
+        let clash = KubeError::Clash {
+            kind: "BareMetalHost",
+            namespace: "ns".into(),
+            name: "h".into(),
+            why: "not vinod's".into(),
+        };
+        assert_eq!(clash.kind(), FailureKind::InvalidInput);
+        let contended = KubeError::Contended {
+            what: "x".into(),
+            attempts: 3,
+        };
+        assert_eq!(contended.kind(), FailureKind::ApiUnreachable);
+        let status = |code| {
+            KubeError::api(
+                "read",
+                kube::Error::Api(
+                    kube::core::Status::failure("no", "Reason")
+                        .with_code(code)
+                        .boxed(),
+                ),
+            )
+        };
+        assert_eq!(status(403).kind(), FailureKind::ApiUnreachable);
+        assert_eq!(status(422).kind(), FailureKind::InvalidInput);
+    }
 
     #[test]
     fn names_per_host() {

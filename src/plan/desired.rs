@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::Ipv4Net;
 
 use super::names;
-use super::publish::{bmc_address, credentials, owner_reference, vm_objects};
+use super::publish::{bmc_address, owner_reference, vm_objects};
 use super::vm::Vm;
 use super::{NicPlan, PlanError, PlanInput, VinoPlan, VmPlan, cpu};
 use crate::api::flavor::flavor_name;
@@ -27,17 +27,9 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
     let spec = &input.vino.spec;
     check_metadata(&input.vino.metadata)?;
     let checked = check(spec)?;
-    let owner = Owner {
-        namespace: input
-            .vino
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        name: input.vino.metadata.name.clone().unwrap_or_default(),
-    };
+    let owner = Owner::of(input.vino);
     let node = input.node;
-    let credentials = credentials(spec, &owner, input.credentials)?;
+    let credentials = super::credentials::resolve(input.vino, input.credentials)?;
     let bmc_ip = bmc_address(input.config, node)?;
 
     let vms: Vec<Vm> = spec
@@ -56,9 +48,14 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
     let pins = match &checked.cpu_exclude {
         None => vec![None; vms.len()],
         Some(exclude) => {
-            let wants: Vec<(String, u32)> = vms
+            let none = CpuSet::default();
+            let wants: Vec<cpu::PinRequest<'_>> = vms
                 .iter()
-                .map(|v| (v.names.domain.clone(), checked.flavors[&v.flavor].vcpus))
+                .map(|v| cpu::PinRequest {
+                    vm: &v.names.domain,
+                    vcpus: checked.flavors[&v.flavor].vcpus,
+                    current: input.current_pins.get(&v.names.domain).unwrap_or(&none),
+                })
                 .collect();
             cpu::pin(&node.numa, exclude, input.taken_cpus, &wants)
                 .map_err(PlanError::Pinning)?
@@ -155,13 +152,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
         bare_metal_hosts: Vec::new(),
         secrets: Vec::new(),
         claims: claims.clone(),
-        pinned_cpus: pins
-            .iter()
-            .flatten()
-            .flatten()
-            .copied()
-            .collect::<CpuSet>()
-            .to_string(),
+        pinned_cpus: pins.iter().flatten().flatten().copied().collect(),
         warnings: checked.warnings.iter().map(ToString::to_string).collect(),
     };
     let owner_ref = owner_reference(input.vino);
@@ -260,6 +251,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
                 owner: owner.clone(),
                 spec_hash,
                 xml,
+                pinned_cpus: pinned.iter().flatten().copied().collect(),
             },
         );
 
@@ -355,3 +347,6 @@ fn mac(pool: &Pool, ip: Ipv4Addr) -> String {
     // Validation guarantees the whole static range has MACs; claims are inside it.
     pool.mac_for(ip).map(|m| m.to_string()).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests;

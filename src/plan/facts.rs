@@ -31,23 +31,7 @@ pub struct NumaNode {
     /// NUMA node number.
     pub id: u32,
     /// Its CPUs, as a cpulist (`0-7,16-23`).
-    #[serde(with = "cpulist")]
     pub cpus: CpuSet,
-}
-
-mod cpulist {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::value::cpuset::CpuSet;
-
-    pub fn serialize<S: Serializer>(set: &CpuSet, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&set.to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<CpuSet, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
 }
 
 /// Whether `vino` selects the host described by `node`: every `matchLabels` entry must be

@@ -119,6 +119,7 @@ mod tests {
                 owner: owner(o),
                 spec_hash: hash.into(),
                 xml: String::new(),
+                pinned_cpus: Default::default(),
             },
         );
         h
@@ -133,7 +134,7 @@ mod tests {
             bare_metal_hosts: vec![],
             secrets: vec![],
             claims: Default::default(),
-            pinned_cpus: String::new(),
+            pinned_cpus: Default::default(),
             warnings: vec![],
         }
     }

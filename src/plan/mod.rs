@@ -2,6 +2,7 @@
 //! the desired host state and the objects to publish.
 
 pub mod cpu;
+pub mod credentials;
 mod desired;
 pub mod diff;
 pub mod facts;
@@ -84,8 +85,11 @@ pub struct PlanInput<'a> {
     pub claims: &'a BTreeMap<String, NetworkClaims>,
     /// BMC credentials resolved from `spec.bmcCredentials.secretRef`, if it is used.
     pub credentials: Option<&'a Credentials>,
-    /// CPUs already pinned by other Vinos on this host.
+    /// CPUs held by other Vinos on this host (their plans and their existing VMs).
     pub taken_cpus: &'a CpuSet,
+    /// The CPUs this host's existing domains are pinned to, by domain name (observed): a VM
+    /// keeps its CPUs while they are still allowed.
+    pub current_pins: &'a BTreeMap<String, CpuSet>,
 }
 
 /// What one Vino wants on this host.
@@ -106,8 +110,8 @@ pub struct VinoPlan {
     pub secrets: Vec<Secret>,
     /// This host's claims by network, to persist.
     pub claims: BTreeMap<String, HostClaims>,
-    /// CPUs this Vino pins, in cpulist form (empty when unpinned).
-    pub pinned_cpus: String,
+    /// CPUs this Vino pins (empty when unpinned); serialised in cpulist form.
+    pub pinned_cpus: CpuSet,
     /// Accepted input worth reporting.
     pub warnings: Vec<String>,
 }

@@ -123,25 +123,6 @@ pub(super) fn vm_objects(
     }
 }
 
-pub(super) fn credentials(
-    spec: &VinoSpec,
-    owner: &Owner,
-    resolved: Option<&Credentials>,
-) -> Result<Credentials, PlanError> {
-    let c = spec.bmc_credentials.as_ref();
-    if let Some(r) = c.and_then(|c| c.secret_ref.as_ref()) {
-        return resolved.cloned().ok_or_else(|| PlanError::MissingSecret {
-            field: "spec.bmcCredentials.secretRef".into(),
-            name: r.name.clone(),
-            namespace: owner.namespace.clone(),
-        });
-    }
-    Ok(Credentials {
-        username: c.and_then(|c| c.username.clone()).unwrap_or_default(),
-        password: c.and_then(|c| c.password.clone()).unwrap_or_default(),
-    })
-}
-
 pub(super) fn bmc_address(config: &Config, node: &super::NodeFacts) -> Result<IpAddr, PlanError> {
     if let Ok(ip) = config.redfish.advertise_address.parse::<IpAddr>() {
         return Ok(ip);

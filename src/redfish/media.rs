@@ -238,7 +238,7 @@ impl MediaStore {
                 .await
                 .map_err(|e| MediaError::Fetch {
                     url: shown.clone(),
-                    reason: error_chain(&e),
+                    reason: crate::error_chain(&e),
                 })?;
             if resp.status().is_redirection() && redirects < MAX_REDIRECTS {
                 let location = resp
@@ -283,7 +283,7 @@ impl MediaStore {
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| MediaError::Fetch {
                 url: shown.clone(),
-                reason: error_chain(&e),
+                reason: crate::error_chain(&e),
             })?;
             if let Ok(data) = frame.into_data() {
                 written += data.len() as u64;
@@ -416,17 +416,6 @@ fn resolve(base: &Uri, location: &str) -> Option<Uri> {
     };
     parts.path_and_query = Some(path.parse().ok()?);
     Uri::from_parts(parts).ok()
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Accepts any server certificate (`redfish.media_verify_tls = false`), still checking the

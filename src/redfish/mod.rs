@@ -68,11 +68,7 @@ impl<M: Machines> Bmc<M> {
             rf.media_verify_tls,
             rf.media_allow.clone(),
         )?;
-        let seed = if config.node_name.is_empty() {
-            crate::host::facts::hostname()
-        } else {
-            config.node_name.clone()
-        };
+        let seed = crate::host::facts::node_name(&config.node_name);
         Ok(Self {
             machines,
             credentials,

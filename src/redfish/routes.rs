@@ -359,19 +359,8 @@ fn fault<E: Fault + std::error::Error>(e: E) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, "GeneralError", format!("{e}."))
         }
         FaultKind::Host => {
-            tracing::warn!(error = %error_chain(&e), "hypervisor call failed");
+            tracing::warn!(error = %crate::error_chain(&e), "hypervisor call failed");
             ApiError::internal(e)
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

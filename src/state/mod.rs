@@ -7,6 +7,9 @@ use std::fmt;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use crate::api::Vino;
+use crate::value::cpuset::CpuSet;
+
 /// The Vino an object belongs to. vinod only ever changes objects that carry an owner.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Owner {
@@ -14,6 +17,20 @@ pub struct Owner {
     pub namespace: String,
     /// Vino name.
     pub name: String,
+}
+
+impl Owner {
+    /// The owner key of `vino`; a Vino without a namespace is in `default`.
+    pub fn of(vino: &Vino) -> Owner {
+        Owner {
+            namespace: vino
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            name: vino.metadata.name.clone().unwrap_or_default(),
+        }
+    }
 }
 
 impl fmt::Display for Owner {
@@ -96,6 +113,10 @@ pub struct Domain {
     /// Full definition (desired state only; observed domains leave it empty).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub xml: String,
+    /// Host CPUs its vCPUs are pinned to (empty when it floats). Observed from the host's
+    /// definition; in the desired state the XML carries them, so they are not serialised.
+    #[serde(skip)]
+    pub pinned_cpus: CpuSet,
 }
 
 impl HostState {

@@ -4,6 +4,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 /// Largest CPU number accepted; far above any real host, it bounds hostile input.
 pub const MAX_CPU: u32 = 65_535;
 
@@ -12,6 +14,11 @@ pub const MAX_CPU: u32 = 65_535;
 pub struct CpuSet(BTreeSet<u32>);
 
 impl CpuSet {
+    /// The empty set.
+    pub const fn new() -> Self {
+        CpuSet(BTreeSet::new())
+    }
+
     /// The CPUs in ascending order.
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.0.iter().copied()
@@ -30,6 +37,30 @@ impl CpuSet {
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The CPUs in this set or in `other`.
+    pub fn union(&self, other: &CpuSet) -> CpuSet {
+        CpuSet(self.0.union(&other.0).copied().collect())
+    }
+
+    /// Whether every CPU of this set is in `other`.
+    pub fn is_subset(&self, other: &CpuSet) -> bool {
+        self.0.is_subset(&other.0)
+    }
+}
+
+impl Serialize for CpuSet {
+    /// As a cpulist string (`0-3,8`).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for CpuSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -185,6 +185,7 @@ pub fn plan_of(vino: &Vino, config: &Config) -> VinoPlan {
         claims: &Default::default(),
         credentials: None,
         taken_cpus: &CpuSet::default(),
+        current_pins: &Default::default(),
     })
     .unwrap()
 }

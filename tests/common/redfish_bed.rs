@@ -97,6 +97,7 @@ pub async fn define_vinos(ns: &str, vinos: &[&str], per_vino: u32) -> Vec<BedVin
                 owner: owner.clone(),
                 spec_hash,
                 xml,
+                pinned_cpus: Default::default(),
             };
             if let Err(e) = lv.define(&d).await {
                 panic!("define {}: {e}", d.name);

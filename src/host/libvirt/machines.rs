@@ -34,7 +34,7 @@ pub const GRACEFUL_RESTART_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often that wait checks the domain's state.
 const RESTART_POLL: Duration = Duration::from_millis(200);
 /// The persistent definition, with secrets, so rewriting it loses nothing.
-const INACTIVE_XML: sys::virDomainXMLFlags =
+pub(super) const INACTIVE_XML: sys::virDomainXMLFlags =
     sys::VIR_DOMAIN_XML_INACTIVE | sys::VIR_DOMAIN_XML_SECURE;
 
 /// What a power action left to do.
@@ -232,7 +232,7 @@ fn owner_of(attrs: &std::collections::BTreeMap<String, String>) -> Option<Owner>
 }
 
 /// The persistent definition and the BMC's view of it.
-fn definition(dom: &VirtDomain, name: &str) -> Result<(String, DomainView), VirtError> {
+pub(super) fn definition(dom: &VirtDomain, name: &str) -> Result<(String, DomainView), VirtError> {
     let xml = dom
         .xml_desc(INACTIVE_XML)
         .map_err(|e| domain_error(name, "read the definition of", e))?;

@@ -59,6 +59,7 @@ fn state(vms: u32, o: &str) -> HostState {
                 owner: owner(o),
                 spec_hash: "h1".into(),
                 xml: "<domain/>".into(),
+                pinned_cpus: Default::default(),
             },
         );
     }

@@ -3,6 +3,10 @@ use crate::render::domain::{DomainSpec, render};
 use crate::state::Owner;
 
 fn rendered() -> (String, String) {
+    rendered_pinned(None)
+}
+
+fn rendered_pinned(pinned_cpus: Option<Vec<u32>>) -> (String, String) {
     render(&DomainSpec {
         name: "ns.v.worker-0".into(),
         uuid: "00000000-0000-8000-8000-000000000000".into(),
@@ -16,7 +20,7 @@ fn rendered() -> (String, String) {
         vcpus: 2,
         memory_mib: 2048,
         hugepages: false,
-        pinned_cpus: None,
+        pinned_cpus,
         disks: vec![("vinod".into(), "root.qcow2".into(), "vda".into())],
         nics: vec![
             ("br0".into(), "52:54:00:00:00:01".into()),
@@ -58,6 +62,15 @@ fn reads_what_the_bmc_reports() {
     let s = BmcState::of(&v);
     assert!(s.is_default());
     assert_eq!(s.default_boot, ["hd", "network"]);
+    assert!(v.pinned_cpus.is_empty());
+}
+
+#[test]
+fn reads_pinned_cpus_from_vcpupin_or_the_vcpu_mask() {
+    let (xml, _) = rendered_pinned(Some(vec![5, 3]));
+    assert_eq!(view(&xml).unwrap().pinned_cpus.to_string(), "3,5");
+    let masked = "<domain><vcpu placement=\"static\" cpuset=\"8-9\">2</vcpu></domain>";
+    assert_eq!(view(masked).unwrap().pinned_cpus.to_string(), "8-9");
 }
 
 #[test]

@@ -7,6 +7,7 @@ use quick_xml::events::Event;
 
 use super::{CD_ALIAS, XmlError, attrs, is_bmc_element, local};
 use crate::render::domain::METADATA_NS;
+use crate::value::cpuset::CpuSet;
 
 fn without_xmlns(a: BTreeMap<String, String>) -> BTreeMap<String, String> {
     a.into_iter()
@@ -37,6 +38,9 @@ pub struct DomainView {
     pub uuid: String,
     /// Attributes of vinod's own `<vinod:vm>` ownership element, if there is one.
     pub vinod: Option<BTreeMap<String, String>>,
+    /// Host CPUs the vCPUs are pinned to: every `<cputune><vcpupin cpuset=…>`, or else the
+    /// `<vcpu cpuset=…>` mask; empty when the domain floats.
+    pub pinned_cpus: CpuSet,
 }
 
 /// Reads the BMC's view of a definition.
@@ -47,6 +51,13 @@ pub fn view(xml: &str) -> Result<DomainView, XmlError> {
     // Inside a <disk>: (device, source file, alias).
     let mut disk: Option<(String, Option<String>, Option<String>)> = None;
     let mut memory_unit = String::from("KiB");
+    let mut vcpu_mask = CpuSet::default();
+    let cpus = |a: &BTreeMap<String, String>| -> CpuSet {
+        // libvirt writes well-formed cpulists; an unreadable one counts as floating.
+        a.get("cpuset")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_default()
+    };
     loop {
         let event = reader.read_event()?;
         let (e, empty) = match &event {
@@ -63,6 +74,8 @@ pub fn view(xml: &str) -> Result<DomainView, XmlError> {
                 (Some(b"os"), b"type") => v.machine = a.get("machine").cloned().unwrap_or_default(),
                 (Some(b"os"), b"loader") => v.efi |= a.get("type").is_some_and(|t| t == "pflash"),
                 (Some(b"domain"), b"os") => v.efi |= a.get("firmware").is_some_and(|f| f == "efi"),
+                (Some(b"domain"), b"vcpu") => vcpu_mask = cpus(&a),
+                (Some(b"cputune"), b"vcpupin") => v.pinned_cpus = v.pinned_cpus.union(&cpus(&a)),
                 (Some(b"domain"), b"memory") => {
                     memory_unit = a.get("unit").cloned().unwrap_or_else(|| "KiB".into())
                 }
@@ -118,6 +131,9 @@ pub fn view(xml: &str) -> Result<DomainView, XmlError> {
             Event::Eof => break,
             _ => {}
         }
+    }
+    if v.pinned_cpus.is_empty() {
+        v.pinned_cpus = vcpu_mask;
     }
     Ok(v)
 }

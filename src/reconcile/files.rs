@@ -1,5 +1,5 @@
 //! Standalone inputs and outputs on disk: the manifest file (Vinos and Secrets), the persisted
-//! IP claims, and the published objects and status written under the state directory.
+//! IP claims, and atomic writes of the published objects and status.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -10,16 +10,17 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::Secret;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{self, NodeStatus, Vino};
+use super::source::{Failure, FailureKind};
+use crate::api::{self, Vino};
 use crate::ipam::NetworkClaims;
-use crate::render::objects::Credentials;
+use crate::plan::VinoPlan;
 use crate::state::Owner;
 
 /// Errors reading or writing standalone files.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -37,6 +38,24 @@ pub enum FileError {
         /// Decoder message naming the field.
         reason: String,
     },
+    /// Content could not be encoded; nothing was written.
+    #[error("{path}: cannot encode")]
+    Encode {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Failure for FileError {
+    fn kind(&self) -> FailureKind {
+        match self {
+            FileError::Io { .. } | FileError::Encode { .. } => FailureKind::Host,
+            FileError::Decode { .. } => FailureKind::InvalidInput,
+        }
+    }
 }
 
 /// The Vinos and Secrets of a manifest file.
@@ -99,50 +118,8 @@ impl Manifest {
                 }
             }
         }
-        m.vinos.sort_by_key(owner_of);
+        m.vinos.sort_by_key(Owner::of);
         Ok(m)
-    }
-
-    /// BMC credentials of `vino` from its `secretRef`, if it has one and the Secret is here.
-    pub fn credentials(&self, vino: &Vino) -> Option<Credentials> {
-        let r = vino.spec.bmc_credentials.as_ref()?.secret_ref.as_ref()?;
-        let ns = vino
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        secret_credentials(self.secrets.get(&(ns, r.name.clone()))?)
-    }
-}
-
-/// BMC credentials from a Secret's `username` and `password` (`stringData` or `data`).
-pub fn secret_credentials(s: &Secret) -> Option<Credentials> {
-    let get = |k: &str| {
-        s.string_data
-            .as_ref()
-            .and_then(|d| d.get(k).cloned())
-            .or_else(|| {
-                s.data
-                    .as_ref()
-                    .and_then(|d| d.get(k))
-                    .and_then(|b| String::from_utf8(b.0.clone()).ok())
-            })
-    };
-    Some(Credentials {
-        username: get("username")?,
-        password: get("password")?,
-    })
-}
-
-/// The owner key of a Vino.
-pub fn owner_of(vino: &Vino) -> Owner {
-    Owner {
-        namespace: vino
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        name: vino.metadata.name.clone().unwrap_or_default(),
     }
 }
 
@@ -200,15 +177,38 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FileErro
     fs::rename(&tmp, path).map_err(io)
 }
 
-/// Status of one Vino on this host, as written to `status.yaml`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VinoReport {
-    /// `namespace/name`.
-    pub vino: String,
-    /// This host's entry, as it would appear in `Vino.status.nodes`.
-    pub status: NodeStatus,
-    /// Accepted input worth reporting.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
+/// `items` as one multi-document YAML text.
+pub fn multi_doc<T: Serialize>(path: &Path, items: &[T]) -> Result<String, FileError> {
+    items
+        .iter()
+        .map(|i| yaml(path, i).map(|text| format!("---\n{text}")))
+        .collect()
+}
+
+/// `value` as YAML; an error names `path`, the file it was meant for.
+pub fn yaml<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<String, FileError> {
+    serde_yaml::to_string(value).map_err(|e| FileError::Encode {
+        path: path.into(),
+        source: Box::new(e),
+    })
+}
+
+/// Records this host's claims of `plan` in `store`.
+pub fn record_claims(store: &mut ClaimStore, plan: &VinoPlan) {
+    let entry = store.entry(plan.owner.to_string()).or_default();
+    for (net, c) in &plan.claims {
+        entry
+            .entry(net.clone())
+            .or_default()
+            .insert(plan.node.clone(), c.clone());
+    }
+}
+
+/// Saves the claim store (only if it changed).
+pub fn save_claims(path: &Path, store: &ClaimStore) -> Result<(), FileError> {
+    let text = serde_json::to_string_pretty(store).map_err(|e| FileError::Encode {
+        path: path.into(),
+        source: Box::new(e),
+    })?;
+    write_if_changed(path, text.as_bytes(), 0o644).map(drop)
 }

@@ -1,5 +1,12 @@
-//! Observe, diff, apply: one reconcile pass over the host adapters. The adapters only ever see
-//! what vinod owns; the ordering and the policy (what to do when a step fails) live here.
+//! Observe, diff, apply over the host adapters, and the whole pass around it ([`pass`]) with
+//! the one mode-specific part behind [`source::VinoSource`]. The adapters only ever see what
+//! vinod owns; the ordering and the policy (what to do when a step fails) live here.
+
+pub mod files;
+pub mod pass;
+pub mod report;
+pub mod source;
+pub mod standalone;
 
 use tracing::{info, warn};
 

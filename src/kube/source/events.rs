@@ -2,28 +2,20 @@
 
 use tracing::warn;
 
-use super::{Cluster, chain};
-use crate::api::Vino;
-use crate::daemon::inputs::owner_of;
-use crate::host::{Bridges, DhcpServers, Hypervisor};
-use crate::plan::VinoPlan;
+use super::KubeSource;
+use crate::error_chain;
 use crate::plan::names::vm_names;
-use crate::state::{HostState, Owner};
+use crate::reconcile::source::Finished;
+use crate::state::Owner;
 
-impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, D, H> {
-    /// Events on each Vino for the VMs this pass created, deleted or failed to build, and for
-    /// BareMetalHosts recreated. A failed Event is only logged.
-    pub(super) async fn send_events(
-        &self,
-        vinos: &[Vino],
-        plans: &[VinoPlan],
-        observed: &HostState,
-        now: &HostState,
-        error: Option<&str>,
-    ) {
+impl KubeSource {
+    /// Events on each Vino for the VMs this pass created, deleted or failed to build. A
+    /// failed Event is only logged.
+    pub(super) async fn send_events(&self, pass: &Finished<'_>) {
+        let (plans, observed, now, error) = (pass.plans, pass.observed, pass.now, pass.first_error);
         let mut sent = Vec::new();
-        for vino in vinos {
-            let owner = owner_of(vino);
+        for vino in &self.vinos {
+            let owner = Owner::of(vino);
             let before = observed.owned_by(&owner).domains;
             let after = now.owned_by(&owner).domains;
             let plan = plans.iter().find(|p| p.owner == owner);
@@ -60,7 +52,7 @@ impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Cluster<B, 
             }
         }
         for e in sent.into_iter().filter_map(Result::err) {
-            warn!(error = %chain(&e), "cannot send an Event");
+            warn!(error = %error_chain(&e), "cannot send an Event");
         }
     }
 }

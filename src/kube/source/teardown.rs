@@ -1,0 +1,65 @@
+//! The end of a Vino on this host: once its host objects are gone (the pass's reconcile
+//! removed them), the host withdraws its BareMetalHosts and Secrets, releases its IP claims,
+//! removes its status entry and, last, its finalizer.
+
+use tracing::{debug, info, warn};
+
+use super::{KubeSource, active, selected_hosts};
+use crate::error_chain;
+use crate::kube::finalizer::{self, FinalizeError, State, has_finalizer};
+use crate::kube::{KubeError, claims, is_status, publish, status};
+use crate::plan::diff::diff;
+use crate::state::{HostState, Owner};
+
+impl KubeSource {
+    /// Finishes the Vinos of the last read that no longer select this host (deleted or
+    /// deselected) and still carry its finalizer, given the host as the pass left it (`now`).
+    /// Returns what cannot be finished yet; the next pass retries it.
+    pub(super) async fn release_departed(&self, now: &HostState) -> Vec<KubeError> {
+        let node = &self.node;
+        let mut errors = Vec::new();
+        for vino in self.vinos.iter().filter(|v| !active(v, node)) {
+            if !has_finalizer(vino, &node.name) {
+                continue;
+            }
+            let owner = Owner::of(vino);
+            if !diff(&HostState::default(), &now.owned_by(&owner)).is_empty() {
+                debug!(vino = %owner, "host objects still there; teardown waits");
+                continue;
+            }
+            let selected = selected_hosts(vino, &self.nodes, &node.name);
+            let client = &self.client;
+            let name = node.name.as_str();
+            let done = finalizer::reconcile(client, vino, name, false, || async {
+                let rep = publish::withdraw(client, &owner, name).await?;
+                if !rep.is_complete() {
+                    return Err(KubeError::NotWithdrawn {
+                        owner: owner.to_string(),
+                        pending: rep.pending,
+                        errors: rep.errors,
+                    });
+                }
+                claims::release(client, &owner.namespace, &owner.name, name).await?;
+                match status::remove_entry(client, &owner.namespace, &owner.name, name, &selected)
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(KubeError::Api { source, .. }) if is_status(&source, 404) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+            match done {
+                Ok(State::Released) => info!(vino = %owner, "torn down; finalizer removed"),
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(vino = %owner, error = %error_chain(&e), "teardown not finished");
+                    errors.push(match e {
+                        FinalizeError::Kube(e) | FinalizeError::Teardown { source: e, .. } => e,
+                    });
+                }
+            }
+        }
+        errors
+    }
+}

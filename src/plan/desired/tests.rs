@@ -1,0 +1,122 @@
+//! Sticky CPU pins through the whole planner: plans fed the pins their previous plans gave.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::api::{Vino, parse_vino};
+use crate::plan::cpu::CpuLedger;
+use crate::plan::{NodeFacts, NumaNode, PlanError};
+use crate::value::cpuset::CpuSet;
+
+/// The shipped example (one master, two workers, one vCPU each) pinned away from CPU 0.
+fn demo(name: &str, masters: u32, worker_vcpus: u32) -> Vino {
+    let mut v = parse_vino(include_str!("../../../examples/vino.yaml")).unwrap();
+    v.metadata.name = Some(name.into());
+    v.spec.configuration =
+        Some(serde_json::from_value(serde_json::json!({"cpuExclude": "0"})).unwrap());
+    v.spec.nodes[0].count = masters;
+    v.spec.flavors.insert(
+        "big".into(),
+        serde_json::from_value(
+            serde_json::json!({"vcpus": worker_vcpus, "memoryMiB": 256, "rootDiskGiB": 1}),
+        )
+        .unwrap(),
+    );
+    v.spec.nodes[1].flavor = Some("big".into());
+    // Each test Vino gets its own bridge so two can share the host.
+    v.spec.networks[0].bridge_name = Some(format!("vinod-{name}"));
+    v
+}
+
+fn node(cpus: &str) -> NodeFacts {
+    NodeFacts {
+        name: "host-a".into(),
+        addresses: vec!["192.0.2.10".parse().unwrap()],
+        numa: vec![NumaNode {
+            id: 0,
+            cpus: cpus.parse().unwrap(),
+        }],
+        ..Default::default()
+    }
+}
+
+/// Plans `vino` on a host whose existing domains are `host` (all of them present Vinos').
+fn plan_on(vino: &Vino, node: &NodeFacts, host: &HostState) -> Result<VinoPlan, PlanError> {
+    let owner = Owner {
+        namespace: "default".into(),
+        name: vino.metadata.name.clone().unwrap_or_default(),
+    };
+    let owners: Vec<Owner> = host.domains.values().map(|d| d.owner.clone()).collect();
+    let ledger = CpuLedger::new(host, &owners);
+    plan(PlanInput {
+        vino,
+        node,
+        config: &Config::default(),
+        claims: &BTreeMap::new(),
+        credentials: None,
+        taken_cpus: &ledger.taken_for(&owner),
+        current_pins: ledger.current(),
+    })
+}
+
+fn pins(p: &VinoPlan) -> BTreeMap<String, CpuSet> {
+    p.host
+        .domains
+        .values()
+        .map(|d| (d.name.clone(), d.pinned_cpus.clone()))
+        .collect()
+}
+
+#[test]
+fn adding_and_removing_a_master_moves_no_other_vm() {
+    let host = node("0-7");
+    let one = plan_on(&demo("a", 1, 1), &host, &HostState::default()).unwrap();
+    let two = plan_on(&demo("a", 2, 1), &host, &one.host).unwrap();
+    let back = plan_on(&demo("a", 1, 1), &host, &two.host).unwrap();
+    let (one, two, back) = (pins(&one), pins(&two), pins(&back));
+    assert_eq!(two.len(), 4);
+    for (vm, cpus) in &one {
+        assert_eq!(&two[vm], cpus, "{vm} moved when a master was added");
+    }
+    let new: Vec<_> = two
+        .iter()
+        .filter(|(vm, _)| !one.contains_key(*vm))
+        .collect();
+    assert_eq!(new.len(), 1);
+    assert!(
+        one.values()
+            .all(|c| !c.contains(new[0].1.iter().next().unwrap()))
+    );
+    assert_eq!(back, one, "removing the master moved a VM");
+}
+
+#[test]
+fn a_frozen_vinos_cpus_are_not_handed_out() {
+    let host = node("0-6");
+    let a = plan_on(&demo("a", 1, 1), &host, &HostState::default()).unwrap();
+    // Vino a fails to plan from now on; only its running domains remain.
+    let b = plan_on(&demo("b", 1, 1), &host, &a.host).unwrap();
+    assert!(a.pinned_cpus.iter().all(|c| !b.pinned_cpus.contains(c)));
+    // Three CPUs left after a's three and the excluded one: a third VM for b does not fit.
+    let e = plan_on(&demo("b", 2, 1), &host, &a.host).unwrap_err();
+    assert!(matches!(e, PlanError::Pinning(_)), "{e}");
+}
+
+#[test]
+fn a_bigger_flavor_takes_free_cpus_or_is_reported() {
+    let before = plan_on(&demo("a", 1, 1), &node("0-5"), &HostState::default()).unwrap();
+    let grown = plan_on(&demo("a", 1, 2), &node("0-5"), &before.host).unwrap();
+    let (old, new) = (pins(&before), pins(&grown));
+    let master = old.keys().find(|k| k.contains("master")).unwrap();
+    assert_eq!(new[master], old[master]);
+    let workers: Vec<&CpuSet> = new
+        .iter()
+        .filter(|(k, _)| k.contains("worker"))
+        .map(|(_, c)| c)
+        .collect();
+    assert!(workers.iter().all(|c| c.len() == 2 && !c.contains(0)));
+    assert_eq!(grown.pinned_cpus.len(), 5);
+    // Three vCPUs per worker need seven CPUs; the host has five to give: reported, not taken.
+    let e = plan_on(&demo("a", 1, 3), &node("0-5"), &before.host).unwrap_err();
+    assert!(matches!(e, PlanError::Pinning(_)), "{e}");
+}
