@@ -1,164 +1,40 @@
 //! Host-side benchmarks (root): `cargo bench --bench host` (or `scripts/bench.sh`).
 //!
-//! - P3, an idle hour compressed: the standalone daemon with 16 VMs (libvirt test driver, real
-//!   bridge and dnsmasq in a private network namespace) runs 120 resync passes with nothing
-//!   changing; counted: host mutations, object file writes, CPU time, RSS.
+//! - P3, an idle hour compressed (`idle.rs`): the standalone daemon with 16 VMs on libvirt's
+//!   test driver, with a real bridge and dnsmasq in a private network namespace, runs 120
+//!   resync passes with nothing changing; counted: host operations (vinod's metric), a census
+//!   of the host, CPU time, RSS.
 //! - P5, power-on to lease: a VM defined by vinod on a real libvirtd (TCG) is powered on; time
 //!   until vinod's dnsmasq has handed it its reserved address.
 //!
-//! Prints a Markdown table and writes it into `docs/benchmarks.md` between markers.
+//! Prints the conditions and a Markdown table and writes them into `docs/benchmarks.md`
+//! between markers, replacing what was there.
 
-#[path = "../tests/common/mod.rs"]
+mod census;
+#[path = "../../tests/common/mod.rs"]
 mod common;
+mod idle;
+#[path = "../shared/report.rs"]
+mod report;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::host::{Daemon, NetNs, Reaper, config_text, skip_reason, vino_yaml};
+use common::host::{Reaper, config_text, skip_reason, vino_yaml};
 use common::libvirtd::Libvirtd;
 
-const IDLE_PASSES: usize = 120;
 const BOOTS: usize = 3;
 
-fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
-    text.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+/// What P5 measured: the libvirt driver that answered, and the boot times in seconds.
+struct Boots {
+    driver: String,
+    times: Vec<f64>,
 }
 
-/// utime + stime of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map(|(_, r)| r.split_whitespace().collect())
-        .unwrap_or_default();
-    fields
-        .get(11)
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
-        + fields
-            .get(12)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-}
-
-fn ticks_per_second() -> u64 {
-    let out = Command::new("getconf").arg("CLK_TCK").output().ok();
-    out.and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100)
-}
-
-struct Idle {
-    passes: usize,
-    applied: u64,
-    written: u64,
-    cpu_ms_per_pass: f64,
-    rss_kib: u64,
-    hwm_kib: u64,
-    anon_kib: u64,
-    file_kib: u64,
-}
-
-fn idle_hour(vinod: &Path) -> Idle {
-    let ns = NetNs::new("bench-idle");
-    let dir = tempfile::tempdir().unwrap();
-    let _reaper = Reaper(dir.path().to_path_buf());
-    let config = dir.path().join("vinod.toml");
-    let text = config_text(dir.path(), "test:///default", "vinod-bench", "").replace(
-        "[log]\nlevel = \"debug\"",
-        "resync_ms = 100\n[log]\nlevel = \"info\"\nformat = \"json\"",
-    );
-    std::fs::write(&config, text).unwrap();
-    let manifest = dir.path().join("vino.yaml");
-    std::fs::write(&manifest, vino_yaml("bench", "vbench0", 70, 16, 1)).unwrap();
-    let log = dir.path().join("vinod.log");
-    let child = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(vinod)
-        .args(["run", "--config"])
-        .arg(&config)
-        .arg("--standalone")
-        .arg(&manifest)
-        .stderr(std::fs::File::create(&log).unwrap())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let daemon = Daemon(child);
-    let passes = |log: &Path| {
-        std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("\"pass done\""))
-            .count()
-    };
-    let began = Instant::now();
-    while passes(&log) < 1 {
-        assert!(began.elapsed() < Duration::from_secs(60), "no first pass");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // `ip netns exec` runs vinod as its child with the same pid after exec.
-    let pid = daemon.0.id();
-    let cpu0 = cpu_ticks(pid);
-    let began = Instant::now();
-    while passes(&log) < IDLE_PASSES + 1 {
-        assert!(
-            began.elapsed() < Duration::from_secs(300),
-            "idle passes too slow"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let cpu = cpu_ticks(pid) - cpu0;
-    let (rss, hwm) = (
-        proc_field(pid, "status", "VmRSS:"),
-        proc_field(pid, "status", "VmHWM:"),
-    );
-    let (anon, file) = (
-        proc_field(pid, "status", "RssAnon:"),
-        proc_field(pid, "status", "RssFile:"),
-    );
-    let text = std::fs::read_to_string(&log).unwrap();
-    let idle: Vec<serde_json::Value> = text
-        .lines()
-        .filter(|l| l.contains("\"pass done\""))
-        .skip(1)
-        .take(IDLE_PASSES)
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let sum = |k: &str| {
-        idle.iter()
-            .map(|v| v["fields"][k].as_u64().unwrap_or(0))
-            .sum::<u64>()
-    };
-    drop(daemon);
-    let empty = dir.path().join("empty.yaml");
-    std::fs::write(&empty, "").unwrap();
-    let _ = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(vinod)
-        .args(["run", "--once", "--config"])
-        .arg(&config)
-        .arg("--standalone")
-        .arg(&empty)
-        .output();
-    Idle {
-        passes: idle.len(),
-        applied: sum("applied"),
-        written: sum("objects_written"),
-        cpu_ms_per_pass: cpu as f64 * 1000.0 / ticks_per_second() as f64 / IDLE_PASSES as f64,
-        rss_kib: rss,
-        hwm_kib: hwm,
-        anon_kib: anon,
-        file_kib: file,
-    }
-}
-
-fn power_on_to_lease(vinod: &Path) -> Option<Vec<f64>> {
+/// P5 with the vinod binary `vinod`; `None` when no libvirtd can run here.
+fn power_on_to_lease(vinod: &Path) -> Option<Boots> {
     let h = Libvirtd::start()?;
     let dir = tempfile::tempdir().unwrap();
     let _reaper = Reaper(dir.path().to_path_buf());
@@ -188,6 +64,20 @@ fn power_on_to_lease(vinod: &Path) -> Option<Vec<f64>> {
     let leases = dir.path().join("state/dnsmasq/vboot0.leases");
     let conn = virt::connect::Connect::open(Some(common::libvirtd::URI)).unwrap();
     let dom = conn.lookup_domain_by_name("lab.boot.worker-0").unwrap();
+    let xml = dom.xml_desc(0).unwrap_or_default();
+    let domain_type = xml
+        .split_once("type='")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map_or("?", |(t, _)| t);
+    let driver = format!(
+        "{}, domain type {domain_type}{}",
+        report::libvirt_driver(h.uri()),
+        if domain_type == "qemu" {
+            " (TCG: no KVM)"
+        } else {
+            ""
+        }
+    );
     let mut times = Vec::new();
     for _ in 0..BOOTS {
         let before = std::fs::metadata(&leases).and_then(|m| m.modified()).ok();
@@ -210,7 +100,7 @@ fn power_on_to_lease(vinod: &Path) -> Option<Vec<f64>> {
     }
     std::fs::write(&manifest, "").unwrap();
     assert!(run(&manifest).status.success());
-    Some(times)
+    Some(Boots { driver, times })
 }
 
 fn main() {
@@ -230,49 +120,76 @@ fn main() {
         "{} is missing: build with `cargo build --release` or set VINOD_BIN",
         vinod.display()
     );
-    let idle = idle_hour(&vinod);
+    let load = report::load_average();
+    let idle = idle::run(&vinod);
     let boots = power_on_to_lease(&vinod);
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "Machine: {cpus} CPUs, kernel {}; vinod release build; `scripts/bench.sh`.\n",
-        kernel.trim()
-    );
+    let default_resync_ms = vinod::config::Config::parse("", "defaults")
+        .expect("default configuration")
+        .resync_ms;
+    let mut setup = vec![
+        format!(
+            "Written by `cargo bench --bench host` (run by `scripts/bench.sh`); vinod: `{}`, release build.",
+            report::vinod_version(&vinod)
+        ),
+        format!(
+            "P3: `vinod run --standalone`, a real bridge and dnsmasq in a network namespace, resync every {} ms; libvirt {}: libvirt's test driver, whose domains live in vinod's process (no VM runs), so domain operations are seen only in vinod's own count.",
+            idle::RESYNC_MS,
+            report::libvirt_driver(idle::URI)
+        ),
+        format!(
+            "P3 host operations: `vinod_operations_applied_total` from vinod's metrics endpoint, read after the first pass and after the idle passes; census (from outside vinod, same two moments): the namespace's links and IPv4 addresses, dnsmasq pids, state files (inode, mtime, size; without `status.yaml`, rewritten each pass, and dnsmasq's leases): {}.",
+            idle.census_size
+        ),
+    ];
+    match &boots {
+        Some(b) => setup.push(format!(
+            "P5: libvirtd {}, `vinod run --once` defines the VM, the benchmark starts it through libvirt.",
+            b.driver
+        )),
+        None => setup.push("P5: not run: no libvirtd here.".into()),
+    }
+    let mut t = report::conditions(&load, &setup);
     let _ = writeln!(t, "| Benchmark | Result | Target |\n|---|---|---|");
+    let hour_at = Duration::from_millis(default_resync_ms * idle::IDLE_PASSES);
     let _ = writeln!(
         t,
-        "| P3 idle (16 VMs, {} passes = 1 h at the 30 s resync) | {} host mutations, {} object writes | 0 |",
-        idle.passes, idle.applied, idle.written
+        "| P3 idle (16 VMs, {} passes; {} passes = {:.1} h at the default {} s resync) | {} host operations applied (vinod's metric); census: {} of the links, dnsmasq processes and state files changed | 0 |",
+        idle.passes,
+        idle::IDLE_PASSES,
+        hour_at.as_secs_f64() / 3600.0,
+        default_resync_ms / 1000,
+        idle.applied,
+        idle.census_changes
     );
     let _ = writeln!(
         t,
-        "| P3 CPU per idle pass | {:.2} ms ({:.1} s per idle hour) | – |",
+        "| P3 CPU per idle pass | {:.2} ms ({:.1} s per {} passes) | – |",
         idle.cpu_ms_per_pass,
-        idle.cpu_ms_per_pass * 120.0 / 1000.0
+        idle.cpu_ms_per_pass * idle::IDLE_PASSES as f64 / 1000.0,
+        idle::IDLE_PASSES
     );
     let mb = |k: u64| k as f64 / 1024.0;
+    let [rss, hwm, anon, file, shmem] = idle.memory_kib;
     let _ = writeln!(
         t,
-        "| P3 memory | RSS {:.1} MB (peak {:.1}) = {:.1} MB anonymous (vinod's heap and stacks) + {:.1} MB file-backed (binary and shared libraries, libvirt's among them: shared, reclaimable) | RSS ≤ 25 MB |",
-        mb(idle.rss_kib),
-        mb(idle.hwm_kib),
-        mb(idle.anon_kib),
-        mb(idle.file_kib)
+        "| P3 memory (`/proc/<pid>/status` after the idle passes) | VmRSS {:.1} MB (VmHWM {:.1} MB) = RssAnon {:.1} MB + RssFile {:.1} MB + RssShmem {:.1} MB | RSS ≤ 25 MB |",
+        mb(rss),
+        mb(hwm),
+        mb(anon),
+        mb(file),
+        mb(shmem)
     );
-    match boots {
+    match &boots {
         Some(b) => {
             let list = b
+                .times
                 .iter()
                 .map(|s| format!("{s:.1} s"))
                 .collect::<Vec<_>>()
                 .join(", ");
             let _ = writeln!(
                 t,
-                "| P5 power-on → reserved lease (TCG, {BOOTS} boots) | {list} | – (KVM on real hosts is faster) |"
+                "| P5 power-on → reserved lease ({BOOTS} boots) | {list} | – |"
             );
         }
         None => {
@@ -283,13 +200,5 @@ fn main() {
         }
     }
     println!("{t}");
-    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
-    let old = std::fs::read_to_string(&doc).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let (start, end) = ("<!-- host-bench:start -->", "<!-- host-bench:end -->");
-    let section = format!("{start}\n## Host (P3, P5)\n\n{t}{end}");
-    let new = match (old.find(start), old.find(end)) {
-        (Some(a), Some(b)) => format!("{}{}{}", &old[..a], section, &old[b + end.len()..]),
-        _ => format!("{}\n{}\n", old.trim_end(), section),
-    };
-    std::fs::write(&doc, new).unwrap();
+    report::write_section("host-bench", "Host (P3, P5)", &t);
 }
