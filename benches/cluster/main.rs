@@ -25,7 +25,6 @@ mod report;
 mod requests;
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::host::skip_reason;
@@ -162,15 +161,7 @@ async fn main() {
             .with_writer(std::io::stderr)
             .init();
     }
-    let vinod =
-        PathBuf::from(std::env::var("VINOD_BIN").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/vinod").into()
-        }));
-    assert!(
-        vinod.exists(),
-        "{} is missing: build with `cargo build --release` or set VINOD_BIN",
-        vinod.display()
-    );
+    let vinod = report::vinod_binary();
     let runs = env_usize("VINOD_BENCH_RUNS", 3);
     let hosts: Vec<usize> = std::env::var("VINOD_BENCH_HOSTS")
         .unwrap_or_else(|_| "50,200".into())

@@ -27,10 +27,14 @@ use common::libvirtd::Libvirtd;
 
 const BOOTS: usize = 3;
 
-/// What P5 measured: the libvirt driver that answered, and the boot times in seconds.
+/// How long P5 waits for a lease.
+const LEASE_LIMIT: Duration = Duration::from_secs(120);
+
+/// What P5 measured: the libvirt driver that answered, and per boot the seconds to the lease
+/// or why there was none (the boots stop at the first failure).
 struct Boots {
     driver: String,
-    times: Vec<f64>,
+    times: Vec<Result<f64, String>>,
 }
 
 /// P5 with the vinod binary `vinod`; `None` when no libvirtd can run here.
@@ -70,8 +74,13 @@ fn power_on_to_lease(vinod: &Path) -> Option<Boots> {
         .and_then(|(_, rest)| rest.split_once('\''))
         .map_or("?", |(t, _)| t);
     let driver = format!(
-        "{}, domain type {domain_type}{}",
+        "{} ({}), domain type {domain_type}{}",
         report::libvirt_driver(h.uri()),
+        if h.owns_daemon() {
+            "started by the benchmark in a network namespace of its own"
+        } else {
+            "a libvirtd that was already running, reused"
+        },
         if domain_type == "qemu" {
             " (TCG: no KVM)"
         } else {
@@ -82,24 +91,44 @@ fn power_on_to_lease(vinod: &Path) -> Option<Boots> {
     for _ in 0..BOOTS {
         let before = std::fs::metadata(&leases).and_then(|m| m.modified()).ok();
         let began = Instant::now();
-        dom.create().unwrap();
-        loop {
+        if let Err(e) = dom.create() {
+            times.push(Err(format!("power-on failed: {e}")));
+            break;
+        }
+        let leased = loop {
             let now = std::fs::metadata(&leases).and_then(|m| m.modified()).ok();
             if now != before
                 && std::fs::read_to_string(&leases)
                     .unwrap_or_default()
                     .contains("192.168.71.2 ")
             {
-                break;
+                break true;
             }
-            assert!(began.elapsed() < Duration::from_secs(120), "no lease");
+            if began.elapsed() > LEASE_LIMIT {
+                break false;
+            }
             std::thread::sleep(Duration::from_millis(50));
+        };
+        let active = dom.is_active().unwrap_or(false);
+        let _ = dom.destroy();
+        if !leased {
+            times.push(Err(format!(
+                "no lease within {} s (VM {})",
+                LEASE_LIMIT.as_secs(),
+                if active { "running" } else { "not running" }
+            )));
+            break;
         }
-        times.push(began.elapsed().as_secs_f64());
-        dom.destroy().unwrap();
+        times.push(Ok(began.elapsed().as_secs_f64()));
     }
     std::fs::write(&manifest, "").unwrap();
-    assert!(run(&manifest).status.success());
+    let teardown = run(&manifest);
+    if !teardown.status.success() {
+        eprintln!(
+            "P5 teardown failed (the harness removes the domain and pool): {}",
+            String::from_utf8_lossy(&teardown.stderr)
+        );
+    }
     Some(Boots { driver, times })
 }
 
@@ -111,15 +140,7 @@ fn main() {
         println!("skipped: {why}");
         return;
     }
-    let vinod =
-        PathBuf::from(std::env::var("VINOD_BIN").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/vinod").into()
-        }));
-    assert!(
-        vinod.exists(),
-        "{} is missing: build with `cargo build --release` or set VINOD_BIN",
-        vinod.display()
-    );
+    let vinod = report::vinod_binary();
     let load = report::load_average();
     let idle = idle::run(&vinod);
     let boots = power_on_to_lease(&vinod);
@@ -184,7 +205,10 @@ fn main() {
             let list = b
                 .times
                 .iter()
-                .map(|s| format!("{s:.1} s"))
+                .map(|r| match r {
+                    Ok(s) => format!("{s:.1} s"),
+                    Err(why) => why.clone(),
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             let _ = writeln!(

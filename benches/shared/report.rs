@@ -108,6 +108,21 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     (tick(11) + tick(12)) as f64 / hz
 }
 
+/// The vinod binary to measure: `VINOD_BIN`, or the release build of this checkout; panics
+/// if it does not exist.
+pub fn vinod_binary() -> std::path::PathBuf {
+    let vinod =
+        std::path::PathBuf::from(std::env::var("VINOD_BIN").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/vinod").into()
+        }));
+    assert!(
+        vinod.exists(),
+        "{} is missing: build with `cargo build --release` or set VINOD_BIN",
+        vinod.display()
+    );
+    vinod
+}
+
 /// What `<vinod> --version` prints, e.g. `vinod 0.1.0`.
 pub fn vinod_version(vinod: &std::path::Path) -> String {
     let out = std::process::Command::new(vinod).arg("--version").output();
