@@ -1,6 +1,8 @@
 //! A small Redfish load generator for `scripts/bench-redfish.sh`: N concurrent clients, each
 //! on its own keep-alive HTTP/1.1 connection, send requests back to back for a fixed time and
-//! record every latency. Prints one JSON line: requests, errors, throughput, p50, p99.
+//! record every latency. Prints one JSON line: requests, errors, throughput, p50, p99, and
+//! what was measured against: the TLS version and cipher suite a handshake negotiates, the
+//! server's `Server` header, whether requests carried credentials, the warm-up.
 //!
 //! ```text
 //! redfish_bench --url https://127.0.0.1:8000 --path /redfish/v1/Systems/x [--ca cert.pem]
@@ -19,6 +21,9 @@ use hyper::body::Bytes;
 use hyper::{Method, Request};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+/// How long the clients run before the timed run.
+const WARM_UP_MS: u64 = 300;
 
 #[derive(Clone)]
 struct Args {
@@ -84,7 +89,31 @@ fn tls_config(ca: Option<&str>) -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
-async fn client_loop(a: Arc<Args>, id: usize, deadline: Instant) -> (Vec<u32>, u64) {
+/// What one client measured: latencies (µs), failed requests, the first `Server` header.
+struct Measured {
+    latencies: Vec<u32>,
+    errors: u64,
+    server: Option<String>,
+}
+
+/// The TLS version and cipher suite a handshake with the server negotiates; `None` for
+/// `http://`.
+fn tls_negotiated(a: &Args) -> Option<String> {
+    let authority = a.url.strip_prefix("https://")?.split('/').next()?;
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).ok()?;
+    let config = Arc::new(tls_config(a.ca.as_deref()));
+    let mut conn = rustls::ClientConnection::new(config, name).ok()?;
+    let mut sock = std::net::TcpStream::connect(authority).ok()?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).ok()?;
+    }
+    let version = format!("{:?}", conn.protocol_version()?).replace("TLSv1_", "TLS 1.");
+    let suite = conn.negotiated_cipher_suite()?.suite();
+    Some(format!("{version}, {suite:?}"))
+}
+
+async fn client_loop(a: Arc<Args>, id: usize, deadline: Instant) -> Measured {
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls_config(a.ca.as_deref()))
         .https_or_http()
@@ -97,6 +126,7 @@ async fn client_loop(a: Arc<Args>, id: usize, deadline: Instant) -> (Vec<u32>, u
     let uri = format!("{}{}", a.url, path);
     let mut latencies = Vec::new();
     let mut errors = 0;
+    let mut server = None;
     let mut n: u64 = 0;
     while Instant::now() < deadline {
         let mut req = Request::builder().uri(&uri);
@@ -121,6 +151,13 @@ async fn client_loop(a: Arc<Args>, id: usize, deadline: Instant) -> (Vec<u32>, u
         let ok = match client.request(req.body(body).expect("request")).await {
             Ok(resp) => {
                 let status = resp.status();
+                if server.is_none() {
+                    server = resp
+                        .headers()
+                        .get("server")
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from);
+                }
                 let drained = resp.into_body().collect().await.is_ok();
                 drained && status.is_success()
             }
@@ -132,15 +169,19 @@ async fn client_loop(a: Arc<Args>, id: usize, deadline: Instant) -> (Vec<u32>, u
         }
         n += 1;
     }
-    (latencies, errors)
+    Measured {
+        latencies,
+        errors,
+        server,
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let a = Arc::new(args());
-    // One warm-up request per client opens the connections before timing starts.
-    let warm = Instant::now() + Duration::from_millis(300);
+    // Warm-up: the clients run for a moment, on connections of their own, before timing starts.
+    let warm = Instant::now() + Duration::from_millis(WARM_UP_MS);
     let tasks: Vec<_> = (0..a.clients)
         .map(|i| tokio::spawn(client_loop(Arc::clone(&a), i, warm)))
         .collect();
@@ -154,10 +195,12 @@ async fn main() {
         .collect();
     let mut all = Vec::new();
     let mut errors = 0;
+    let mut server = None;
     for t in tasks {
-        let (l, e) = t.await.expect("client task");
-        all.extend(l);
-        errors += e;
+        let m = t.await.expect("client task");
+        all.extend(m.latencies);
+        errors += m.errors;
+        server = server.or(m.server);
     }
     let elapsed = began.elapsed().as_secs_f64();
     all.sort_unstable();
@@ -177,6 +220,11 @@ async fn main() {
             "rps": all.len() as f64 / elapsed,
             "p50_ms": pct(0.50),
             "p99_ms": pct(0.99),
+            "clients": a.clients,
+            "warm_up_ms": WARM_UP_MS,
+            "tls": tls_negotiated(&a),
+            "server": server,
+            "credentials": a.auth.is_some(),
         })
     );
 }

@@ -1,10 +1,13 @@
 //! Serves vinod's Redfish BMC in front of VMs on libvirt's test driver, for interoperability
 //! runs and the benchmark: `cargo run --example redfish_testbed -- PORT [VMS] [--http]`.
-//! Prints one JSON line (address, credentials, System ids) when ready; stops on SIGTERM or
+//! Prints one JSON line when ready (address, credentials, System ids, and what it runs on:
+//! tokio worker threads, VM count, the libvirt driver that answered); stops on SIGTERM or
 //! SIGINT.
 
 #[path = "../tests/common/redfish_bed.rs"]
 mod bed;
+#[path = "../benches/shared/report.rs"]
+mod report;
 
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -19,7 +22,11 @@ async fn main() {
     let table = bed::credentials(&vinos);
     let config = bed::config(state.path(), port, tls);
     let running = bed::serve(&config, table).await;
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
     let ready = serde_json::json!({
+        "workers": workers,
+        "vms": vinos.iter().map(|v| v.vms.len()).sum::<usize>(),
+        "libvirt": report::libvirt_driver(bed::URI),
         "cert": state.path().join("redfish/cert.pem"),
         "url": format!("{}://127.0.0.1:{}", if tls { "https" } else { "http" }, running.addr.port()),
         "vinos": vinos.iter().map(|v| serde_json::json!({

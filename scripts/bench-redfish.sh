@@ -4,12 +4,14 @@
 #
 #   scripts/bench-redfish.sh [SECONDS_PER_CASE]     (default 5)
 #
-# Each server runs in its own process on 127.0.0.1, in front of libvirt's test driver
-# (test:///default): vinod's test bed (examples/redfish_testbed.rs, 32 VMs, over HTTPS as in
-# production and over plain HTTP) and sushy-emulator 2.2.0 (plain HTTP, no auth, its built-in
-# `test` domain). The load generator (examples/redfish_bench.rs) runs 1 and 32 concurrent
-# keep-alive HTTP/1.1 clients doing GET System, then ComputerSystem.Reset (ForceOff and On
-# alternately), for a fixed time each. Only loopback traffic; every wait is bounded.
+# Each server runs in its own process on 127.0.0.1, in front of libvirt's test driver:
+# vinod's test bed (examples/redfish_testbed.rs, over HTTPS and over plain HTTP) and
+# sushy-emulator from the Redfish venv (plain HTTP, no auth, the test driver's own domain). The
+# load generator (examples/redfish_bench.rs) runs 1 and 32 concurrent keep-alive HTTP/1.1
+# clients doing GET System, then ComputerSystem.Reset (ForceOff and On alternately), for a
+# fixed time each. Only loopback traffic; every wait is bounded. Everything printed about the
+# servers and the load (versions, worker threads, VMs, libvirt driver, TLS, Server header) is
+# what the processes report in this run.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,15 +39,18 @@ wait_file() { # file: waits (at most 30 s) until it has a line
 
 free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# VMs per Vino of the test bed (it defines two Vinos); the clients use the first Vino's.
+per_vino=16
+sushy_uri=test:///default
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 say "starting vinod (HTTPS and HTTP) and sushy-emulator"
-"$bin/redfish_testbed" 0 16 > "$work/vinod-https.json" 2> "$work/vinod-https.log" & pids+=($!)
-"$bin/redfish_testbed" 0 16 --http > "$work/vinod-http.json" 2> "$work/vinod-http.log" & pids+=($!)
+"$bin/redfish_testbed" 0 "$per_vino" > "$work/vinod-https.json" 2> "$work/vinod-https.log" & pids+=($!)
+"$bin/redfish_testbed" 0 "$per_vino" --http > "$work/vinod-http.json" 2> "$work/vinod-http.log" & pids+=($!)
 sport=$(free_port)
 cat > "$work/emulator.conf" <<CONF
 SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'
 SUSHY_EMULATOR_LISTEN_PORT = $sport
-SUSHY_EMULATOR_LIBVIRT_URI = 'test:///default'
+SUSHY_EMULATOR_LIBVIRT_URI = '$sushy_uri'
 SUSHY_EMULATOR_SSL_CERT = None
 SUSHY_EMULATOR_SSL_KEY = None
 SUSHY_EMULATOR_AUTH_FILE = None
@@ -79,18 +84,20 @@ run() { # name url path extra-args...
 
 v=$work/vinod-https.json
 run "vinod (HTTPS)" "$(field "$v" 'd["url"]')" "/redfish/v1/Systems/bench.a.worker-{i}" \
-  --systems 16 --ca "$(field "$v" 'd["cert"]')" --user "$(field "$v" 'd["vinos"][0]["username"]')" \
+  --systems "$per_vino" --ca "$(field "$v" 'd["cert"]')" --user "$(field "$v" 'd["vinos"][0]["username"]')" \
   --password "$(field "$v" 'd["vinos"][0]["password"]')"
 v=$work/vinod-http.json
 run "vinod (HTTP)" "$(field "$v" 'd["url"]')" "/redfish/v1/Systems/bench.a.worker-{i}" \
-  --systems 16 --user "$(field "$v" 'd["vinos"][0]["username"]')" \
+  --systems "$per_vino" --user "$(field "$v" 'd["vinos"][0]["username"]')" \
   --password "$(field "$v" 'd["vinos"][0]["password"]')"
 run "sushy-tools" "$sushy_url" "$sushy_system"
 
 say "writing docs/benchmarks.md"
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
-"$venv/bin/python" - "$work/results.jsonl" "$seconds" "$load_start" "$load_end" docs/benchmarks.md <<'PY'
-import builtins, functools, io, json, os, platform, subprocess, sys
+sushy_version=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("sushy-tools"))')
+"$venv/bin/python" - "$work/results.jsonl" "$seconds" "$load_start" "$load_end" docs/benchmarks.md \
+  "$work/vinod-https.json" "$sushy_version" "$sushy_uri" "$per_vino" "$work/systems.json" <<'PY'
+import builtins, functools, io, json, os, sys
 out = io.StringIO()
 print = functools.partial(builtins.print, file=out)
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -98,22 +105,25 @@ seconds = sys.argv[2]
 load_start, load_end = sys.argv[3], sys.argv[4]
 def get(server, op, clients):
     return next(r["result"] for r in rows if r["server"] == server and r["op"] == op and r["clients"] == clients)
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-mem = next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+testbed = json.load(open(sys.argv[6]))
+sushy_version, sushy_uri, per_vino = sys.argv[7], sys.argv[8], int(sys.argv[9])
+sushy_systems = [m["@odata.id"] for m in json.load(open(sys.argv[10]))["Members"]]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "CPU model unknown")
+cores = len(os.sched_getaffinity(0))
+mem = int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")))
+kernel = open("/proc/sys/kernel/osrelease").read().strip()
+def first(server, key):
+    return next((r["result"][key] for r in rows if r["server"] == server and r["result"].get(key)), None)
 print("## Redfish BMC: vinod vs sushy-tools\n")
-print("Written by `scripts/bench-redfish.sh %s` (not a test; run it by hand). Same run, same machine, each" % seconds)
-print("server in its own process on 127.0.0.1 in front of libvirt's test driver (`test:///default`).\n")
-print(f"Machine: {cpu}, {cores} cores, {int(mem)//1024//1024} GiB, {platform.platform()}.")
-print("vinod: `examples/redfish_testbed.rs` (release build, 2 tokio workers, 32 VMs, HTTP Basic on every")
-print("request), over HTTPS (TLS 1.3, self-signed certificate, as in production) and plain HTTP.")
-print("sushy-tools 2.2.0 (Flask development server, as deployed by ViNO and metal3-dev-env): plain")
-print("HTTP, no authentication. Load: `examples/redfish_bench.rs`, N keep-alive HTTP/1.1 clients")
-print(f"back to back for {seconds} s per case after a warm-up; the load generator shares the 2 cores.")
-print("GET is `GET /redfish/v1/Systems/<id>`; Reset is `POST …/Actions/ComputerSystem.Reset`,")
-print("alternating ForceOff and On. vinod's clients use the 16 VMs of one Vino (client i acts on VM")
-print("i mod 16; vinod serializes actions on one VM); sushy-tools has only the test driver's `test` domain.")
-print(f"Load average (1, 5, 15 min) before the run: {load_start}; after: {load_end}.\n")
+print(f"- Written by `scripts/bench-redfish.sh {seconds}` (not a test; run it by hand): one run, each server in its own process on 127.0.0.1.")
+print(f"- Machine: {cpu}, {cores} CPUs, {mem / 1024 / 1024:.1f} GiB memory, Linux {kernel}; servers and load generator share the CPUs.")
+print(f"- Load average (1, 5, 15 min) before: {load_start}; after: {load_end}.")
+print(f"- vinod: `examples/redfish_testbed.rs` (release build), {testbed['workers']} tokio worker threads, {testbed['vms']} VMs on libvirt {testbed['libvirt']};"
+      f" over HTTPS ({first('vinod (HTTPS)', 'tls')}, certificate checked against the test bed's) and over plain HTTP; credentials on every request: {'yes' if first('vinod (HTTPS)', 'credentials') else 'no'}.")
+print(f"- sushy-tools {sushy_version} (`sushy-emulator`, `Server: {first('sushy-tools', 'server')}`), libvirt `{sushy_uri}`: plain HTTP, credentials: {'yes' if first('sushy-tools', 'credentials') else 'no'}; it lists {len(sushy_systems)} System(s), the clients use `{sushy_systems[0]}`.")
+warm = first('vinod (HTTPS)', 'warm_up_ms')
+print(f"- Load: `examples/redfish_bench.rs`, N keep-alive HTTP/1.1 clients, each sending back to back for {seconds} s per case after a {warm} ms warm-up.")
+print(f"- GET is `GET /redfish/v1/Systems/<id>`; Reset is `POST …/Actions/ComputerSystem.Reset`, alternating ForceOff and On. vinod's client i uses VM i mod {per_vino} (the {per_vino} VMs of one Vino); sushy-tools' clients all use the same System.\n")
 print("| Operation | Clients | sushy-tools req/s | p50 ms | p99 ms | vinod HTTPS req/s | p50 ms | p99 ms | × sushy | vinod HTTP req/s | p50 ms | p99 ms | × sushy |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for op, label in (("get", "GET System"), ("reset", "Reset")):
@@ -125,8 +135,8 @@ for op, label in (("get", "GET System"), ("reset", "Reset")):
             ratio = v["rps"] / s["rps"] if s["rps"] else float("inf")
             line += f" {v['rps']:.0f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | {ratio:.1f} |"
         print(line)
-print("\nTargets (vinod over HTTPS, as deployed): throughput at least 20 times sushy-tools', and p99 at")
-print("most 5 ms with 32 clients.\n")
+print("\nTargets (vinod over HTTPS): throughput at least 20 times sushy-tools', and p99 at most 5 ms")
+print("with 32 clients.\n")
 for op, label in (("get", "GET System"), ("reset", "Reset")):
     for c in (1, 32):
         s, v = get("sushy-tools", op, c), get("vinod (HTTPS)", op, c)

@@ -12,17 +12,19 @@
 //!   entry Ready, API requests and conflicts, and a check that no IP, MAC or DHCP block is
 //!   used twice.
 //!
-//! Prints a Markdown table and writes it into `docs/benchmarks.md` between markers.
+//! Prints the conditions and a Markdown table and writes them into `docs/benchmarks.md`
+//! between markers, replacing what was there.
 
 mod check;
 #[path = "../../tests/common/mod.rs"]
 mod common;
 mod p2;
 mod p4;
+#[path = "../shared/report.rs"]
+mod report;
 mod requests;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::host::skip_reason;
@@ -120,32 +122,6 @@ pub async fn warm_up(env: &KubeEnv) {
     }
 }
 
-/// CPU time (user + system) process `pid` has used, in seconds; 0 if it cannot be read.
-pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // After the command name: state, ppid, …; utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    let hz = HZ.get_or_init(|| {
-        let out = std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output();
-        out.ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    });
-    (tick(11) + tick(12)) as f64 / hz
-}
-
 /// The median of `v` (the lower middle for an even count).
 pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
@@ -170,19 +146,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Writes `table` into `docs/benchmarks.md` between the cluster markers.
-fn write_doc(table: &str) {
-    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
-    let old = std::fs::read_to_string(&doc).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let (start, end) = ("<!-- cluster-bench:start -->", "<!-- cluster-bench:end -->");
-    let section = format!("{start}\n## Cluster (P2, P4)\n\n{table}{end}");
-    let new = match (old.find(start), old.find(end)) {
-        (Some(a), Some(b)) => format!("{}{}{}", &old[..a], section, &old[b + end.len()..]),
-        _ => format!("{}\n\n{}\n", old.trim_end(), section),
-    };
-    std::fs::write(&doc, new).unwrap();
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -198,15 +161,7 @@ async fn main() {
             .with_writer(std::io::stderr)
             .init();
     }
-    let vinod =
-        PathBuf::from(std::env::var("VINOD_BIN").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/vinod").into()
-        }));
-    assert!(
-        vinod.exists(),
-        "{} is missing: build with `cargo build --release` or set VINOD_BIN",
-        vinod.display()
-    );
+    let vinod = report::vinod_binary();
     let runs = env_usize("VINOD_BENCH_RUNS", 3);
     let hosts: Vec<usize> = std::env::var("VINOD_BENCH_HOSTS")
         .unwrap_or_else(|_| "50,200".into())
@@ -215,40 +170,60 @@ async fn main() {
         .collect();
     let limit = Duration::from_secs(env_usize("VINOD_BENCH_P4_LIMIT_S", 600) as u64);
 
-    let mut t = String::new();
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let _ = writeln!(
-        t,
-        "Machine: {cpus} CPUs, kernel {}; etcd and kube-apiserver on loopback, sharing the CPUs \
-         with vinod and the benchmark; vinod release build; `scripts/bench.sh` \
-         (`cargo bench --bench cluster`).\n",
-        kernel.trim()
-    );
-    let _ = writeln!(t, "| Benchmark | Result | Target |\n|---|---|---|");
+    let load = report::load_average();
+    let mut rows = String::new();
+    let mut setup =
+        vec!["Written by `cargo bench --bench cluster` (run by `scripts/bench.sh`).".to_string()];
     // `VINOD_BENCH_ONLY=p2` or `p4` runs one of the two (the document is then not rewritten).
     let only = std::env::var("VINOD_BENCH_ONLY").unwrap_or_default();
     if only != "p4" {
         let Some(env) = KubeEnv::start().await else {
             return;
         };
+        setup.push(control_plane(&env));
+        setup.push(format!(
+            "P2: `{}` (release build) in cluster mode, in its own network namespace with a real bridge and dnsmasq, and libvirt {} (libvirt's test driver: its domains live in vinod's process and no VM runs); {runs} runs per size.",
+            report::vinod_version(&vinod),
+            report::libvirt_driver(p2::URI)
+        ));
         for row in p2::run(&env, &vinod, &[16, 64], runs).await {
-            let _ = writeln!(t, "{row}");
+            let _ = writeln!(rows, "{row}");
         }
     }
-    let mut notes = String::new();
+    if only != "p2" && !hosts.is_empty() {
+        setup.push(format!(
+            "P4: {} hosts in this process, each the real cluster code (`Cluster` under `run_loop`) with simulated host adapters (`tests/common/sim.rs`: in-memory bridges, DHCP servers and hypervisor; no libvirt, no dnsmasq); a fresh control plane per size; time limit {} s (`VINOD_BENCH_P4_LIMIT_S`).",
+            hosts.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "),
+            limit.as_secs()
+        ));
+    }
     for &n in hosts.iter().filter(|_| only != "p2") {
         // A fresh control plane for each size: nothing left over from the one before.
         let Some(env) = KubeEnv::start().await else {
             return;
         };
+        let plane = control_plane(&env);
+        if !setup.contains(&plane) {
+            setup.push(plane);
+        }
         let p4 = p4::run(&env, n, 16, limit).await;
-        let _ = write!(t, "{}", p4.rows());
-        notes.push_str(&p4.notes());
+        let _ = write!(rows, "{}", p4.rows());
+        setup.push(p4.notes());
     }
-    let _ = write!(t, "\n{notes}");
+    let mut t = report::conditions(&load, &setup);
+    let _ = write!(t, "| Benchmark | Result | Target |\n|---|---|---|\n{rows}");
     println!("{t}");
     if only.is_empty() {
-        write_doc(&t);
+        report::write_section("cluster-bench", "Cluster (P2, P4)", &t);
     }
+}
+
+/// The API server's version and where it and etcd run.
+fn control_plane(env: &KubeEnv) -> String {
+    let text = env.kubectl_ok(&["get", "--raw", "/version"]);
+    let version: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    format!(
+        "Control plane: kube-apiserver {} and etcd on loopback, sharing the CPUs with vinod and the benchmark.",
+        version["gitVersion"].as_str().unwrap_or("?")
+    )
 }

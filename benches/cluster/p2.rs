@@ -19,6 +19,8 @@ use crate::requests::{Counts, Own};
 use crate::{LABEL, NS, median, ready_entries, seconds, vino};
 
 const HOST: &str = "host-a";
+/// libvirt driver vinod uses in P2: the test driver, whose domains live in vinod's process.
+pub const URI: &str = "test:///default";
 const POLL: Duration = Duration::from_millis(50);
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -58,7 +60,7 @@ pub async fn run(env: &KubeEnv, vinod: &Path, sizes: &[u32], runs: usize) -> Vec
     let dir = tempfile::tempdir().unwrap();
     let _reaper = Reaper(dir.path().to_path_buf());
     let config = dir.path().join("vinod.toml");
-    let text = config_text(dir.path(), "test:///default", "vinod-bench-p2", "")
+    let text = config_text(dir.path(), URI, "vinod-bench-p2", "")
         .replace(
             "advertise_address = \"192.0.2.10\"",
             "advertise_address = \"\"",

@@ -89,7 +89,7 @@ pub async fn run(env: &KubeEnv, hosts: usize, workers: u32, limit: Duration) -> 
         pid_of(env, "etcd"),
         std::process::id(),
     ];
-    let cpu0 = pids.map(crate::cpu_seconds);
+    let cpu0 = pids.map(crate::report::cpu_seconds);
     let before = Counts::scrape(env);
     let began = Instant::now();
     vinos
@@ -127,7 +127,7 @@ pub async fn run(env: &KubeEnv, hosts: usize, workers: u32, limit: Duration) -> 
         }
     }
     let requests = Counts::scrape(env).since(&before).less(&own);
-    let cpu1 = pids.map(crate::cpu_seconds);
+    let cpu1 = pids.map(crate::report::cpu_seconds);
     for t in &tasks {
         t.abort();
     }
@@ -307,11 +307,11 @@ impl P4 {
         t
     }
 
-    /// What the rows mean.
+    /// What the rows leave out: the untimed setup.
     pub fn notes(&self) -> String {
         format!(
             "P4 setup (not timed): {:.0} s for {} Nodes, their client certificates and clients, \
-             and the hosts' first passes.\n",
+             and the hosts' first passes.",
             self.setup.as_secs_f64(),
             self.hosts
         )
