@@ -13,6 +13,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 # Builds are cached outside the repository so a fresh clone reuses them.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/vinod/target}
+# Incremental artefacts only help edit-compile loops; here they would double the cache's size
+# (some 40 test binaries) for nothing.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 export DEBIAN_FRONTEND=noninteractive
 
 # Build dependencies, then the real components the tests drive.
