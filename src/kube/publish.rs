@@ -379,13 +379,16 @@ where
     }
 }
 
-/// What a new BareMetalHost is created with: the required fields, the ownership labels and
-/// owner, and `online: false`, which stays the creator's (see the module documentation).
+/// What a new BareMetalHost is created with: the required fields, its boot MAC (immutable,
+/// and BMO must never see the host without it, even if vinod stops before its apply), the
+/// ownership labels and owner, and `online: false`, which stays the creator's (see the module
+/// documentation).
 fn minimal_host(h: &BareMetalHost, labels: &BTreeMap<String, String>) -> BareMetalHost {
     let mut m = BareMetalHost::new(
         &h.name_any(),
         BareMetalHostSpec {
             bmc: h.spec.bmc.clone(),
+            boot_mac_address: h.spec.boot_mac_address.clone(),
             online: false,
             ..Default::default()
         },
@@ -459,10 +462,10 @@ mod tests {
         assert!(body["spec"].get("online").is_none());
         assert_eq!(body["spec"]["bootMACAddress"], "52:54:00:00:00:01");
         assert_eq!(body["apiVersion"], "metal3.io/v1alpha1");
-        assert_eq!(
-            minimal_host(&h, &BTreeMap::new()).spec.boot_mac_address,
-            None
-        );
+        // A host is created with its boot MAC: BMO never sees it without one.
+        let created = minimal_host(&h, &BTreeMap::new());
+        assert_eq!(created.spec.boot_mac_address.as_deref(), Some("52:54:00:00:00:01"));
+        assert!(!created.spec.online);
     }
 
     #[test]
