@@ -139,3 +139,88 @@ async fn a_flood_of_idle_and_slow_connections_leaves_authorized_clients_served()
     );
     running.stop().await;
 }
+
+/// `n` GETs of `path` with the given password, at once, each on its own connection from
+/// `from`; their statuses.
+async fn guesses(
+    addr: SocketAddr,
+    from: &str,
+    path: &str,
+    user: &str,
+    password: &str,
+    n: usize,
+) -> Vec<u16> {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: bmc\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
+        );
+        let from: std::net::IpAddr = from.parse().unwrap();
+        tasks.push(tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(SocketAddr::new(from, 0)).unwrap();
+            let mut s = socket.connect(addr).await.unwrap();
+            s.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer).await;
+            answer
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0)
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_is_slowed_per_address() {
+    use vinod::redfish::guessing::{BURST, MAX_WAIT, PER_SECOND};
+    let vinos = bed::define_vinos("guess", &["ga"], 1).await;
+    let state = tempfile::tempdir().unwrap();
+    let running = bed::serve(
+        &bed::config(state.path(), 0, false),
+        bed::credentials(&vinos),
+    )
+    .await;
+    let v = vinos[0].clone();
+    let system = format!("/redfish/v1/Systems/{}", v.vms[0]);
+
+    // 60 wrong passwords at once from 127.0.0.1: the burst is answered 401 at once, the next
+    // ones only as the budget refills (held back at most MAX_WAIT), the rest refused unheard
+    // (429).
+    let began = Instant::now();
+    let statuses = guesses(running.addr, "127.0.0.1", &system, &v.username, "wrong", 60).await;
+    let took = began.elapsed();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    let unauthorized = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(refused + unauthorized, 60, "{statuses:?}");
+    assert!(refused > 0, "no guess was refused: {statuses:?}");
+    let checked = unauthorized as f64;
+    let allowed = BURST + PER_SECOND * (took.as_secs_f64() + MAX_WAIT.as_secs_f64()) + 1.0;
+    assert!(
+        checked <= allowed,
+        "{unauthorized} guesses checked in {took:?} (at most {allowed:.0})"
+    );
+    // Another address is served at once.
+    let other = guesses(
+        running.addr,
+        "127.0.0.2",
+        &system,
+        &v.username,
+        &v.password,
+        3,
+    )
+    .await;
+    assert_eq!(other, [200, 200, 200]);
+    println!(
+        "60 guesses at once: {unauthorized} checked (401), {refused} refused (429) in {took:?}; another address served"
+    );
+    running.stop().await;
+}

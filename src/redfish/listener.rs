@@ -35,6 +35,10 @@ use super::error::ApiError;
 /// Time for a whole request body.
 pub const BODY_TIME: Duration = Duration::from_secs(10);
 
+/// The address a request came from, set on every request the listener serves.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
 /// Bounds on every connection.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -116,7 +120,7 @@ pub async fn serve(
             stream,
             tls.clone(),
             (app.clone(), limits.clone()),
-            served.clone(),
+            (served.clone(), ClientAddr(peer.ip().to_canonical())),
             stop.clone(),
         );
         let table_done = table.clone();
@@ -172,7 +176,7 @@ async fn connection(
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
     (app, limits): (Router, Limits),
-    served: Arc<AtomicBool>,
+    (served, client): (Arc<AtomicBool>, ClientAddr),
     stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
@@ -180,8 +184,9 @@ async fn connection(
     let counted = in_flight.clone();
     // Marks the connection as served and counts the request in flight while it is answered.
     let service = app.layer(axum::middleware::from_fn(
-        move |req: Request, next: Next| {
+        move |mut req: Request, next: Next| {
             served.store(true, Ordering::Relaxed);
+            req.extensions_mut().insert(client);
             let guard = InFlight::enter(counted.clone());
             async move {
                 let response = next.run(req).await;

@@ -9,6 +9,7 @@
 pub mod action;
 pub mod auth;
 mod error;
+pub mod guessing;
 pub mod listener;
 pub mod media;
 mod reply;
@@ -44,6 +45,7 @@ pub struct Bmc<M> {
     machines: M,
     credentials: BmcCredentials,
     sessions: auth::Sessions,
+    guessing: guessing::Guessing,
     media: MediaStore,
     verify_tls: bool,
     uuid: String,
@@ -73,6 +75,7 @@ impl<M: Machines> Bmc<M> {
             machines,
             credentials,
             sessions: auth::Sessions::default(),
+            guessing: guessing::Guessing::default(),
             media,
             verify_tls: rf.media_verify_tls,
             uuid: service_uuid(&seed),

@@ -1,9 +1,11 @@
 //! HTTP in and out: one handler resolves the path to a [`Target`], checks the method and the
 //! caller, turns the body into an action value and the result into a Redfish response.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -13,6 +15,8 @@ use axum::response::{IntoResponse, Response};
 use super::action;
 use super::auth::{self, Principal};
 use super::error::ApiError;
+use super::guessing::Admission;
+use super::listener::ClientAddr;
 use super::media::without_query;
 use super::reply::{etag, header_value, json, no_content, xml};
 use super::target::Target;
@@ -28,6 +32,7 @@ pub async fn dispatch<M: Machines + Send + Sync + 'static>(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    client: Option<Extension<ClientAddr>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let began = Instant::now();
@@ -36,7 +41,17 @@ pub async fn dispatch<M: Machines + Send + Sync + 'static>(
     let path = uri.path().to_string();
     let mut user = String::new();
     let result = match body {
-        Ok(body) => handle(&bmc, &method, &uri, &headers, &body, &mut user).await,
+        Ok(body) => {
+            let client = client.map(|Extension(ClientAddr(ip))| ip);
+            let request = Incoming {
+                method: &method,
+                uri: &uri,
+                headers: &headers,
+                body: &body,
+                client,
+            };
+            handle(&bmc, &request, &mut user).await
+        }
         Err(e) => Err(ApiError::new(
             e.status(),
             "GeneralError",
@@ -51,14 +66,28 @@ pub async fn dispatch<M: Machines + Send + Sync + 'static>(
     resp
 }
 
+/// One request as the handler sees it.
+struct Incoming<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+    /// The client's address, when the request came through the listener.
+    client: Option<IpAddr>,
+}
+
 async fn handle<M: Machines + Send + Sync>(
     bmc: &Bmc<M>,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
+    request: &Incoming<'_>,
     user: &mut String,
 ) -> Reply {
+    let Incoming {
+        method,
+        uri,
+        headers,
+        body,
+        client,
+    } = *request;
     let path = uri.path();
     if let Some(v) = headers.get("odata-version")
         && v.as_bytes() != b"4.0"
@@ -76,7 +105,7 @@ async fn handle<M: Machines + Send + Sync>(
     let caller = if public {
         None
     } else {
-        let p = authenticate(bmc, headers)?;
+        let p = authenticate(bmc, headers, client).await?;
         user.clone_from(&p.username);
         Some(p)
     };
@@ -94,7 +123,7 @@ async fn handle<M: Machines + Send + Sync>(
         return Err(ApiError::method_not_allowed(method.as_str(), allow));
     }
     let Some(caller) = caller else {
-        return public_resource(bmc, &target, method, body, headers);
+        return public_resource(bmc, &target, request).await;
     };
     match (m, &target) {
         ("GET", _) => get(bmc, &caller, &target, headers).await,
@@ -125,16 +154,48 @@ async fn handle<M: Machines + Send + Sync>(
     }
 }
 
-fn authenticate<M>(bmc: &Bmc<M>, headers: &HeaderMap) -> Result<Principal, ApiError> {
+async fn authenticate<M>(
+    bmc: &Bmc<M>,
+    headers: &HeaderMap,
+    client: Option<IpAddr>,
+) -> Result<Principal, ApiError> {
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let found = if let Some(token) = header("x-auth-token") {
-        bmc.sessions.principal(&bmc.credentials, token)
-    } else if let Some(basic) = header("authorization") {
-        auth::basic(&bmc.credentials, basic)
-    } else {
-        None
+    let (token, basic) = (header("x-auth-token"), header("authorization"));
+    if token.is_none() && basic.is_none() {
+        return Err(ApiError::unauthorized());
+    }
+    admit(bmc, client)?;
+    let found = match (token, basic) {
+        (Some(token), _) => bmc.sessions.principal(&bmc.credentials, token),
+        (None, Some(basic)) => auth::basic(&bmc.credentials, basic),
+        (None, None) => None,
     };
-    found.ok_or_else(ApiError::unauthorized)
+    match found {
+        Some(p) => Ok(p),
+        None => Err(refused(bmc, client).await),
+    }
+}
+
+/// Refuses a client (known by its address) that failed to authenticate too often, before
+/// its credentials are checked. Requests without an address (in-process) are not counted.
+fn admit<M>(bmc: &Bmc<M>, client: Option<IpAddr>) -> Result<(), ApiError> {
+    match client.map(|ip| bmc.guessing.admit(Some(ip))) {
+        Some(Admission::Refuse(_)) => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "GeneralError",
+            "Too many failed authentications from this address; retry later.",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A failed authentication: counted for the client, and answered once its budget allows.
+async fn refused<M>(bmc: &Bmc<M>, client: Option<IpAddr>) -> ApiError {
+    if let Some(ip) = client {
+        let wait = bmc.guessing.failed(Some(ip));
+        tokio::time::sleep(wait).await;
+    }
+    ApiError::unauthorized()
 }
 
 /// Query parameters starting with `$` (and `only`, `excerpt`) ask for features vinod does
@@ -153,13 +214,8 @@ fn check_query(query: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn public_resource<M>(
-    bmc: &Bmc<M>,
-    target: &Target,
-    method: &Method,
-    body: &[u8],
-    headers: &HeaderMap,
-) -> Reply {
+async fn public_resource<M>(bmc: &Bmc<M>, target: &Target, request: &Incoming<'_>) -> Reply {
+    let (method, body, headers) = (request.method, request.body, request.headers);
     match target {
         Target::Versions => Ok(json(doc::versions(), target, headers)),
         Target::Root => Ok(json(doc::root(&bmc.uuid), target, headers)),
@@ -167,10 +223,10 @@ fn public_resource<M>(
         Target::Metadata => Ok(xml(doc::metadata())),
         Target::Sessions if *method == Method::POST => {
             let (user, password) = action::login(body)?;
-            let login = bmc
-                .sessions
-                .login(&bmc.credentials, &user, &password)
-                .ok_or_else(ApiError::unauthorized)?;
+            admit(bmc, request.client)?;
+            let Some(login) = bmc.sessions.login(&bmc.credentials, &user, &password) else {
+                return Err(refused(bmc, request.client).await);
+            };
             let location = doc::session_path(&login.session.id);
             let mut resp = json(
                 doc::session(&login.session),
@@ -242,7 +298,14 @@ async fn get<M: Machines + Send + Sync>(
             doc::session(&s)
         }
         Target::Versions | Target::Root | Target::OData | Target::Metadata => {
-            return public_resource(bmc, target, &Method::GET, &[], headers);
+            let request = Incoming {
+                method: &Method::GET,
+                uri: &Uri::from_static("/"),
+                headers,
+                body: &[],
+                client: None,
+            };
+            return public_resource(bmc, target, &request).await;
         }
         Target::Reset(_) | Target::Insert(..) | Target::Eject(..) => {
             return Err(ApiError::method_not_allowed("GET", target.allow()));
