@@ -464,7 +464,10 @@ mod tests {
         assert_eq!(body["apiVersion"], "metal3.io/v1alpha1");
         // A host is created with its boot MAC: BMO never sees it without one.
         let created = minimal_host(&h, &BTreeMap::new());
-        assert_eq!(created.spec.boot_mac_address.as_deref(), Some("52:54:00:00:00:01"));
+        assert_eq!(
+            created.spec.boot_mac_address.as_deref(),
+            Some("52:54:00:00:00:01")
+        );
         assert!(!created.spec.online);
     }
 
