@@ -2,7 +2,7 @@
 
 mod log;
 mod run;
-mod status;
+mod status_command;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -129,7 +129,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Plan(args) => plan_cmd(&args),
-        Command::Status { config, json } => status::show(&config, json),
+        Command::Status { config, json } => status_command::show(&config, json),
         Command::Crd { bmh, claims } => {
             print!(
                 "{}",

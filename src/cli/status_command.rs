@@ -5,16 +5,16 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use vinod::config::Config;
-use vinod::daemon::status::{self, Snapshot};
+use vinod::daemon::status_socket::{self, Snapshot};
 
 /// Prints the daemon's status as text or JSON.
 pub fn show(config_path: &Path, json: bool) -> Result<()> {
     let text = std::fs::read_to_string(config_path)
         .with_context(|| format!("cannot read {}", config_path.display()))?;
     let config = Config::parse(&text, &config_path.display().to_string())?;
-    let socket = config.run_dir.join(status::SOCKET);
-    let snap =
-        status::fetch(&socket).with_context(|| "is vinod running? (the socket is root-only)")?;
+    let socket = config.run_dir.join(status_socket::SOCKET);
+    let snap = status_socket::fetch(&socket)
+        .with_context(|| "is vinod running? (the socket is root-only)")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&snap)?);
     } else {

@@ -3,7 +3,7 @@
 
 pub mod metrics;
 pub mod notify;
-pub mod status;
+pub mod status_socket;
 pub mod watches;
 
 use std::path::{Path, PathBuf};
@@ -39,7 +39,7 @@ pub struct Daemon<S, B, D, H> {
     /// The host's reconcile.
     pub host: Host<S, B, D, H>,
     /// What the last pass saw and did, for `vinod status`.
-    pub snapshot: status::Snapshot,
+    pub snapshot: status_socket::Snapshot,
     trigger: Trigger,
 }
 
@@ -90,7 +90,7 @@ impl<S, B, D, H> Daemon<S, B, D, H> {
     ) -> Self {
         Self {
             host: Host::new(source, adapters, config),
-            snapshot: status::Snapshot::default(),
+            snapshot: status_socket::Snapshot::default(),
             trigger,
         }
     }
@@ -117,7 +117,7 @@ where
     /// One pass; keeps its snapshot and follows the Secrets it used.
     pub async fn pass(&mut self, after_op: AfterOp<'_>) -> Result<PassReport, PassError<S::Error>> {
         let report = self.host.pass(after_op).await?;
-        self.snapshot = status::Snapshot::after_pass(
+        self.snapshot = status_socket::Snapshot::after_pass(
             &report.node,
             &report.plans,
             &report.now,
@@ -228,10 +228,10 @@ where
         }
         Err(_) => None,
     };
-    let (snapshots, rx) = tokio::sync::watch::channel(status::Snapshot::default());
-    let socket = daemon.config().run_dir.join(status::SOCKET);
+    let (snapshots, rx) = tokio::sync::watch::channel(status_socket::Snapshot::default());
+    let socket = daemon.config().run_dir.join(status_socket::SOCKET);
     let _status = AbortOnDrop(tokio::spawn(async move {
-        if let Err(e) = status::serve(socket, rx).await {
+        if let Err(e) = status_socket::serve(socket, rx).await {
             warn!(error = %e, "vinod status will not answer");
         }
     }));

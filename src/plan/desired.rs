@@ -139,6 +139,8 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
                 network: net.name.clone(),
                 owner: owner.clone(),
                 config: dnsmasq::render_config(&dspec),
+                hostsdir: dspec.hostsdir.clone(),
+                leasefile: dspec.leasefile.clone(),
                 hosts,
             },
         );

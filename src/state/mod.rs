@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -80,6 +81,10 @@ pub struct DhcpServer {
     pub owner: Owner,
     /// The main configuration file; a change restarts dnsmasq.
     pub config: String,
+    /// Directory of the reservation files (the configuration's `dhcp-hostsdir`).
+    pub hostsdir: PathBuf,
+    /// Lease database (the configuration's `dhcp-leasefile`).
+    pub leasefile: PathBuf,
     /// Reservation files (name → `mac,ip,hostname` line); changes are picked up live.
     pub hosts: BTreeMap<String, String>,
 }

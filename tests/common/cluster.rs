@@ -348,9 +348,12 @@ impl ClusterHost {
     }
 
     /// What the daemon's status socket reports, if it answers.
-    pub fn snapshot(&self) -> Option<vinod::daemon::status::Snapshot> {
-        let socket = self.dir().join("run").join(vinod::daemon::status::SOCKET);
-        vinod::daemon::status::fetch(&socket).ok()
+    pub fn snapshot(&self) -> Option<vinod::daemon::status_socket::Snapshot> {
+        let socket = self
+            .dir()
+            .join("run")
+            .join(vinod::daemon::status_socket::SOCKET);
+        vinod::daemon::status_socket::fetch(&socket).ok()
     }
 
     /// Prints the daemon's log if the test is failing (call from a guard's drop).

@@ -227,6 +227,8 @@ impl Lab {
             network: "pxe".into(),
             owner: spec.owner.clone(),
             config: render_config(&spec),
+            hostsdir: spec.hostsdir.clone(),
+            leasefile: spec.leasefile.clone(),
             hosts,
         }
     }

@@ -298,6 +298,8 @@ mod tests {
                 name: "v".into(),
             },
             config: String::new(),
+            hostsdir: "/run/v/hosts".into(),
+            leasefile: "/var/lib/v/br0.leases".into(),
             hosts: BTreeMap::new(),
         };
         assert_eq!(read_marker(&layout).unwrap(), None);

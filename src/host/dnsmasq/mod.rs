@@ -3,7 +3,8 @@
 //! Each server's files live in `<run_dir>/dnsmasq/<bridge>/`: `dnsmasq.conf`, `dnsmasq.pid` and
 //! the ownership marker `owner` (`owner=<namespace>/<name>`, `network=<name>`); only
 //! directories holding the marker are vinod's. The reservation directory and the lease file
-//! are the ones the configuration names with `dhcp-hostsdir=` and `dhcp-leasefile=`.
+//! come typed with the desired server (`hostsdir`, `leasefile`, the paths its configuration
+//! names); for a server found on disk they are read from the configuration it runs with.
 //!
 //! dnsmasq runs in the foreground as a child of vinod, logging to stderr, which is forwarded
 //! to `tracing`. A task per server reaps the child and restarts it with backoff when it dies.

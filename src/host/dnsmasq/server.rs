@@ -36,7 +36,6 @@ impl Servers {
     /// Start and reconfigure: test, replace the running server (the lease file stays), start.
     pub async fn install(&self, server: &DhcpServer) -> Result<(), DnsmasqError> {
         let layout = Layout::new(&self.run_dir, &server.bridge)?;
-        let named = Named::from_config(&server.bridge, &server.network, &server.config)?;
         let mut supervised = self.supervised.lock().await;
         self.check_owner(&layout, server, supervised.get(&server.bridge))?;
         files::ensure_dir(&layout, &files::servers_dir(&self.run_dir))?;
@@ -58,10 +57,10 @@ impl Servers {
         fs::rename(&layout.conf_new, &layout.conf)
             .map_err(layout.io("rename", &layout.conf_new))?;
         files::write_marker(&layout, server)?;
-        if let Some(parent) = named.leasefile.parent() {
+        if let Some(parent) = server.leasefile.parent() {
             files::ensure_dir(&layout, parent)?;
         }
-        files::sync_hosts(&layout, &named.hostsdir, &server.hosts)?;
+        files::sync_hosts(&layout, &server.hostsdir, &server.hosts)?;
 
         let launch = Launch {
             program: self.program.clone(),
@@ -133,17 +132,19 @@ impl Servers {
         })
     }
 
-    /// Makes the reservation files equal `server.hosts`, in the directory named by the
-    /// configuration dnsmasq runs with; SIGHUP if a record went away.
+    /// Makes the reservation files equal `server.hosts` in `server.hostsdir` (the directory
+    /// of the configuration dnsmasq runs with: a changed configuration is installed, not this);
+    /// SIGHUP if a record went away.
     pub async fn set_hosts(&self, server: &DhcpServer) -> Result<(), DnsmasqError> {
         let layout = Layout::new(&self.run_dir, &server.bridge)?;
         let supervised = self.supervised.lock().await;
         if files::read_marker(&layout)?.is_none() {
             return Err(self.absent(&layout));
         }
-        let config = fs::read_to_string(&layout.conf).map_err(|_| self.absent(&layout))?;
-        let named = Named::from_config(&server.bridge, &server.network, &config)?;
-        if !files::sync_hosts(&layout, &named.hostsdir, &server.hosts)? {
+        if !layout.conf.is_file() {
+            return Err(self.absent(&layout));
+        }
+        if !files::sync_hosts(&layout, &server.hostsdir, &server.hosts)? {
             return Ok(());
         }
         let pid = supervised
@@ -241,6 +242,8 @@ impl Servers {
                     network,
                     owner,
                     config,
+                    hostsdir: named.hostsdir,
+                    leasefile: named.leasefile,
                     hosts,
                 },
             );

@@ -37,6 +37,8 @@ fn state(vms: u32, o: &str) -> HostState {
             network: "n".into(),
             owner: owner(o),
             config: "interface=br0\n".into(),
+            hostsdir: "/run/vinod/dnsmasq/br0/hosts".into(),
+            leasefile: "/var/lib/vinod/dnsmasq/br0.leases".into(),
             hosts,
         },
     );
