@@ -113,9 +113,9 @@ async fn run_cluster(
 }
 
 fn node_facts(config: &Config) -> NodeFacts {
-    let addresses = match config.redfish.advertise_address.parse() {
-        Ok(ip) => vec![ip],
-        Err(_) => facts::ipv4_addresses(),
+    let addresses = match config.redfish.advertise_address {
+        Some(ip) => vec![ip],
+        None => facts::ipv4_addresses(),
     };
     NodeFacts {
         name: facts::node_name(&config.node_name),

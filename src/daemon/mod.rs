@@ -212,13 +212,8 @@ where
         Some(counter) => metrics::Metrics::with_redfish(counter.clone()),
         None => metrics::Metrics::new(),
     };
-    let _metrics = match daemon
-        .config()
-        .metrics
-        .listen
-        .parse::<std::net::SocketAddr>()
-    {
-        Ok(addr) => {
+    let _metrics = match daemon.config().metrics.listen {
+        Some(addr) => {
             let m = metrics.clone();
             Some(AbortOnDrop(tokio::spawn(async move {
                 if let Err(e) = metrics::serve(addr, m).await {
@@ -226,7 +221,7 @@ where
                 }
             })))
         }
-        Err(_) => None,
+        None => None,
     };
     let (snapshots, rx) = tokio::sync::watch::channel(status_socket::Snapshot::default());
     let socket = daemon.config().run_dir.join(status_socket::SOCKET);

@@ -242,7 +242,10 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
                 .libvirt
                 .console_log_dir
                 .join(format!("{}.log", vm.names.domain)),
-            vnc_listen: vm.set.enable_vnc.then(|| input.config.vnc.listen.clone()),
+            vnc_listen: vm
+                .set
+                .enable_vnc
+                .then(|| input.config.vnc.listen.to_string()),
         };
         let (xml, spec_hash) = domain::render(&dspec);
         out.host.domains.insert(

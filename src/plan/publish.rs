@@ -124,7 +124,7 @@ pub(super) fn vm_objects(
 }
 
 pub(super) fn bmc_address(config: &Config, node: &super::NodeFacts) -> Result<IpAddr, PlanError> {
-    if let Ok(ip) = config.redfish.advertise_address.parse::<IpAddr>() {
+    if let Some(ip) = config.redfish.advertise_address {
         return Ok(ip);
     }
     node.addresses

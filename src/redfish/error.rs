@@ -11,9 +11,6 @@ pub const BASE: &str = "Base.1.8.1";
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RedfishError {
-    /// The listen address is not an address.
-    #[error("redfish.listen_address {0:?} is not an IP address")]
-    ListenAddress(String),
     /// The socket could not be bound or served.
     #[error("cannot serve Redfish on {addr}")]
     Serve {

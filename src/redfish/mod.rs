@@ -169,13 +169,9 @@ pub async fn start<M: Machines + Send + Sync + 'static>(
     // rustls is built with ring only; make it the process's provider (a second call is a no-op).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rf = &config.redfish;
-    let ip: IpAddr = if rf.listen_address.is_empty() {
-        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-    } else {
-        rf.listen_address
-            .parse()
-            .map_err(|_| RedfishError::ListenAddress(rf.listen_address.clone()))?
-    };
+    let ip = rf
+        .listen_address
+        .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
     let addr = SocketAddr::new(ip, rf.port);
     let bmc = Arc::new(Bmc::new(config, machines, credentials)?);
     bmc.prune_media().await;
@@ -192,8 +188,8 @@ pub async fn start<M: Machines + Send + Sync + 'static>(
     let addr = listener.local_addr().map_err(serve_err)?;
     let tls = if rf.tls {
         let mut names: Vec<String> = Vec::new();
-        if !rf.advertise_address.is_empty() {
-            names.push(rf.advertise_address.clone());
+        if let Some(a) = rf.advertise_address {
+            names.push(a.to_string());
         }
         names.extend(
             crate::host::facts::ipv4_addresses()

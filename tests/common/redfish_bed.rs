@@ -139,8 +139,8 @@ pub fn config(state_dir: &Path, port: u16, tls: bool) -> Config {
     c.state_dir = state_dir.to_path_buf();
     c.node_name = "bed".into();
     c.libvirt.uri = URI.into();
-    c.redfish.listen_address = "127.0.0.1".into();
-    c.redfish.advertise_address = "127.0.0.1".into();
+    c.redfish.listen_address = Some("127.0.0.1".parse().unwrap());
+    c.redfish.advertise_address = Some("127.0.0.1".parse().unwrap());
     c.redfish.port = port;
     c.redfish.tls = tls;
     // The tests' image servers listen on loopback, which a real BMC would never be allowed.

@@ -1,10 +1,12 @@
 //! The daemon's configuration file (`/etc/vino/vinod.toml`): strict TOML, every key optional
 //! with a documented default (see `packaging/vinod.toml`). Parsing is pure; callers read the file.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+mod address;
 
 /// Where the packaged configuration lives.
 pub const DEFAULT_PATH: &str = "/etc/vino/vinod.toml";
@@ -65,7 +67,8 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// `address:port` serving `GET /metrics`. Empty: off.
-    pub listen: String,
+    #[serde(with = "address::metrics_listen")]
+    pub listen: Option<SocketAddr>,
 }
 
 /// Logging settings.
@@ -118,11 +121,13 @@ pub struct DhcpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RedfishConfig {
     /// Listen address. Empty: all addresses.
-    pub listen_address: String,
+    #[serde(with = "address::redfish_listen_address")]
+    pub listen_address: Option<IpAddr>,
     /// TCP port.
     pub port: u16,
     /// Address published in BareMetalHosts. Empty: the Node's InternalIP.
-    pub advertise_address: String,
+    #[serde(with = "address::redfish_advertise_address")]
+    pub advertise_address: Option<IpAddr>,
     /// Serve HTTPS (with `tls_cert`/`tls_key`, or a self-signed certificate).
     pub tls: bool,
     /// PEM certificate chain. Empty: self-signed, kept in the state directory.
@@ -145,7 +150,8 @@ pub struct RedfishConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct VncConfig {
     /// Address VNC consoles listen on (`enableVNC`). Loopback by default: reach it over SSH.
-    pub listen: String,
+    #[serde(with = "address::vnc_listen")]
+    pub listen: IpAddr,
 }
 
 /// BareMetalHost label settings.
@@ -193,9 +199,9 @@ impl Default for DhcpConfig {
 impl Default for RedfishConfig {
     fn default() -> Self {
         Self {
-            listen_address: String::new(),
+            listen_address: None,
             port: 8000,
-            advertise_address: String::new(),
+            advertise_address: None,
             tls: true,
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
@@ -210,7 +216,7 @@ impl Default for RedfishConfig {
 impl Default for VncConfig {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1".into(),
+            listen: IpAddr::V4(Ipv4Addr::LOCALHOST),
         }
     }
 }
@@ -335,32 +341,12 @@ impl Config {
         if self.redfish.media_timeout_secs == 0 {
             return bad("redfish.media_timeout_secs", "must be more than 0".into());
         }
-        for (key, addr) in [
-            ("redfish.listen_address", &self.redfish.listen_address),
-            ("redfish.advertise_address", &self.redfish.advertise_address),
-            ("vnc.listen", &self.vnc.listen),
-        ] {
-            if !addr.is_empty() && addr.parse::<IpAddr>().is_err() {
-                return bad(key, format!("{} is not an IP address", shown(addr)));
-            }
-        }
         if self.redfish.tls_cert.as_os_str().is_empty()
             != self.redfish.tls_key.as_os_str().is_empty()
         {
             return bad(
                 "redfish.tls_cert",
                 "tls_cert and tls_key go together".into(),
-            );
-        }
-        if !self.metrics.listen.is_empty()
-            && self.metrics.listen.parse::<std::net::SocketAddr>().is_err()
-        {
-            return bad(
-                "metrics.listen",
-                format!(
-                    "{} is not an address:port such as 127.0.0.1:9477",
-                    shown(&self.metrics.listen)
-                ),
             );
         }
         if let Some(e) = crate::value::syntax::label_key_error(&self.labels.rack_label) {
@@ -405,7 +391,7 @@ mod tests {
 
     #[test]
     fn shipped_example_is_the_defaults() {
-        let text = include_str!("../packaging/vinod.toml");
+        let text = include_str!("../../packaging/vinod.toml");
         let uncommented: String = text
             .lines()
             .map(|l| {
