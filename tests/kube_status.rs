@@ -411,11 +411,11 @@ async fn vm_events_name_the_host_and_the_bare_metal_host() {
     };
     let events = Events::new(clients[0].clone(), "node-a");
     events
-        .vm_created(&created, "lab.demo.worker-0", "demo-node-a-worker-0")
+        .vm_created(&created, "lab.demo.worker-0", Some("demo-node-a-worker-0"))
         .await
         .unwrap();
     events
-        .vm_created(&created, "lab.demo.worker-1", "demo-node-a-worker-1")
+        .vm_created(&created, "lab.demo.worker-1", Some("demo-node-a-worker-1"))
         .await
         .unwrap();
     events
@@ -428,7 +428,7 @@ async fn vm_events_name_the_host_and_the_bare_metal_host() {
         .await
         .unwrap();
     events
-        .vm_deleted(&created, "lab.demo.worker-1", "demo-node-a-worker-1")
+        .vm_deleted(&created, "lab.demo.worker-1", Some("demo-node-a-worker-1"))
         .await
         .unwrap();
     events

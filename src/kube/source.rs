@@ -43,6 +43,9 @@ pub struct KubeSource {
     vinos: Vec<Vino>,
     nodes: Vec<NodeFacts>,
     node: NodeFacts,
+    /// The BareMetalHost each planned domain was published as, from the plans of earlier
+    /// passes: a deleted VM's Event names its host without deriving it from the domain name.
+    published_as: BTreeMap<String, String>,
 }
 
 impl KubeSource {
@@ -56,6 +59,7 @@ impl KubeSource {
             vinos: Vec::new(),
             nodes: Vec::new(),
             node: NodeFacts::default(),
+            published_as: BTreeMap::new(),
             node_name,
         }
     }

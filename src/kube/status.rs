@@ -306,18 +306,36 @@ impl Events {
     }
 
     /// VM `vm` (domain name) was defined; `bmh` is its BareMetalHost.
-    pub async fn vm_created(&self, vino: &Vino, vm: &str, bmh: &str) -> Result<(), KubeError> {
-        let note = format!(
-            "{}: VM {vm} defined, published as BareMetalHost {bmh}",
-            self.node
-        );
+    /// `bmh`: the BareMetalHost it is published as, when known.
+    pub async fn vm_created(
+        &self,
+        vino: &Vino,
+        vm: &str,
+        bmh: Option<&str>,
+    ) -> Result<(), KubeError> {
+        let note = match bmh {
+            Some(bmh) => format!(
+                "{}: VM {vm} defined, published as BareMetalHost {bmh}",
+                self.node
+            ),
+            None => format!("{}: VM {vm} defined", self.node),
+        };
         self.publish(vino, EventType::Normal, "VmCreated", "Create", note, bmh)
             .await
     }
 
-    /// VM `vm` was removed.
-    pub async fn vm_deleted(&self, vino: &Vino, vm: &str, bmh: &str) -> Result<(), KubeError> {
-        let note = format!("{}: VM {vm} and BareMetalHost {bmh} deleted", self.node);
+    /// VM `vm` was removed (`bmh`: the BareMetalHost it was published as, when known; not
+    /// after a restart that came between its plan and its removal).
+    pub async fn vm_deleted(
+        &self,
+        vino: &Vino,
+        vm: &str,
+        bmh: Option<&str>,
+    ) -> Result<(), KubeError> {
+        let note = match bmh {
+            Some(bmh) => format!("{}: VM {vm} and BareMetalHost {bmh} deleted", self.node),
+            None => format!("{}: VM {vm} deleted", self.node),
+        };
         self.publish(vino, EventType::Normal, "VmDeleted", "Delete", note, bmh)
             .await
     }
@@ -331,8 +349,15 @@ impl Events {
         error: &str,
     ) -> Result<(), KubeError> {
         let note = format!("{}: VM {vm}: {error}", self.node);
-        self.publish(vino, EventType::Warning, "VmFailed", "Reconcile", note, bmh)
-            .await
+        self.publish(
+            vino,
+            EventType::Warning,
+            "VmFailed",
+            "Reconcile",
+            note,
+            Some(bmh),
+        )
+        .await
     }
 
     /// BareMetalHost `bmh` was deleted to be created again (its boot MAC changed).
@@ -347,7 +372,7 @@ impl Events {
             "BareMetalHostRecreated",
             "Recreate",
             note,
-            bmh,
+            Some(bmh),
         )
         .await
     }
@@ -359,28 +384,28 @@ impl Events {
         reason: &str,
         action: &str,
         note: String,
-        bmh: &str,
+        bmh: Option<&str>,
     ) -> Result<(), KubeError> {
-        let related = k8s_openapi::api::core::v1::ObjectReference {
+        let related = bmh.map(|bmh| k8s_openapi::api::core::v1::ObjectReference {
             api_version: Some("metal3.io/v1alpha1".into()),
             kind: Some("BareMetalHost".into()),
             name: Some(bmh.to_string()),
             namespace: vino.namespace(),
             ..Default::default()
-        };
+        });
         let event = Event {
             type_,
             reason: reason.into(),
             note: Some(join(&[note])),
             action: action.into(),
-            secondary: Some(related),
+            secondary: related,
         };
         self.recorder
             .publish(&event, &vino.object_ref(&()))
             .await
             .map_err(|e| {
                 warn!(reason, error = %e, "cannot publish an event");
-                KubeError::api(format!("publish event {reason} for {bmh}"), e)
+                KubeError::api(format!("publish event {reason} for {}", vino.name_any()), e)
             })
     }
 }
