@@ -305,8 +305,8 @@ impl Events {
         }
     }
 
-    /// VM `vm` (domain name) was defined; `bmh` is its BareMetalHost.
-    /// `bmh`: the BareMetalHost it is published as, when known.
+    /// VM `vm` (domain name) was defined (`bmh`: the BareMetalHost it is published as, when
+    /// known).
     pub async fn vm_created(
         &self,
         vino: &Vino,

@@ -40,12 +40,12 @@ struct Budget {
 /// Failed authentications per client address.
 #[derive(Debug, Default)]
 pub struct Guessing {
-    clients: Mutex<HashMap<Option<IpAddr>, Budget>>,
+    clients: Mutex<HashMap<IpAddr, Budget>>,
 }
 
 impl Guessing {
-    /// Whether a request from `client` (`None`: unknown) may have its credentials checked.
-    pub fn admit(&self, client: Option<IpAddr>) -> Admission {
+    /// Whether a request from `client` may have its credentials checked.
+    pub fn admit(&self, client: IpAddr) -> Admission {
         let now = Instant::now();
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         match clients.get_mut(&client) {
@@ -63,7 +63,7 @@ impl Guessing {
     }
 
     /// Records a failed authentication of `client`; returns how long to hold the answer.
-    pub fn failed(&self, client: Option<IpAddr>) -> Duration {
+    pub fn failed(&self, client: IpAddr) -> Duration {
         let now = Instant::now();
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         if clients.len() >= MAX_CLIENTS && !clients.contains_key(&client) {
@@ -82,7 +82,6 @@ impl Guessing {
         b.tokens -= 1.0;
         b.failures_unlogged += 1;
         if b.warned.is_none_or(|w| now.duration_since(w) >= WARN_EVERY) {
-            let client = client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
             tracing::warn!(%client, failures = b.failures_unlogged, "Redfish BMC: failed authentication");
             b.failures_unlogged = 0;
             b.warned = Some(now);
@@ -104,7 +103,7 @@ mod tests {
     #[test]
     fn a_burst_is_free_then_failures_wait_then_they_are_refused() {
         let g = Guessing::default();
-        let a = Some("192.0.2.1".parse().unwrap());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..BURST as usize {
             assert_eq!(g.admit(a), Admission::Check);
             assert_eq!(g.failed(a), Duration::ZERO);
@@ -116,7 +115,7 @@ mod tests {
         }
         assert!(matches!(g.admit(a), Admission::Refuse(_)));
         // Another client is not affected.
-        let b = Some("192.0.2.2".parse().unwrap());
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
         assert_eq!(g.admit(b), Admission::Check);
         assert_eq!(g.failed(b), Duration::ZERO);
     }

@@ -179,7 +179,7 @@ async fn authenticate<M>(
 /// Refuses a client (known by its address) that failed to authenticate too often, before
 /// its credentials are checked. Requests without an address (in-process) are not counted.
 fn admit<M>(bmc: &Bmc<M>, client: Option<IpAddr>) -> Result<(), ApiError> {
-    match client.map(|ip| bmc.guessing.admit(Some(ip))) {
+    match client.map(|ip| bmc.guessing.admit(ip)) {
         Some(Admission::Refuse(_)) => Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "GeneralError",
@@ -192,7 +192,7 @@ fn admit<M>(bmc: &Bmc<M>, client: Option<IpAddr>) -> Result<(), ApiError> {
 /// A failed authentication: counted for the client, and answered once its budget allows.
 async fn refused<M>(bmc: &Bmc<M>, client: Option<IpAddr>) -> ApiError {
     if let Some(ip) = client {
-        let wait = bmc.guessing.failed(Some(ip));
+        let wait = bmc.guessing.failed(ip);
         tokio::time::sleep(wait).await;
     }
     ApiError::unauthorized()
