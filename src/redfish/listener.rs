@@ -97,25 +97,6 @@ pub async fn serve(
         };
         while tasks.try_join_next().is_some() {}
         let served = Arc::new(AtomicBool::new(false));
-        let id = {
-            let mut t = table.lock().unwrap_or_else(PoisonError::into_inner);
-            if t.open.len() >= limits.max_connections {
-                let oldest_silent = t
-                    .open
-                    .iter()
-                    .find(|(_, (s, _))| !s.load(Ordering::Relaxed))
-                    .map(|(id, _)| *id);
-                match oldest_silent.and_then(|id| t.open.remove(&id)) {
-                    Some((_, abort)) => abort.abort(),
-                    None => {
-                        tracing::warn!(%peer, "Redfish BMC: connection table full; refused");
-                        continue;
-                    }
-                }
-            }
-            t.next += 1;
-            t.next
-        };
         let conn = connection(
             stream,
             tls.clone(),
@@ -123,6 +104,25 @@ pub async fn serve(
             (served.clone(), ClientAddr(peer.ip().to_canonical())),
             stop.clone(),
         );
+        // The table stays locked until the new connection is in it: a connection that ends at
+        // once removes itself only after it was inserted, never before.
+        let mut t = table.lock().unwrap_or_else(PoisonError::into_inner);
+        if t.open.len() >= limits.max_connections {
+            let oldest_silent = t
+                .open
+                .iter()
+                .find(|(_, (s, _))| !s.load(Ordering::Relaxed))
+                .map(|(id, _)| *id);
+            match oldest_silent.and_then(|id| t.open.remove(&id)) {
+                Some((_, abort)) => abort.abort(),
+                None => {
+                    tracing::warn!(%peer, "Redfish BMC: connection table full; refused");
+                    continue;
+                }
+            }
+        }
+        t.next += 1;
+        let id = t.next;
         let table_done = table.clone();
         let abort = tasks.spawn(async move {
             if let Err(e) = conn.await {
@@ -134,11 +134,7 @@ pub async fn serve(
                 .open
                 .remove(&id);
         });
-        table
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .open
-            .insert(id, (served, abort));
+        t.open.insert(id, (served, abort));
     }
     drop(listener);
     // Connections waiting for a request close now; requests in flight may finish.
