@@ -91,6 +91,7 @@ async fn reserve(
             credentials: None,
             taken_cpus: &CpuSet::default(),
             current_pins: &Default::default(),
+            host_network: &Default::default(),
         })
         .map(|p| (p.claims.clone(), p))
     })

@@ -68,6 +68,7 @@ async fn build(client: &Client, vino: &Vino, node: &str) {
             credentials: None,
             taken_cpus: &CpuSet::default(),
             current_pins: &Default::default(),
+            host_network: &Default::default(),
         })
         .map(|p| (p.claims.clone(), p))
     })

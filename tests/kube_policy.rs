@@ -67,6 +67,7 @@ async fn publish_as(client: &Client, vino: &Vino, node: &str) -> Vec<String> {
             credentials: None,
             taken_cpus: &CpuSet::default(),
             current_pins: &Default::default(),
+            host_network: &Default::default(),
         })
         .map(|p| (p.claims.clone(), p))
     })

@@ -86,6 +86,7 @@ async fn plan_on(client: &Client, vino: &Vino, host: &str) -> VinoPlan {
             credentials: None,
             taken_cpus: &CpuSet::default(),
             current_pins: &Default::default(),
+            host_network: &Default::default(),
         })
         .map(|p| (p.claims.clone(), p))
     })

@@ -64,6 +64,7 @@ fn run_case(dir: &Path) -> Value {
         credentials: creds.as_ref(),
         taken_cpus: &CpuSet::default(),
         current_pins: &Default::default(),
+        host_network: &Default::default(),
     })
     .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     serde_json::to_value(p.redacted()).unwrap()

@@ -135,6 +135,7 @@ fn four_vms_on_real_libvirt_and_a_real_pxe_boot() {
         credentials: None,
         taken_cpus: &CpuSet::default(),
         current_pins: &Default::default(),
+        host_network: &Default::default(),
     })
     .unwrap();
     for vm in &p.vms {
@@ -261,6 +262,7 @@ fn plan_host(v: &vinod::api::Vino, cfg: &Config) -> HostState {
         credentials: None,
         taken_cpus: &CpuSet::default(),
         current_pins: &Default::default(),
+        host_network: &Default::default(),
     })
     .unwrap()
     .host

@@ -210,6 +210,7 @@ fn plan_cmd(args: &PlanArgs) -> Result<()> {
         credentials: credentials.as_ref(),
         taken_cpus: &CpuSet::default(),
         current_pins: &Default::default(),
+        host_network: &Default::default(),
     })?;
     for w in &plan.warnings {
         eprintln!("warning: {w}");

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 mod address;
+mod network;
+
+pub use network::NetworkConfig;
 
 /// Where the packaged configuration lives.
 pub const DEFAULT_PATH: &str = "/etc/vino/vinod.toml";
@@ -60,6 +63,8 @@ pub struct Config {
     pub labels: LabelsConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// What Vinos may do to the host's own network.
+    pub network: NetworkConfig,
 }
 
 /// Metrics settings.
@@ -297,6 +302,9 @@ impl Config {
                 ),
             );
         }
+        if let Some((key, reason)) = self.network.problem() {
+            return bad(&key, reason);
+        }
         if !matches!(self.libvirt.domain_type.as_str(), "kvm" | "qemu") {
             return bad(
                 "libvirt.domain_type",
@@ -461,6 +469,11 @@ mod tests {
             ("[log]\nformat = \"xml\"".into(), "log.format"),
             ("[libvirt]\nuri = [\"a\"]".into(), "uri"),
             ("[ünïcode]\nkey = 1".into(), "ünïcode"),
+            (
+                "[network]\nuplinks = [\"eth0\", \"../x\"]".into(),
+                "network.uplinks[1]",
+            ),
+            ("[network]\nsubnets = [\"10.0.0.1\"]".into(), "subnets"),
         ];
         for (text, key) in cases {
             let e = Config::parse(&text, "t.toml")

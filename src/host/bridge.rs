@@ -6,6 +6,7 @@
 //! name is taken by any link is refused.
 
 mod error;
+mod host_network;
 mod kernel;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use tokio::task::AbortHandle;
 pub use self::error::BridgeError;
 use self::kernel::{Link, MAX_ALIAS_LEN, ipv4_addresses, links, mark, uplink_of};
 use super::Bridges;
+use crate::plan::HostNetwork;
 use crate::state::Bridge;
 
 type Result<T> = std::result::Result<T, BridgeError>;
@@ -191,6 +193,12 @@ impl Drop for NetlinkBridges {
 
 impl Bridges for NetlinkBridges {
     type Error = BridgeError;
+
+    async fn host_network(&self) -> Result<HostNetwork> {
+        host_network::observe(&self.handle)
+            .await
+            .map_err(BridgeError::List)
+    }
 
     /// Owned bridges by name. `mtu` is always `Some` (the current MTU). A bridge without an
     /// IPv4 address reports `0.0.0.0/0`, which no desired bridge has, so a comparison sees the

@@ -12,6 +12,7 @@ pub mod machine;
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use crate::plan::HostNetwork;
 use crate::state::{Bridge, DhcpServer, Domain, Owner, Volume};
 use machine::{BootOverride, Fault, Machine, Media, PowerAction};
 
@@ -23,6 +24,10 @@ pub trait Bridges {
     /// The bridges vinod owns, by name, as they are now.
     fn observe(&self)
     -> impl Future<Output = Result<BTreeMap<String, Bridge>, Self::Error>> + Send;
+
+    /// The host's own network: interfaces that are not vinod's bridges or VM ports, with
+    /// their addresses, and the routes that do not leave by vinod's bridges.
+    fn host_network(&self) -> impl Future<Output = Result<HostNetwork, Self::Error>> + Send;
 
     /// Creates `bridge` (marked as vinod's), sets MTU and address, enslaves the uplink and
     /// brings it up. Fails without changing anything if a link of that name exists.

@@ -27,6 +27,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
     let spec = &input.vino.spec;
     check_metadata(&input.vino.metadata)?;
     let checked = check(spec)?;
+    super::host_network::check(spec, &checked, input.host_network, &input.config.network)?;
     let owner = Owner::of(input.vino);
     let node = input.node;
     let credentials = super::credentials::resolve(input.vino, input.credentials)?;

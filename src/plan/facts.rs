@@ -1,8 +1,10 @@
-//! What the planner knows about the host: its Node name, labels and addresses, and its CPUs.
+//! What the planner knows about the host: its Node name, labels and addresses, its CPUs, and
+//! its own network.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Serialize};
 
 use crate::api::Vino;
@@ -42,4 +44,37 @@ pub fn selects(vino: &Vino, node: &NodeFacts) -> bool {
             .iter()
             .all(|(k, v)| node.labels.get(k) == Some(v))
     })
+}
+
+/// The host's own network as the kernel reports it, leaving out vinod's bridges and the VMs'
+/// ports: what no Vino may take over.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostNetwork {
+    /// Interfaces and their addresses (link-local ones left out).
+    #[serde(default)]
+    pub interfaces: Vec<HostInterface>,
+    /// IPv4 routes of the main table.
+    #[serde(default)]
+    pub routes: Vec<HostRoute>,
+}
+
+/// One of the host's interfaces.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostInterface {
+    /// Interface name.
+    pub name: String,
+    /// Its addresses with their prefix length.
+    #[serde(default)]
+    pub addresses: Vec<IpNet>,
+}
+
+/// One of the host's routes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostRoute {
+    /// Destination network.
+    pub destination: Ipv4Net,
+    /// Interface it leaves by (empty when the kernel names none, e.g. a blackhole).
+    #[serde(default)]
+    pub interface: String,
 }

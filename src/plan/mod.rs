@@ -6,6 +6,7 @@ pub mod credentials;
 mod desired;
 pub mod diff;
 pub mod facts;
+mod host_network;
 mod labels;
 pub mod merge;
 pub mod names;
@@ -19,7 +20,7 @@ use k8s_openapi::api::core::v1::Secret;
 use serde::Serialize;
 
 pub use desired::plan;
-pub use facts::{NodeFacts, NumaNode, selects};
+pub use facts::{HostInterface, HostNetwork, HostRoute, NodeFacts, NumaNode, selects};
 pub use labels::ownership;
 
 use crate::api::bmh::BareMetalHost;
@@ -67,6 +68,14 @@ pub enum PlanError {
         /// Node name.
         node: String,
     },
+    /// The Vino asks for something of the host's own network.
+    #[error("{field}: {reason}")]
+    HostNetwork {
+        /// The field.
+        field: String,
+        /// What it would take over, and which setting allows what.
+        reason: String,
+    },
     /// CPU pinning is requested but the VMs do not fit.
     #[error("spec.configuration.cpuExclude: cannot pin VM {}: it needs {} CPUs on one NUMA node; free CPUs: {}", .0.vm, .0.vcpus, .0.free)]
     Pinning(cpu::PinError),
@@ -90,6 +99,8 @@ pub struct PlanInput<'a> {
     /// The CPUs this host's existing domains are pinned to, by domain name (observed): a VM
     /// keeps its CPUs while they are still allowed.
     pub current_pins: &'a BTreeMap<String, CpuSet>,
+    /// The host's own network (observed), which no Vino may overlap or take over.
+    pub host_network: &'a HostNetwork,
 }
 
 /// What one Vino wants on this host.

@@ -11,6 +11,7 @@ pub mod standalone;
 use tracing::{info, warn};
 
 use crate::host::{Bridges, DhcpServers, Hypervisor};
+use crate::plan::HostNetwork;
 use crate::plan::diff::{Op, diff};
 use crate::state::HostState;
 
@@ -65,6 +66,17 @@ pub struct Outcome {
 pub type AfterOp<'a> = &'a (dyn Fn(usize) + Sync);
 
 impl<B: Bridges + Sync, D: DhcpServers + Sync, H: Hypervisor + Sync> Adapters<B, D, H> {
+    /// Reads the host's own network (what no Vino may take over).
+    pub async fn host_network(&self) -> Result<HostNetwork, ReconcileError> {
+        self.bridges
+            .host_network()
+            .await
+            .map_err(|e| ReconcileError::Observe {
+                what: "the host's network",
+                source: Box::new(e),
+            })
+    }
+
     /// Reads the owned state of the host.
     pub async fn observe(&self) -> Result<HostState, ReconcileError> {
         let bridges = self

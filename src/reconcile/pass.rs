@@ -16,7 +16,7 @@ use crate::host::{Bridges, DhcpServers, Hypervisor};
 use crate::plan::cpu::CpuLedger;
 use crate::plan::diff::diff;
 use crate::plan::merge::merge;
-use crate::plan::{self, PlanError, PlanInput, VinoPlan, credentials};
+use crate::plan::{self, HostNetwork, PlanError, PlanInput, VinoPlan, credentials};
 use crate::redfish::BmcCredentials;
 use crate::render::objects::Credentials;
 use crate::state::{HostState, Owner};
@@ -126,6 +126,7 @@ where
             table.replace(&bmc_table(&inputs.vinos, &secret_credentials(&inputs)));
         }
         let observed = self.adapters.observe().await?;
+        let host_network = self.adapters.host_network().await?;
         let mut failure = inputs.problem.as_ref().map(|_| FailureKind::InvalidInput);
 
         let Planned {
@@ -133,7 +134,7 @@ where
             frozen,
             mut reports,
             failure: plan_failure,
-        } = self.plan_all(&inputs, &observed).await;
+        } = self.plan_all(&inputs, &observed, &host_network).await;
         failure = failure.max(plan_failure);
 
         let (desired, conflicts) = merge(&plans, &frozen, &observed);
@@ -211,7 +212,12 @@ where
 
     /// Reserves claims for and plans every Vino of `inputs`, with one CPU ledger: a Vino that
     /// cannot be planned is frozen and reported.
-    async fn plan_all(&mut self, inputs: &Inputs, observed: &HostState) -> Planned {
+    async fn plan_all(
+        &mut self,
+        inputs: &Inputs,
+        observed: &HostState,
+        host_network: &HostNetwork,
+    ) -> Planned {
         let mut from_secret = secret_credentials(inputs);
         let mut failure = None;
         let owners: Vec<Owner> = inputs.vinos.iter().map(Owner::of).collect();
@@ -235,6 +241,7 @@ where
                             credentials: creds.as_ref(),
                             taken_cpus: &taken,
                             current_pins: current,
+                            host_network,
                         })
                     };
                     self.source.reserve(vino, &mut planner).await

@@ -186,6 +186,7 @@ pub fn plan_of(vino: &Vino, config: &Config) -> VinoPlan {
         credentials: None,
         taken_cpus: &CpuSet::default(),
         current_pins: &Default::default(),
+        host_network: &Default::default(),
     })
     .unwrap()
 }

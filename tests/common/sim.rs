@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use vinod::host::{Bridges, DhcpServers, Hypervisor, VirtState};
+use vinod::plan::HostNetwork;
 use vinod::reconcile::Adapters;
 use vinod::state::{Bridge, DhcpServer, Domain, Volume};
 
@@ -108,6 +109,11 @@ fn remove<T>(map: &mut BTreeMap<String, T>, name: &str) -> Result<(), SimulatedE
 
 impl Bridges for SimulatedBridges {
     type Error = SimulatedError;
+
+    /// A simulated host has no network of its own.
+    async fn host_network(&self) -> Result<HostNetwork, SimulatedError> {
+        Ok(HostNetwork::default())
+    }
 
     async fn observe(&self) -> Result<BTreeMap<String, Bridge>, SimulatedError> {
         Ok(self.0.lock().unwrap().clone())

@@ -56,6 +56,7 @@ fn plan_on(vino: &Vino, node: &NodeFacts, host: &HostState) -> Result<VinoPlan, 
         credentials: None,
         taken_cpus: &ledger.taken_for(&owner),
         current_pins: ledger.current(),
+        host_network: &Default::default(),
     })
 }
 
