@@ -47,13 +47,21 @@ pub enum FileError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A name would lead a file path out of its directory; nothing was written.
+    #[error("{base}: refusing {part:?} as a name inside it: it is not one plain file name")]
+    Escape {
+        /// The directory.
+        base: PathBuf,
+        /// The offending name.
+        part: String,
+    },
 }
 
 impl Failure for FileError {
     fn kind(&self) -> FailureKind {
         match self {
             FileError::Io { .. } | FileError::Encode { .. } => FailureKind::Host,
-            FileError::Decode { .. } => FailureKind::InvalidInput,
+            FileError::Decode { .. } | FileError::Escape { .. } => FailureKind::InvalidInput,
         }
     }
 }
@@ -142,6 +150,22 @@ pub fn read_claims(path: &Path) -> Result<ClaimStore, FileError> {
     }
 }
 
+/// `base` joined with `parts`, each of which must be one plain file name: a `/`, `.`, `..`,
+/// NUL or empty part (which would lead the path out of `base`) is refused.
+pub fn inside(base: &Path, parts: &[&str]) -> Result<PathBuf, FileError> {
+    let mut path = base.to_path_buf();
+    for part in parts {
+        if part.is_empty() || *part == "." || *part == ".." || part.contains(['/', '\0']) {
+            return Err(FileError::Escape {
+                base: base.into(),
+                part: part.chars().take(64).collect(),
+            });
+        }
+        path.push(part);
+    }
+    Ok(path)
+}
+
 /// Like [`write_atomic`], but leaves the file alone when it already holds `bytes`; returns
 /// whether it wrote. Idle passes then write nothing.
 pub fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> Result<bool, FileError> {
@@ -211,4 +235,23 @@ pub fn save_claims(path: &Path, store: &ClaimStore) -> Result<(), FileError> {
         source: Box::new(e),
     })?;
     write_if_changed(path, text.as_bytes(), 0o644).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_leave_the_directory_are_refused() {
+        let base = Path::new("/var/lib/vinod/standalone");
+        assert_eq!(
+            inside(base, &["lab", "demo"]).unwrap(),
+            base.join("lab/demo")
+        );
+        for bad in ["..", ".", "", "a/b", "/tmp", "x\0y"] {
+            let e = inside(base, &["lab", bad]).unwrap_err();
+            assert!(matches!(e, FileError::Escape { .. }), "{bad:?}: {e}");
+            assert_eq!(e.kind(), FailureKind::InvalidInput);
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use tracing::warn;
 
 use super::files::{
-    ClaimStore, FileError, Manifest, multi_doc, read_claims, record_claims, save_claims,
+    ClaimStore, FileError, Manifest, inside, multi_doc, read_claims, record_claims, save_claims,
     write_atomic, write_if_changed, yaml,
 };
 use super::report::VinoReport;
@@ -54,7 +54,9 @@ impl FileSource {
     }
 
     fn write_objects(&self, p: &VinoPlan) -> Result<usize, FileError> {
-        let dir = self.out_dir().join(&p.owner.namespace).join(&p.owner.name);
+        // Metadata was validated before planning; this keeps a file path in its directory
+        // whatever a name holds.
+        let dir = inside(&self.out_dir(), &[&p.owner.namespace, &p.owner.name])?;
         let hosts = dir.join("baremetalhosts.yaml");
         let secrets = dir.join("secrets.yaml");
         let mut written = usize::from(write_if_changed(
