@@ -98,6 +98,70 @@ fn hostile_configuration_files_fail_with_the_key_named() {
     println!("{} configuration files rejected", cases.len() + 1);
 }
 
+/// The shipped example Vino with `cpuExclude` set to `value`.
+fn example_with_cpu_exclude(value: &str) -> String {
+    let text = include_str!("../examples/vino.yaml");
+    let anchor = "spec:\n";
+    assert!(text.contains(anchor));
+    text.replacen(
+        anchor,
+        &format!("{anchor}  configuration: {{cpuExclude: \"{value}\"}}\n"),
+        1,
+    )
+}
+
+#[test]
+fn oversized_manifests_are_refused_before_they_cost_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = format!(
+        "{}\nx: {}{}\n",
+        include_str!("../examples/vino.yaml"),
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let long_list: Vec<String> = (0..12_000).step_by(2).map(|c| c.to_string()).collect();
+    let cases = [
+        (nested.clone(), "nest more than 64 deep"),
+        (
+            example_with_cpu_exclude(&long_list.join(",")),
+            "spec.configuration.cpuExclude: 30444 characters; at most 1024",
+        ),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("vino-{i}.yaml"));
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_vinod"))
+            .args(["plan", "--node-address", "192.0.2.10", "--vino"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "case {i}: {err}");
+        assert!(
+            err.contains(expected),
+            "case {i} must say {expected:?}: {err}"
+        );
+    }
+    // The standalone reader refuses the same nesting, and a file past the size bound unread.
+    let path = dir.path().join("manifest.yaml");
+    std::fs::write(&path, &nested).unwrap();
+    let e = vinod::reconcile::files::Manifest::read(&path).unwrap_err();
+    assert!(e.to_string().contains("nest more than 64 deep"), "{e}");
+    let big = "#".repeat(vinod::api::MAX_YAML_BYTES + 10);
+    std::fs::write(&path, big).unwrap();
+    let e = vinod::reconcile::files::Manifest::read(&path).unwrap_err();
+    assert!(e.to_string().contains("at most"), "{e}");
+    // The bound leaves a real manifest alone.
+    std::fs::write(&path, example_with_cpu_exclude("0-1")).unwrap();
+    assert_eq!(
+        vinod::reconcile::files::Manifest::read(&path)
+            .unwrap()
+            .vinos
+            .len(),
+        1
+    );
+}
+
 /// Sends `request` to `port` and returns the response's status code and text.
 fn send(port: u16, request: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();

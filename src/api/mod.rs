@@ -26,11 +26,13 @@ pub mod flavor;
 pub mod status;
 pub mod validate;
 pub mod vino;
+mod yaml_bounds;
 
 use std::fmt;
 
 pub use status::{NodePhase, NodeStatus, VinoStatus};
 pub use vino::{Vino, VinoSpec};
+pub use yaml_bounds::{MAX_FLOW_DEPTH, MAX_YAML_BYTES, check_yaml_bounds};
 
 /// One problem with one field of an input, named by its path (e.g. `spec.networks[0].subnet`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +95,7 @@ fn join(errors: &[FieldError]) -> String {
 
 /// Decodes a Vino manifest from YAML or JSON, naming the offending field on failure.
 pub fn parse_vino(text: &str) -> Result<Vino, SpecError> {
+    check_yaml_bounds(text, "Vino")?;
     let de = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| SpecError::Decode {
         what: "Vino".into(),

@@ -18,6 +18,10 @@ pub use metadata::check_metadata;
 
 /// Default bridge name, as in ViNO.
 pub const DEFAULT_BRIDGE: &str = "vm-infra-bridge";
+
+/// Longest `spec.configuration.cpuExclude`, as the CRD's `maxLength`.
+const MAX_CPU_EXCLUDE: usize = 1024;
+
 /// Default DHCP block size exponent, as in ViNO.
 pub const DEFAULT_BIT_STEP: u32 = 4;
 /// Default MAC base, as in ViNO.
@@ -99,9 +103,18 @@ impl Checker {
             .as_ref()
             .and_then(|c| c.cpu_exclude.as_deref())
         {
-            match text.parse::<CpuSet>() {
-                Ok(set) => self.cpu_exclude = Some(set),
-                Err(e) => self.err("spec.configuration.cpuExclude", e),
+            // As the CRD's maxLength: a manifest never met the API server, and a long list is
+            // costly to plan.
+            if text.len() > MAX_CPU_EXCLUDE {
+                self.err(
+                    "spec.configuration.cpuExclude",
+                    format!("{} characters; at most {MAX_CPU_EXCLUDE}", text.len()),
+                );
+            } else {
+                match text.parse::<CpuSet>() {
+                    Ok(set) => self.cpu_exclude = Some(set),
+                    Err(e) => self.err("spec.configuration.cpuExclude", e),
+                }
             }
         }
         match &spec.bmc_credentials {

@@ -327,17 +327,25 @@ fn boot_url(config: &Config, spec: &VinoSpec, host_ip: IpAddr, bridge_ip: Ipv4Ad
             .ipxe_boot_url
             .replace("{bridge_ip}", &bridge_ip.to_string());
     }
-    let host = spec
-        .pxe_boot_image_host
-        .clone()
-        .unwrap_or_else(|| match host_ip {
-            IpAddr::V6(v6) => format!("[{v6}]"),
-            IpAddr::V4(v4) => v4.to_string(),
-        });
+    // An IPv6 literal goes in brackets in a URL, or its colons read as a port.
+    let host = match spec.pxe_boot_image_host.as_deref() {
+        Some(name) => match name.parse::<IpAddr>() {
+            Ok(ip) => url_host(ip),
+            Err(_) => name.to_string(),
+        },
+        None => url_host(host_ip),
+    };
     format!(
         "http://{host}:{}/dualboot.ipxe",
         spec.pxe_boot_image_host_port.unwrap_or(80)
     )
+}
+
+fn url_host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    }
 }
 
 fn tftp(config: &Config) -> Option<(std::path::PathBuf, String)> {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -78,9 +78,22 @@ pub struct Manifest {
 impl Manifest {
     /// Reads a multi-document YAML file of `Vino` and `Secret` objects; other kinds are an error.
     pub fn read(path: &Path) -> Result<Manifest, FileError> {
-        let text = fs::read_to_string(path).map_err(|source| FileError::Io {
+        let io = |source| FileError::Io {
             path: path.into(),
             source,
+        };
+        // One byte past the bound is enough to refuse a larger file without reading it all.
+        let mut text = String::new();
+        fs::File::open(path)
+            .and_then(|f| {
+                f.take(api::MAX_YAML_BYTES as u64 + 1)
+                    .read_to_string(&mut text)
+            })
+            .map_err(io)?;
+        api::check_yaml_bounds(&text, "the manifest").map_err(|e| FileError::Decode {
+            path: path.into(),
+            index: 0,
+            reason: e.to_string(),
         })?;
         let mut m = Manifest::default();
         for (index, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {

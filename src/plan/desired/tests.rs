@@ -121,3 +121,23 @@ fn a_bigger_flavor_takes_free_cpus_or_is_reported() {
     let e = plan_on(&demo("a", 1, 3), &node("0-5"), &before.host).unwrap_err();
     assert!(matches!(e, PlanError::Pinning(_)), "{e}");
 }
+
+#[test]
+fn an_ipv6_boot_image_host_is_bracketed_in_the_boot_url() {
+    let mut v = demo("v6", 1, 1);
+    v.spec.pxe_boot_image_host = Some("fe80::1".into());
+    v.spec.pxe_boot_image_host_port = Some(8080);
+    let p = plan_on(&v, &node("0-7"), &HostState::default()).unwrap();
+    let config = &p.host.dhcp.values().next().unwrap().config;
+    assert!(
+        config.contains("http://[fe80::1]:8080/dualboot.ipxe"),
+        "{config}"
+    );
+    v.spec.pxe_boot_image_host = Some("boot.example".into());
+    let p = plan_on(&v, &node("0-7"), &HostState::default()).unwrap();
+    let config = &p.host.dhcp.values().next().unwrap().config;
+    assert!(
+        config.contains("http://boot.example:8080/dualboot.ipxe"),
+        "{config}"
+    );
+}
