@@ -18,8 +18,11 @@ use crate::state::Owner;
 
 /// Idle time after which a session ends (Redfish `SessionTimeout`).
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(1800);
-/// Most sessions kept at once; the least recently used goes first.
-pub const MAX_SESSIONS: usize = 256;
+/// Most sessions kept at once per set of credentials (a Vino's); the least recently used of
+/// them goes first, so one tenant's logins never end another's sessions. The whole table is
+/// bounded by this times the number of credentials in use: sessions of withdrawn credentials
+/// go at the next login.
+pub const MAX_SESSIONS_PER_CREDENTIALS: usize = 64;
 
 type Digest32 = [u8; 32];
 
@@ -133,13 +136,18 @@ impl Sessions {
         };
         let mut all = self.lock();
         let now = Instant::now();
-        all.retain(|_, s| now.duration_since(s.last_used) < SESSION_TIMEOUT);
-        while all.len() >= MAX_SESSIONS {
-            let Some(oldest) = all
+        all.retain(|_, s| {
+            now.duration_since(s.last_used) < SESSION_TIMEOUT
+                && !table.owners(&s.credentials).is_empty()
+        });
+        loop {
+            let own = all
                 .values()
-                .min_by_key(|s| s.last_used)
-                .map(|s| s.id.clone())
-            else {
+                .filter(|s| constant_time_eq(&s.credentials, &credentials));
+            if own.clone().count() < MAX_SESSIONS_PER_CREDENTIALS {
+                break;
+            }
+            let Some(oldest) = own.min_by_key(|s| s.last_used).map(|s| s.id.clone()) else {
                 break;
             };
             all.remove(&oldest);
@@ -314,9 +322,13 @@ mod tests {
         assert!(!s.logout(&pa, &b.session.id));
         assert!(s.logout(&pa, &a.session.id));
         assert!(s.principal(&t, &a.token).is_none());
-        for _ in 0..MAX_SESSIONS + 10 {
+        let kept = s.login(&t, "admin", "pb").unwrap();
+        for _ in 0..MAX_SESSIONS_PER_CREDENTIALS * 4 {
             s.login(&t, "admin", "pa").unwrap();
         }
-        assert_eq!(s.lock().len(), MAX_SESSIONS);
+        assert_eq!(s.lock().len(), MAX_SESSIONS_PER_CREDENTIALS + 2);
+        // Another Vino's logins ended none of b's sessions.
+        assert!(s.principal(&t, &kept.token).is_some());
+        assert!(s.principal(&t, &b.token).is_some());
     }
 }
