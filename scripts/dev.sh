@@ -20,7 +20,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 # Build dependencies, then the real components the tests drive.
 build_pkgs=(pkg-config libvirt-dev)
-test_pkgs=(iproute2 dnsmasq-base busybox udhcpc tftp-hpa isc-dhcp-client
+test_pkgs=(iproute2 dnsmasq-base busybox udhcpc tftp-hpa isc-dhcp-client strace curl
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils ipxe-qemu
   openssl)
 

@@ -108,16 +108,21 @@ impl Named {
     }
 }
 
-/// Creates `dir` (and missing parents) and makes it traversable by dnsmasq's `nobody`.
-/// Returns whether it was created.
+/// Creates `dir` and each missing parent, every one traversable by dnsmasq's `nobody` whatever
+/// the umask (the unit's is 0077). Returns whether it was created.
 pub(super) fn ensure_dir(layout: &Layout, dir: &Path) -> Result<bool, DnsmasqError> {
-    if dir.is_dir() {
-        return Ok(false);
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.is_dir()).collect();
+    for d in missing.iter().rev() {
+        match fs::create_dir(d) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(layout.io("create", d)(e));
+            }
+            _ => {}
+        }
+        fs::set_permissions(d, fs::Permissions::from_mode(DIR_MODE))
+            .map_err(layout.io("chmod", d))?;
     }
-    fs::create_dir_all(dir).map_err(layout.io("create", dir))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))
-        .map_err(layout.io("chmod", dir))?;
-    Ok(true)
+    Ok(!missing.is_empty())
 }
 
 /// Writes `content` to `path` through a hidden temporary file and a rename, so readers (and

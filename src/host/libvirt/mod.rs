@@ -64,12 +64,17 @@ impl Libvirt {
     }
 
     /// Creates the directory the domains' serial console logs go to: qemu cannot start a
-    /// domain whose console file's directory is missing.
+    /// domain whose console file's directory is missing. Mode 0755 whatever the umask (the
+    /// unit's is 0077): with libvirt's `stdio_handler = "file"` qemu itself opens the file.
     fn ensure_console_dir(&self) -> Result<(), VirtError> {
-        std::fs::create_dir_all(&self.console_dir).map_err(|source| VirtError::ConsoleDir {
+        use std::os::unix::fs::PermissionsExt;
+        let err = |source| VirtError::ConsoleDir {
             path: self.console_dir.display().to_string(),
             source,
-        })
+        };
+        std::fs::create_dir_all(&self.console_dir).map_err(err)?;
+        std::fs::set_permissions(&self.console_dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(err)
     }
 
     /// Runs `op` on the blocking pool with a live connection, reconnecting once if needed.
