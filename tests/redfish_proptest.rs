@@ -1,7 +1,7 @@
 //! Random requests against vinod's Redfish router (real libvirt adapter on the test driver):
 //! whatever the method, path, headers and body, the server does not panic, never answers
-//! 500, and answers either a success or a Redfish-shaped error. Bounded: a fixed number of
-//! cases per run.
+//! 500, and answers either a success or a Redfish-shaped error. Bounded: 512 cases per run
+//! (`scripts/fuzz-long.sh` runs many more).
 
 #[path = "common/redfish_bed.rs"]
 mod bed;
@@ -17,6 +17,14 @@ use proptest::prelude::*;
 use serde_json::Value;
 use tower::ServiceExt;
 use vinod::redfish::{Bmc, router};
+
+/// Cases per property: `PROPTEST_CASES` (the long run sets it), else 512.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(512)
+}
 
 struct Fixture {
     rt: tokio::runtime::Runtime,
@@ -323,7 +331,7 @@ fn write() -> impl Strategy<Value = Case> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn any_request_gets_a_redfish_answer(c in case()) {

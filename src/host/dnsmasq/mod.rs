@@ -12,6 +12,7 @@
 //! namespace of the thread that called [`Dnsmasq::new`].
 
 mod files;
+mod log_lines;
 mod server;
 mod supervisor;
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::BufReader;
 use tokio::process::{Child, ChildStderr, Command};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use super::DnsmasqError;
 use super::files::{self, Layout};
+use super::log_lines::LogLines;
 
 /// Delay before the first restart; doubled after each further crash.
 const FIRST_DELAY: Duration = Duration::from_millis(100);
@@ -117,8 +118,8 @@ impl Launch {
 
 /// Forwards dnsmasq's log lines to `tracing`, keeping the last few for error messages.
 async fn forward(stderr: ChildStderr, launch: Launch, tail: Arc<Mutex<VecDeque<String>>>) {
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut lines = LogLines::new(BufReader::new(stderr));
+    while let Some(line) = lines.next_line().await {
         if line.trim().is_empty() {
             continue;
         }
