@@ -6,13 +6,18 @@
 //!
 //! ```text
 //! redfish_bench --url https://127.0.0.1:8000 --path /redfish/v1/Systems/x [--ca cert.pem]
-//!               [--user u --password p] [--clients 32] [--seconds 5] [--reset]
+//!               [--user u --password p] [--clients 32] [--seconds 5] [--reset] [--flood N]
 //! ```
+//! With `--flood N`, N more connections to the server are opened before the warm-up and held
+//! idle until the end (each one the server closes is opened again): the flood an authorized
+//! client must be served through.
 //! With `--reset`, each request is a `ComputerSystem.Reset` POST to `--path`, alternating
 //! `ForceOff` and `On`; `--path` may hold `{i}`, replaced by the client number modulo
 //! `--systems`.
 
+use std::net::TcpStream;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -35,6 +40,7 @@ struct Args {
     seconds: u64,
     reset: bool,
     systems: usize,
+    flood: usize,
 }
 
 fn args() -> Args {
@@ -47,6 +53,7 @@ fn args() -> Args {
         seconds: 5,
         reset: false,
         systems: 1,
+        flood: 0,
     };
     let mut user = None;
     let mut password = None;
@@ -63,6 +70,7 @@ fn args() -> Args {
             "--seconds" => a.seconds = value().parse().expect("--seconds"),
             "--systems" => a.systems = value().parse().expect("--systems"),
             "--reset" => a.reset = true,
+            "--flood" => a.flood = value().parse().expect("--flood"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -176,10 +184,53 @@ async fn client_loop(a: Arc<Args>, id: usize, deadline: Instant) -> Measured {
     }
 }
 
+/// Holds `n` idle connections to `url`'s server until `stop` is set, opening again each one the
+/// server closes; returns how many it opened in all.
+fn flood(url: &str, n: usize, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<usize> {
+    let uri: hyper::Uri = url.parse().expect("--url");
+    let host = uri
+        .host()
+        .expect("--url has a host")
+        .trim_matches(['[', ']']);
+    let addr = std::net::SocketAddr::new(
+        host.parse().expect("--url names an IP"),
+        uri.port_u16().expect("--url has a port"),
+    );
+    std::thread::spawn(move || {
+        let open = || {
+            TcpStream::connect(addr).ok().inspect(|s| {
+                let _ = s.set_nonblocking(true);
+            })
+        };
+        let mut held: Vec<Option<TcpStream>> = (0..n).map(|_| open()).collect();
+        let mut opened = n;
+        while !stop.load(Ordering::Relaxed) {
+            for slot in &mut held {
+                let closed = match slot {
+                    None => true,
+                    Some(s) => match s.peek(&mut [0u8; 1]) {
+                        Ok(0) => true,
+                        Ok(_) => false,
+                        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                    },
+                };
+                if closed {
+                    *slot = open();
+                    opened += 1;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        opened
+    })
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let a = Arc::new(args());
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooding = (a.flood > 0).then(|| flood(&a.url, a.flood, Arc::clone(&stop)));
     // Warm-up: the clients run for a moment, on connections of their own, before timing starts.
     let warm = Instant::now() + Duration::from_millis(WARM_UP_MS);
     let tasks: Vec<_> = (0..a.clients)
@@ -203,6 +254,8 @@ async fn main() {
         server = server.or(m.server);
     }
     let elapsed = began.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let flood_opened = flooding.map(|f| f.join().expect("flood thread"));
     all.sort_unstable();
     let pct = |p: f64| {
         if all.is_empty() {
@@ -225,6 +278,8 @@ async fn main() {
             "tls": tls_negotiated(&a),
             "server": server,
             "credentials": a.auth.is_some(),
+            "flood": a.flood,
+            "flood_opened": flood_opened,
         })
     );
 }

@@ -69,8 +69,16 @@ setup_host() {
   install_pkgs "${build_pkgs[@]}" "${test_pkgs[@]}"
 }
 
+# The supply-chain checker CI runs (licenses, bans, sources); built once into ~/.cargo/bin.
+cargo_deny() {
+  command -v cargo-deny >/dev/null && return
+  say "installing cargo-deny (once)"
+  cargo install --locked cargo-deny --version 0.20.2 >/dev/null
+}
+
 setup() {
   setup_host
+  cargo_deny
   k8s_binaries
 }
 
@@ -142,6 +150,9 @@ run_tests() {
   cargo fmt --all -- --check
   say "lint"
   cargo clippy --locked --all-targets -- -D warnings
+  # Advisories need a database fetched from the network; deny.toml says where to run them.
+  say "supply chain (licenses, bans, sources)"
+  cargo deny --offline check licenses bans sources
   say "tests"
   cargo_tests
   # setup() already required root; the check keeps `test` usable if that ever changes.
