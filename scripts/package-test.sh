@@ -50,8 +50,9 @@ flock -w 900 9 || fail "another package test has held /run/lock/vinod-package-te
 # --- Never touch an existing installation ---------------------------------------------------
 # The paths the package installs or that only an installation creates.
 installed_paths=(/usr/bin/vinod /etc/vino /usr/lib/systemd/system/vinod.service
-  /usr/share/vinod /usr/share/doc/vinod
-  /etc/systemd/system/vinod.service /etc/systemd/system/multi-user.target.wants/vinod.service)
+  /usr/lib/systemd/system/vinod.socket /usr/share/vinod /usr/share/doc/vinod
+  /etc/systemd/system/vinod.service /etc/systemd/system/multi-user.target.wants/vinod.service
+  /etc/systemd/system/vinod.socket /etc/systemd/system/sockets.target.wants/vinod.socket)
 # The directories purge deletes. Tests and hand-run daemons create them too (they are the
 # configuration's defaults); when they exist they are set aside and put back afterwards.
 data_dirs=(/var/lib/vinod /run/vinod /var/log/vinod)
@@ -152,7 +153,7 @@ dpkg-deb -I "$deb" >"$work/deb-info"
 dpkg-deb -c "$deb" >"$work/deb-contents"
 cat "$work/deb-info" >&2
 listed() { grep -qE " \./${1#/}\$" "$work/deb-contents"; }
-for f in /usr/bin/vinod /usr/lib/systemd/system/vinod.service /etc/vino/vinod.toml \
+for f in /usr/bin/vinod /usr/lib/systemd/system/vinod.service /usr/lib/systemd/system/vinod.socket /etc/vino/vinod.toml \
   /usr/share/vinod/crd/airship.airshipit.org_vinoes.yaml /usr/share/vinod/crd/metal3.io_baremetalhosts.yaml \
   /usr/share/vinod/crd/airship.airshipit.org_vinoipclaims.yaml /usr/share/vinod/rbac/vinod-clusterroles.yaml \
   /usr/share/vinod/rbac/vinod-bindings.yaml /usr/share/vinod/rbac/vinod-node-scope.yaml \
@@ -209,18 +210,21 @@ check "/usr/bin/vinod is the one on PATH" [ "$(command -v vinod)" = /usr/bin/vin
 check "/etc/vino/vinod.toml is the shipped file" cmp -s /etc/vino/vinod.toml packaging/vinod.toml
 check "vinod check-config accepts /etc/vino/vinod.toml" vinod check-config
 check "the unit is installed unchanged" cmp -s /usr/lib/systemd/system/vinod.service systemd/vinod.service
+check "the socket unit is installed unchanged" cmp -s /usr/lib/systemd/system/vinod.socket systemd/vinod.socket
 check "the CRD manifests are installed" cmp -s /usr/share/vinod/crd/airship.airshipit.org_vinoes.yaml packaging/crd/airship.airshipit.org_vinoes.yaml
 check "/var/lib/vinod exists, 0755 root" [ "$(stat -c '%a %U' /var/lib/vinod)" = "755 root" ]
 wants=/etc/systemd/system/multi-user.target.wants/vinod.service
 check "the unit is enabled ($wants)" [ "$(readlink -f "$wants")" = /usr/lib/systemd/system/vinod.service ]
+socket_wants=/etc/systemd/system/sockets.target.wants/vinod.socket
+check "the socket unit is enabled ($socket_wants)" [ "$(readlink -f "$socket_wants")" = /usr/lib/systemd/system/vinod.socket ]
 check "dpkg --verify vinod is clean" dpkg --verify vinod
 
 say "systemd-analyze verify /usr/lib/systemd/system/vinod.service"
 verify_rc=0
-timeout 60 systemd-analyze verify /usr/lib/systemd/system/vinod.service >"$work/verify" 2>&1 || verify_rc=$?
+timeout 60 systemd-analyze verify /usr/lib/systemd/system/vinod.service /usr/lib/systemd/system/vinod.socket >"$work/verify" 2>&1 || verify_rc=$?
 cat "$work/verify" >&2
 check "systemd-analyze verify exits 0" [ "$verify_rc" = 0 ]
-check "systemd-analyze verify has nothing to say about vinod.service" lacks vinod "$work/verify"
+check "systemd-analyze verify has nothing to say about vinod.service and vinod.socket" lacks vinod "$work/verify"
 
 # --- .deb: upgrade ----------------------------------------------------------------------------
 say "upgrade to $version-2 with a locally changed conffile"
@@ -256,6 +260,7 @@ check "vinod is removed, its conffile kept" [ "$(dpkg-query -W -f='${Status}' vi
 check "/usr/bin/vinod is gone" absent /usr/bin/vinod
 check "the unit is masked until purge" [ "$(readlink /etc/systemd/system/vinod.service)" = /dev/null ]
 check "the unit file is gone" absent /usr/lib/systemd/system/vinod.service
+check "the socket unit file is gone" absent /usr/lib/systemd/system/vinod.socket
 check "/etc/vino/vinod.toml is kept, with the change" grep -q '^# changed by the administrator$' /etc/vino/vinod.toml
 check "the state in /var/lib/vinod is kept" [ -f /var/lib/vinod/claims.yaml ]
 if [ -n "$leftover_pid" ]; then
@@ -284,6 +289,10 @@ while read -r _ _ _ _ _ path _; do
 done <"$work/deb-contents"
 ok "purge left none of the package's files"
 for p in /etc/vino /var/lib/vinod /run/vinod /var/log/vinod "$wants" /etc/systemd/system/vinod.service \
+  "$socket_wants" /etc/systemd/system/vinod.socket \
+  /var/lib/systemd/deb-systemd-helper-enabled/vinod.socket.dsh-also \
+  /var/lib/systemd/deb-systemd-helper-enabled/sockets.target.wants/vinod.socket \
+  /var/lib/systemd/deb-systemd-helper-masked/vinod.socket \
   /var/lib/systemd/deb-systemd-helper-enabled/vinod.service.dsh-also \
   /var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/vinod.service \
   /var/lib/systemd/deb-systemd-helper-masked/vinod.service; do
@@ -306,7 +315,7 @@ rm -rf /var/lib/vinod
 say ".rpm metadata"
 rpm -qip "$rpm" >&2
 rpm -qlp "$rpm" >"$work/rpm-files"
-for f in /usr/bin/vinod /usr/lib/systemd/system/vinod.service /etc/vino/vinod.toml \
+for f in /usr/bin/vinod /usr/lib/systemd/system/vinod.service /usr/lib/systemd/system/vinod.socket /etc/vino/vinod.toml \
   /usr/share/vinod/crd/airship.airshipit.org_vinoes.yaml /usr/share/vinod/crd/metal3.io_baremetalhosts.yaml \
   /usr/share/vinod/crd/airship.airshipit.org_vinoipclaims.yaml /usr/share/vinod/rbac/vinod-node-scope.yaml \
   /usr/share/doc/vinod/README.md /usr/share/doc/vinod/packaging.md; do
@@ -355,7 +364,7 @@ rpm_in_root() { # log-name rpm-arguments...
 }
 
 rpm_in_root install -ivh --nodeps "$rpm"
-for f in /usr/bin/vinod /etc/vino/vinod.toml /usr/lib/systemd/system/vinod.service \
+for f in /usr/bin/vinod /etc/vino/vinod.toml /usr/lib/systemd/system/vinod.service /usr/lib/systemd/system/vinod.socket \
   /usr/share/vinod/crd/airship.airshipit.org_vinoes.yaml /usr/share/vinod/crd/metal3.io_baremetalhosts.yaml; do
   check "$f landed" [ -s "$root$f" ]
 done
@@ -376,10 +385,10 @@ check "without a running systemd no scriptlet called systemctl" absent "$root/sy
 
 mkdir -p "$root/run/systemd/system"
 rpm_in_root install-systemd -ivh --nodeps "$rpm"
-check "install under systemd: preset, no start" [ "$(cat "$root/systemctl.log")" = "--no-reload preset vinod.service" ]
+check "install under systemd: preset, no start" [ "$(cat "$root/systemctl.log")" = "--no-reload preset vinod.service vinod.socket" ]
 rpm_in_root upgrade-systemd -Uvh --nodeps "$rpm2"
 check "upgrade under systemd: daemon-reload, try-restart" [ "$(tail -n +2 "$root/systemctl.log")" = "$(printf 'daemon-reload\ntry-restart vinod.service')" ]
 rpm_in_root erase-systemd -e vinod
-check "erase under systemd: disable --now, daemon-reload" [ "$(tail -n +4 "$root/systemctl.log")" = "$(printf -- '--no-reload disable --now vinod.service\ndaemon-reload')" ]
+check "erase under systemd: disable --now, daemon-reload" [ "$(tail -n +4 "$root/systemctl.log")" = "$(printf -- '--no-reload disable --now vinod.service vinod.socket\ndaemon-reload')" ]
 
 say "package test: all $checks checks passed in $((SECONDS - started)) s (.deb $(stat -c %s "$deb") bytes, .rpm $(stat -c %s "$rpm") bytes)"

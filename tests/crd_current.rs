@@ -61,6 +61,7 @@ fn vino_crd_has_the_api_shape() {
         "nodes",
         "daemonSetOptions",
         "bmcCredentials",
+        "bmcDriver",
         "nodeLabelKeysToCopy",
         "pxeBootImageHost",
         "pxeBootImageHostPort",
@@ -104,4 +105,8 @@ fn vino_crd_has_the_api_shape() {
     }
     assert!(spec["networks"]["items"]["properties"]["macPrefix"]["pattern"].is_string());
     assert_eq!(spec["networks"]["x-kubernetes-list-type"], "map");
+    assert_eq!(
+        spec["bmcDriver"]["enum"],
+        serde_json::json!(["redfish", "redfish-virtualmedia"])
+    );
 }

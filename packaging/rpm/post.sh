@@ -7,5 +7,5 @@
 # policy leaves it disabled: `systemctl enable --now vinod`). Nothing happens when systemd is
 # not running (containers, image builds, chroots).
 if [ "$1" -eq 1 ] && [ -d /run/systemd/system ]; then
-	systemctl --no-reload preset vinod.service >/dev/null 2>&1 || :
+	systemctl --no-reload preset vinod.service vinod.socket >/dev/null 2>&1 || :
 fi

@@ -63,6 +63,12 @@ pub struct VinoSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bmc_credentials: Option<BmcCredentials>,
 
+    /// How metal3 drives the VMs, the driver part of each BareMetalHost's `bmc.address`:
+    /// `redfish` (boot from the network, iPXE) or `redfish-virtualmedia` (boot images inserted
+    /// as virtual CDs, e.g. `live-iso`, no provisioning network needed). Default `redfish`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bmc_driver: Option<BmcDriver>,
+
     /// Labels copied from the host's Node to each of its BareMetalHosts. Keys the Node lacks
     /// are skipped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -84,6 +90,30 @@ pub struct VinoSpec {
     /// ViNO's sizes) and may be overridden here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub flavors: BTreeMap<String, Flavor>,
+}
+
+/// The metal3 driver of the published BareMetalHosts.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+pub enum BmcDriver {
+    /// `redfish+https://…`: network boot.
+    #[default]
+    #[serde(rename = "redfish")]
+    Redfish,
+    /// `redfish-virtualmedia+https://…`: boot images attached as virtual media.
+    #[serde(rename = "redfish-virtualmedia")]
+    RedfishVirtualMedia,
+}
+
+impl BmcDriver {
+    /// The scheme prefix metal3 reads (`redfish`, `redfish-virtualmedia`).
+    pub fn scheme(self) -> &'static str {
+        match self {
+            BmcDriver::Redfish => "redfish",
+            BmcDriver::RedfishVirtualMedia => "redfish-virtualmedia",
+        }
+    }
 }
 
 /// Equality-based selection of hosts by their Node labels.

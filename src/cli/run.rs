@@ -53,7 +53,7 @@ pub fn run(config_path: &Path, standalone: Option<PathBuf>, once: bool) -> Resul
             hypervisor: Libvirt::new(&config.libvirt),
         };
         // The Redfish BMC runs beside the loop, on its own libvirt connection.
-        let bmc_credentials = BmcCredentials::default();
+        let bmc_credentials = BmcCredentials::until_first_pass();
         let bmc = if once {
             None
         } else {
@@ -89,7 +89,7 @@ async fn run_cluster(
         hypervisor: Libvirt::new(&config.libvirt),
     };
     // The Redfish BMC runs beside the loop, on its own libvirt connection.
-    let bmc_credentials = BmcCredentials::default();
+    let bmc_credentials = BmcCredentials::until_first_pass();
     let bmc = if opts.once {
         None
     } else {

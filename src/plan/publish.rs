@@ -31,11 +31,11 @@ pub(super) fn vm_objects(
     owner_ref: Option<OwnerReference>,
 ) -> VmObjects {
     let rf = &input.config.redfish;
-    let scheme = if rf.tls {
-        "redfish+https"
-    } else {
-        "redfish+http"
-    };
+    let scheme = format!(
+        "{}+{}",
+        spec.bmc_driver.unwrap_or_default().scheme(),
+        if rf.tls { "https" } else { "http" }
+    );
     let host = match bmc_ip {
         IpAddr::V6(v6) => format!("[{v6}]"),
         IpAddr::V4(v4) => v4.to_string(),

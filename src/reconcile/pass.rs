@@ -186,6 +186,9 @@ where
             errors.push(error_chain(&e));
         }
         errors.extend(inputs.problem.clone());
+        if let Some(table) = &self.bmc {
+            table.mark_current();
+        }
         // Publication still waiting (a BareMetalHost being deleted): look again soon.
         let settled = reports
             .iter()

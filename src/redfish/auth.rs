@@ -28,8 +28,22 @@ type Digest32 = [u8; 32];
 
 /// The BMC credentials of each Vino on this host, shared between the daemon (which replaces
 /// them on every reconcile pass) and the Redfish server.
-#[derive(Clone, Default)]
-pub struct BmcCredentials(Arc<RwLock<BTreeMap<Owner, Digest32>>>);
+#[derive(Clone)]
+pub struct BmcCredentials {
+    table: Arc<RwLock<BTreeMap<Owner, Digest32>>>,
+    /// Whether the table is current (see [`BmcCredentials::until_first_pass`]).
+    current: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for BmcCredentials {
+    /// An empty table, current at once: whoever fills it does so before serving.
+    fn default() -> Self {
+        Self {
+            table: Arc::default(),
+            current: Arc::new(tokio::sync::watch::Sender::new(true)),
+        }
+    }
+}
 
 impl std::fmt::Debug for BmcCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,6 +54,29 @@ impl std::fmt::Debug for BmcCredentials {
 }
 
 impl BmcCredentials {
+    /// An empty table that is not current until [`mark_current`](Self::mark_current): the
+    /// daemon's, filled by its passes. The BMC accepts no connection before (they wait in the
+    /// socket's backlog), so a restarted vinod never answers 401 or 404 for VMs it simply has
+    /// not looked at yet.
+    pub fn until_first_pass() -> Self {
+        Self {
+            table: Arc::default(),
+            current: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+
+    /// Marks the table current: a pass has filled it and brought the host in line.
+    pub fn mark_current(&self) {
+        self.current
+            .send_if_modified(|c| !std::mem::replace(c, true));
+    }
+
+    /// Waits until the table is current.
+    pub async fn current(&self) {
+        let mut rx = self.current.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
+    }
+
     /// Replaces the whole table. Entries with an empty user name or password never match.
     /// Sessions of credentials no longer in the table stop working.
     pub fn replace(&self, table: &BTreeMap<Owner, Credentials>) {
@@ -48,7 +85,7 @@ impl BmcCredentials {
             .filter(|(_, c)| !c.username.is_empty() && !c.password.is_empty())
             .map(|(o, c)| (o.clone(), credential_digest(&c.username, &c.password)))
             .collect();
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = digests;
+        *self.table.write().unwrap_or_else(PoisonError::into_inner) = digests;
     }
 
     /// The Vinos whose credentials have this digest.
@@ -61,7 +98,7 @@ impl BmcCredentials {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Owner, Digest32>> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner)
+        self.table.read().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -7,6 +7,7 @@
 //! self-signed one kept in the state directory. See `docs/redfish.md`.
 
 pub mod action;
+mod activation;
 pub mod auth;
 mod error;
 pub mod guessing;
@@ -160,7 +161,11 @@ impl Running {
     }
 }
 
-/// Starts the server on `config.redfish` (HTTPS unless `tls = false`).
+/// Longest the BMC waits for its credential table to become current before it serves.
+pub const FIRST_PASS_WAIT: Duration = Duration::from_secs(30);
+
+/// Starts the server on `config.redfish` (HTTPS unless `tls = false`), or on the socket systemd
+/// passed; it accepts connections once `credentials` is current.
 pub async fn start<M: Machines + Send + Sync + 'static>(
     config: &Config,
     machines: M,
@@ -173,6 +178,7 @@ pub async fn start<M: Machines + Send + Sync + 'static>(
         .listen_address
         .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
     let addr = SocketAddr::new(ip, rf.port);
+    let gate = credentials.clone();
     let bmc = Arc::new(Bmc::new(config, machines, credentials)?);
     bmc.prune_media().await;
     let requests = bmc.requests.clone();
@@ -182,7 +188,17 @@ pub async fn start<M: Machines + Send + Sync + 'static>(
         source,
     };
     // Bind here so that a busy port is reported to the caller, not to a background task.
-    let listener = std::net::TcpListener::bind(addr).map_err(serve_err)?;
+    let listener = match activation::inherited_listener()? {
+        Some(inherited) => {
+            let local = inherited.local_addr().map_err(serve_err)?;
+            tracing::info!(%local, "Redfish BMC on the socket systemd passed");
+            if local.port() != rf.port {
+                tracing::warn!(%local, port = rf.port, "the passed socket's port is not redfish.port, which BareMetalHosts name: make vinod.socket listen on it");
+            }
+            inherited
+        }
+        None => std::net::TcpListener::bind(addr).map_err(serve_err)?,
+    };
     listener.set_nonblocking(true).map_err(serve_err)?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(serve_err)?;
     let addr = listener.local_addr().map_err(serve_err)?;
@@ -210,15 +226,27 @@ pub async fn start<M: Machines + Send + Sync + 'static>(
         tracing::info!(%addr, "Redfish BMC listening (plain HTTP)");
         None
     };
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(listener::serve(
-        listener,
-        tls,
-        app,
-        listener::Limits::default(),
-        stopped,
-        Duration::from_secs(5),
-    ));
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        // Connections wait in the backlog until the table is current (the daemon's first pass),
+        // at most FIRST_PASS_WAIT: then the BMC serves with what it has.
+        tokio::select! {
+            () = tokio::time::sleep(FIRST_PASS_WAIT) => {
+                tracing::warn!("no pass finished within {FIRST_PASS_WAIT:?}; the BMC serves with the credentials it has");
+            }
+            () = gate.current() => {}
+            _ = stopped.changed() => return Ok(()),
+        }
+        listener::serve(
+            listener,
+            tls,
+            app,
+            listener::Limits::default(),
+            stopped,
+            Duration::from_secs(5),
+        )
+        .await
+    });
     Ok(Running {
         addr,
         requests,

@@ -141,3 +141,27 @@ fn an_ipv6_boot_image_host_is_bracketed_in_the_boot_url() {
         "{config}"
     );
 }
+
+#[test]
+fn the_bmc_driver_names_the_bare_metal_hosts_address_scheme() {
+    let mut v = demo("vm", 1, 1);
+    let p = plan_on(&v, &node("0-7"), &HostState::default()).unwrap();
+    let address = &p.bare_metal_hosts[0].spec.bmc.address;
+    assert!(
+        address.starts_with("redfish+https://192.0.2.10:8000/redfish/v1/Systems/"),
+        "{address}"
+    );
+    v.spec.bmc_driver = Some(crate::api::vino::BmcDriver::RedfishVirtualMedia);
+    let p = plan_on(&v, &node("0-7"), &HostState::default()).unwrap();
+    for bmh in &p.bare_metal_hosts {
+        let address = &bmh.spec.bmc.address;
+        assert!(
+            address.starts_with("redfish-virtualmedia+https://192.0.2.10:8000/redfish/v1/Systems/"),
+            "{address}"
+        );
+        assert!(
+            crate::api::bmh::webhook_check(bmh, None).is_empty(),
+            "{address}"
+        );
+    }
+}
