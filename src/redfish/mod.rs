@@ -8,8 +8,10 @@
 
 pub mod action;
 pub mod auth;
+pub mod bios;
 mod error;
 pub mod guessing;
+pub mod inventory;
 pub mod listener;
 pub mod media;
 mod reply;

@@ -16,6 +16,7 @@ use super::action;
 use super::auth::{self, Principal};
 use super::error::ApiError;
 use super::guessing::Admission;
+use super::inventory::Part;
 use super::listener::ClientAddr;
 use super::media::without_query;
 use super::reply::{etag, header_value, json, no_content, xml};
@@ -23,6 +24,8 @@ use super::target::Target;
 use super::{Bmc, resources as doc};
 use crate::host::Machines;
 use crate::host::machine::{Fault, FaultKind, Machine, Media};
+
+mod parts;
 
 type Reply = Result<Response, ApiError>;
 
@@ -126,8 +129,12 @@ async fn handle<M: Machines + Send + Sync>(
         return public_resource(bmc, &target, request).await;
     };
     match (m, &target) {
-        ("GET", _) => get(bmc, &caller, &target, headers).await,
+        ("GET", _) => get(bmc, &caller, &target, path, headers).await,
         ("PATCH", Target::System(id)) => patch_system(bmc, &caller, id, headers, body).await,
+        ("PATCH", Target::Part(id, Part::BiosSettings)) => {
+            parts::patch_bios_settings(bmc, &caller, id, headers, body).await
+        }
+        ("POST", Target::ResetBios(id)) => parts::reset_bios(bmc, &caller, id, body).await,
         ("POST", Target::Reset(id)) => {
             let action = action::reset(body)?;
             let _guard = bmc.lock(&reachable(bmc, &caller, id).await?).await;
@@ -247,6 +254,7 @@ async fn get<M: Machines + Send + Sync>(
     bmc: &Bmc<M>,
     caller: &Principal,
     target: &Target,
+    path: &str,
     headers: &HeaderMap,
 ) -> Reply {
     let body = match target {
@@ -264,6 +272,7 @@ async fn get<M: Machines + Send + Sync>(
             }
         }
         Target::System(id) => doc::system(&visible(bmc, caller, id).await?),
+        Target::Part(id, part) => parts::get(bmc, caller, id, part, path).await?,
         Target::ResetInfo(id) => doc::reset_info(&visible(bmc, caller, id).await?),
         Target::Nics(id) => doc::nics(&visible(bmc, caller, id).await?),
         Target::Nic(id, nic) => {
@@ -307,7 +316,7 @@ async fn get<M: Machines + Send + Sync>(
             };
             return public_resource(bmc, target, &request).await;
         }
-        Target::Reset(_) | Target::Insert(..) | Target::Eject(..) => {
+        Target::Reset(_) | Target::Insert(..) | Target::Eject(..) | Target::ResetBios(_) => {
             return Err(ApiError::method_not_allowed("GET", target.allow()));
         }
     };
@@ -323,21 +332,7 @@ async fn patch_system<M: Machines + Send + Sync>(
 ) -> Reply {
     let _guard = bmc.lock(&visible(bmc, caller, id).await?.name).await;
     let m = visible(bmc, caller, id).await?;
-    if let Some(want) = headers.get(header::IF_MATCH) {
-        let current = etag(&doc::system(&m));
-        let want = want.to_str().unwrap_or("");
-        if !want
-            .split(',')
-            .map(str::trim)
-            .any(|w| w == "*" || w.trim_start_matches("W/") == current)
-        {
-            return Err(ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "PreconditionFailed",
-                "The ETag supplied did not match the ETag required to change this resource.",
-            ));
-        }
-    }
+    if_match(headers, &doc::system(&m))?;
     let boot = action::boot_patch(body, m.boot)?;
     if boot != m.boot {
         bmc.machines.set_boot(id, boot).await.map_err(fault)?;
@@ -347,6 +342,27 @@ async fn patch_system<M: Machines + Send + Sync>(
         doc::system(&m),
         &Target::System(id.to_string()),
         &HeaderMap::new(),
+    ))
+}
+
+/// Refuses a change whose `If-Match` names neither `*` nor the current representation's ETag.
+fn if_match(headers: &HeaderMap, current: &serde_json::Value) -> Result<(), ApiError> {
+    let Some(want) = headers.get(header::IF_MATCH) else {
+        return Ok(());
+    };
+    let current = etag(current);
+    let want = want.to_str().unwrap_or("");
+    if want
+        .split(',')
+        .map(str::trim)
+        .any(|w| w == "*" || w.trim_start_matches("W/") == current)
+    {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "PreconditionFailed",
+        "The ETag supplied did not match the ETag required to change this resource.",
     ))
 }
 

@@ -22,10 +22,12 @@ use virt::sys;
 
 use super::bmc::{self, BmcState, DomainView};
 use super::error::{VirtError, is};
+use super::inventory;
 use super::marker::{domain_error, lookup, marker};
 use super::{Libvirt, Machines};
 use crate::host::machine::{
-    BootEnabled, BootOverride, BootTarget, Machine, Media, PowerAction, PowerState,
+    BiosSettings, BootEnabled, BootOverride, BootTarget, Disk, Machine, Media, PowerAction,
+    PowerState,
 };
 use crate::state::Owner;
 
@@ -102,6 +104,25 @@ impl Machines for Libvirt {
         let name = name.to_string();
         self.run_shared(move |conn| rewrite(conn, &name, |s| s.media = None).map(|old| old.media))
             .await
+    }
+
+    async fn disks(&self, name: &str) -> Result<Option<Vec<Disk>>, VirtError> {
+        let name = name.to_string();
+        self.run_shared(move |conn| match owned(conn, &name) {
+            Ok((dom, _)) => Ok(Some(inventory::disks(conn, &definition(&dom, &name)?.1))),
+            Err(VirtError::NoMachine { .. }) => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await
+    }
+
+    async fn set_bios(&self, name: &str, bios: BiosSettings) -> Result<(), VirtError> {
+        let name = name.to_string();
+        self.run_shared(move |conn| {
+            let bios = bios.clone();
+            rewrite(conn, &name, move |s| s.bios = bios).map(drop)
+        })
+        .await
     }
 }
 
@@ -209,16 +230,19 @@ fn describe(dom: &VirtDomain, name: &str) -> Result<Option<Machine>, VirtError> 
         _ => PowerState::On,
     };
     let state = BmcState::of(&view);
+    let cpu = inventory::processors(&view);
     Ok(Some(Machine {
         name: name.to_string(),
         uuid: view.uuid,
         owner,
         power,
         vcpus: view.vcpus,
+        cpu,
         memory_mib: view.memory_kib / 1024,
         macs: view.macs,
         boot: state.boot,
         media: state.media,
+        bios: state.bios,
     }))
 }
 
@@ -325,7 +349,10 @@ fn power(conn: &Connect, name: &str, action: PowerAction) -> Result<Followup, Vi
             dom.shutdown().map_err(err("shut down"))?;
             return Ok(Followup::StartWhenOff);
         }
-        PowerAction::GracefulRestart => dom.reboot(0).map_err(err("reboot"))?,
+        PowerAction::GracefulRestart => {
+            dom.reboot(0).map_err(err("reboot"))?;
+            booted(conn, &dom, name)?;
+        }
     }
     Ok(Followup::Nothing)
 }
@@ -342,10 +369,16 @@ fn start_if_off(conn: &Connect, name: &str) -> Result<bool, VirtError> {
     Ok(true)
 }
 
-/// Starts the domain from its persistent definition, then consumes a `Once` override.
+/// Starts the domain from its persistent definition, then records the boot.
 fn start(conn: &Connect, dom: &VirtDomain, name: &str) -> Result<(), VirtError> {
     dom.create()
         .map_err(|e| domain_error(name, "power on", e))?;
+    booted(conn, dom, name)
+}
+
+/// After a boot through the BMC: a `Once` override is consumed and pending BIOS settings are
+/// in force.
+fn booted(conn: &Connect, dom: &VirtDomain, name: &str) -> Result<(), VirtError> {
     // Reading the metadata element alone is much cheaper than the whole definition.
     let element = match dom.metadata(
         sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
@@ -356,7 +389,7 @@ fn start(conn: &Connect, dom: &VirtDomain, name: &str) -> Result<(), VirtError> 
         Err(e) if is(&e, ErrorNumber::NoDomainMetadata) => return Ok(()),
         Err(e) => return Err(domain_error(name, "read the metadata of", e)),
     };
-    if !element.contains(BootEnabled::Once.as_str()) {
+    if !element.contains(BootEnabled::Once.as_str()) && !element.contains("bios-pending") {
         return Ok(());
     }
     rewrite_domain(conn, dom, name, |s| {
@@ -364,6 +397,7 @@ fn start(conn: &Connect, dom: &VirtDomain, name: &str) -> Result<(), VirtError> 
             s.boot.target = BootTarget::None;
             s.boot.enabled = BootEnabled::Disabled;
         }
+        s.bios = s.bios.booted();
     })
     .map(drop)
 }

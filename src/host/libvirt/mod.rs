@@ -9,6 +9,7 @@
 mod bmc;
 mod domains;
 mod error;
+mod inventory;
 mod machines;
 mod marker;
 mod storage;
