@@ -7,6 +7,7 @@
 #   scripts/dev.sh setup   only install (idempotent: skips what is already there), including the
 #                          kube-apiserver, etcd and kubectl the Kubernetes tests run (built once by
 #                          scripts/k8s-test-binaries.sh into /var/cache/vinod-test/k8s; needs Go)
+#                          and the Python venvs of the Redfish and Ironic tests
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -72,6 +73,8 @@ setup_host() {
 setup() {
   setup_host
   k8s_binaries
+  redfish_venv
+  ironic_venv
 }
 
 demo() {
@@ -94,6 +97,18 @@ redfish_venv() {
     exit 1
   fi
   say "no Redfish venv: the sushy and validator tests will be skipped"
+}
+
+ironic_venv() {
+  say "Ironic test venv (ironic, python-ironicclient)"
+  if scripts/ironic-venv.sh >/dev/null; then
+    return
+  fi
+  if in_ci; then
+    say "FAILED: the Ironic test venv cannot be built (see above); CI needs it"
+    exit 1
+  fi
+  say "no Ironic venv: the Ironic test will be skipped"
 }
 
 # Runs every test; lists each skip (tests record them in $VINOD_TEST_SKIP_LOG) with a summary
@@ -137,7 +152,6 @@ fixtures_unchanged() {
 
 run_tests() {
   setup
-  redfish_venv
   say "format"
   cargo fmt --all -- --check
   say "lint"
