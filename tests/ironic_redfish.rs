@@ -215,10 +215,17 @@ fn ironic_inspects_and_drives_vinod_vms() {
     for vm in &vms {
         let node = enroll(&ironic, vm);
         let checks = ironic.expect("GET", &format!("/v1/nodes/{node}/validate"), None, 200);
-        for iface in ["power", "management", "inspect", "bios"] {
+        for iface in ["power", "management", "inspect", "bios", "firmware"] {
             assert_eq!(checks[iface]["result"], true, "{iface}: {checks}");
         }
         provision(&ironic, &node, json!({"target": "manage"}), "manageable");
+        let firmware = ironic.expect("GET", &format!("/v1/nodes/{node}/firmware"), None, 200);
+        let bios = firmware["firmware"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["component"] == "bios");
+        assert_eq!(bios.map(|c| &c["current_version"]), Some(&json!("SeaBIOS")));
         let n = provision(&ironic, &node, json!({"target": "inspect"}), "manageable");
         let want = plan
             .vms
