@@ -73,8 +73,8 @@ setup_host() {
 setup() {
   setup_host
   k8s_binaries
-  redfish_venv
-  ironic_venv
+  test_venv Redfish scripts/redfish-venv.sh
+  test_venv Ironic scripts/ironic-venv.sh
 }
 
 demo() {
@@ -87,28 +87,17 @@ demo() {
 # CI (CI=true) may not pass by skipping: a missing prerequisite fails the run.
 in_ci() { case "${CI:-}" in true|TRUE|True|1) return 0 ;; *) return 1 ;; esac; }
 
-redfish_venv() {
-  say "Redfish test venv (sushy, sushy-tools, protocol validator)"
-  if scripts/redfish-venv.sh >/dev/null; then
+# test_venv WHAT SCRIPT: builds a test venv with SCRIPT; under CI a failure fails the run.
+test_venv() {
+  say "$1 test venv"
+  if "$2" >/dev/null; then
     return
   fi
   if in_ci; then
-    say "FAILED: the Redfish test venv cannot be built (see above); CI needs it"
+    say "FAILED: the $1 test venv cannot be built (see above); CI needs it"
     exit 1
   fi
-  say "no Redfish venv: the sushy and validator tests will be skipped"
-}
-
-ironic_venv() {
-  say "Ironic test venv (ironic, python-ironicclient)"
-  if scripts/ironic-venv.sh >/dev/null; then
-    return
-  fi
-  if in_ci; then
-    say "FAILED: the Ironic test venv cannot be built (see above); CI needs it"
-    exit 1
-  fi
-  say "no Ironic venv: the Ironic test will be skipped"
+  say "no $1 venv: the tests that need it will be skipped"
 }
 
 # Runs every test; lists each skip (tests record them in $VINOD_TEST_SKIP_LOG) with a summary

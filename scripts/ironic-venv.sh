@@ -7,6 +7,7 @@
 # The venv lives outside the repository (IRONIC_VENV, default /var/cache/vinod/ironic-venv). A
 # stamp file records the requirement list it was built from; a changed list rebuilds it.
 set -euo pipefail
+. "$(dirname "$0")/venv-lib.sh"
 
 venv=${IRONIC_VENV:-/var/cache/vinod/ironic-venv}
 # Versions verified together on Debian 12 (Python 3.11): see docs/redfish.md.
@@ -14,38 +15,9 @@ reqs=(
   "ironic==39.0.0"
   "python-ironicclient==6.3.0"
 )
-stamp="$venv/.vinod-requirements"
 want=$(printf '%s\n' "${reqs[@]}")
 
-say() { printf '== %s\n' "$*" >&2; }
-
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-  && [ -x "$venv/bin/ironic" ] && [ -x "$venv/bin/ironic-dbsync" ] \
-  && "$venv/bin/python" -c 'import ironic, ironicclient, sushy' 2>/dev/null; then
-  echo "$venv"
-  exit 0
+if ! venv_ready "$venv" "$want" "ironic, ironicclient, sushy" || [ ! -x "$venv/bin/ironic" ]; then
+  venv_build "$venv" "$want" python3-venv -- "${reqs[@]}"
 fi
-
-missing=()
-for p in python3-venv; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    say "missing ${missing[*]}: install them as root"
-    exit 1
-  fi
-  say "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-say "building the Ironic test venv in $venv"
-rm -rf "$venv"
-mkdir -p "$(dirname "$venv")"
-/usr/bin/python3 -m venv "$venv"
-"$venv/bin/pip" install -q --upgrade pip
-"$venv/bin/pip" install -q "${reqs[@]}"
-printf '%s\n' "$want" > "$stamp"
 echo "$venv"

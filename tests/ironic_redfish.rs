@@ -109,6 +109,12 @@ fn first_boot(name: &str) -> String {
         .to_string()
 }
 
+/// Whether the array `list` has an object whose `key` is `value`.
+fn lists(list: &Value, key: &str, value: &str) -> bool {
+    list.as_array()
+        .is_some_and(|l| l.iter().any(|x| x[key] == value))
+}
+
 fn enroll(ironic: &Ironic, vm: &Published) -> String {
     let node = ironic.expect(
         "POST",
@@ -243,24 +249,13 @@ fn ironic_inspects_and_drives_vinod_vms() {
         assert_eq!(inv["memory"]["physical_mb"], want.memory_mib);
         assert_eq!(inv["disks"][0]["size"], 8u64 << 30);
         assert_eq!(vm.boot_mac, want.nics[0].mac);
+        let mac = vm.boot_mac.to_lowercase();
         assert!(
-            inv["interfaces"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|i| i["mac_address"] == vm.boot_mac.to_lowercase()),
-            "boot MAC {} not inspected: {inv}",
-            vm.boot_mac
+            lists(&inv["interfaces"], "mac_address", &mac),
+            "boot MAC {mac} not inspected: {inv}"
         );
         let ports = ironic.expect("GET", &format!("/v1/ports?node={node}"), None, 200);
-        assert!(
-            ports["ports"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|p| p["address"] == vm.boot_mac.to_lowercase()),
-            "{ports}"
-        );
+        assert!(lists(&ports["ports"], "address", &mac), "{ports}");
         nodes.push(node);
     }
 

@@ -41,7 +41,7 @@ const IRONIC_MIN_DISK_GIB: u64 = 4;
 /// truly: it reads the memory as a whole number of GiB and ignores disks under 4 GiB.
 pub fn inspection_problems(f: &Flavor) -> Vec<String> {
     let mut out = Vec::new();
-    if f.memory_mib % 1024 != 0 {
+    if !f.memory_mib.is_multiple_of(1024) {
         let reported = f.memory_mib / 1024 * 1024;
         out.push(if reported == 0 {
             format!(

@@ -16,10 +16,9 @@ use super::action;
 use super::auth::{self, Principal};
 use super::error::ApiError;
 use super::guessing::Admission;
-use super::inventory::Part;
 use super::listener::ClientAddr;
 use super::media::without_query;
-use super::reply::{etag, header_value, json, no_content, xml};
+use super::reply::{header_value, json, no_content, xml};
 use super::target::Target;
 use super::{Bmc, resources as doc};
 use crate::host::Machines;
@@ -130,10 +129,7 @@ async fn handle<M: Machines + Send + Sync>(
     };
     match (m, &target) {
         ("GET", _) => get(bmc, &caller, &target, path, headers).await,
-        ("PATCH", Target::System(id)) => patch_system(bmc, &caller, id, headers, body).await,
-        ("PATCH", Target::Part(id, Part::BiosSettings)) => {
-            parts::patch_bios_settings(bmc, &caller, id, headers, body).await
-        }
+        ("PATCH", _) => parts::patch(bmc, &caller, &target, headers, body).await,
         ("POST", Target::ResetBios(id)) => parts::reset_bios(bmc, &caller, id, body).await,
         ("POST", Target::Reset(id)) => {
             let action = action::reset(body)?;
@@ -321,49 +317,6 @@ async fn get<M: Machines + Send + Sync>(
         }
     };
     Ok(json(body, target, headers))
-}
-
-async fn patch_system<M: Machines + Send + Sync>(
-    bmc: &Bmc<M>,
-    caller: &Principal,
-    id: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Reply {
-    let _guard = bmc.lock(&visible(bmc, caller, id).await?.name).await;
-    let m = visible(bmc, caller, id).await?;
-    if_match(headers, &doc::system(&m))?;
-    let boot = action::boot_patch(body, m.boot)?;
-    if boot != m.boot {
-        bmc.machines.set_boot(id, boot).await.map_err(fault)?;
-    }
-    let m = visible(bmc, caller, id).await?;
-    Ok(json(
-        doc::system(&m),
-        &Target::System(id.to_string()),
-        &HeaderMap::new(),
-    ))
-}
-
-/// Refuses a change whose `If-Match` names neither `*` nor the current representation's ETag.
-fn if_match(headers: &HeaderMap, current: &serde_json::Value) -> Result<(), ApiError> {
-    let Some(want) = headers.get(header::IF_MATCH) else {
-        return Ok(());
-    };
-    let current = etag(current);
-    let want = want.to_str().unwrap_or("");
-    if want
-        .split(',')
-        .map(str::trim)
-        .any(|w| w == "*" || w.trim_start_matches("W/") == current)
-    {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        StatusCode::PRECONDITION_FAILED,
-        "PreconditionFailed",
-        "The ETag supplied did not match the ETag required to change this resource.",
-    ))
 }
 
 async fn insert<M: Machines + Send + Sync>(

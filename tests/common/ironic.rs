@@ -20,23 +20,13 @@ const START_TIMEOUT: Duration = Duration::from_secs(90);
 /// The venv's directory (`IRONIC_VENV`, default `/var/cache/vinod/ironic-venv`), or why it
 /// cannot be used.
 pub fn venv() -> Result<PathBuf, String> {
-    let dir = PathBuf::from(
-        std::env::var("IRONIC_VENV").unwrap_or_else(|_| "/var/cache/vinod/ironic-venv".into()),
-    );
-    let ok = dir.join("bin/ironic").exists()
-        && Command::new(dir.join("bin/python"))
-            .args(["-c", "import ironic, sushy"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    if ok {
-        Ok(dir)
-    } else {
-        Err(format!(
-            "no Ironic venv at {} (run scripts/ironic-venv.sh)",
-            dir.display()
-        ))
-    }
+    super::python::checked_venv(
+        "Ironic",
+        "IRONIC_VENV",
+        "/var/cache/vinod/ironic-venv",
+        "ironic, sushy",
+        "scripts/ironic-venv.sh",
+    )
 }
 
 /// A running Ironic and its image HTTP server; both killed on drop.

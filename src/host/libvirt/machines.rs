@@ -16,18 +16,17 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 use virt::connect::Connect;
-use virt::domain::{Domain as VirtDomain, DomainState};
+use virt::domain::Domain as VirtDomain;
 use virt::error::{Error as LibvirtError, ErrorNumber};
 use virt::sys;
 
-use super::bmc::{self, BmcState, DomainView};
+use super::bmc::{self, BmcState};
+use super::describe::{self, definition, describe};
 use super::error::{VirtError, is};
-use super::inventory;
 use super::marker::{domain_error, lookup, marker};
 use super::{Libvirt, Machines};
 use crate::host::machine::{
     BiosSettings, BootEnabled, BootOverride, BootTarget, Disk, Machine, Media, PowerAction,
-    PowerState,
 };
 use crate::state::Owner;
 
@@ -109,7 +108,7 @@ impl Machines for Libvirt {
     async fn disks(&self, name: &str) -> Result<Option<Vec<Disk>>, VirtError> {
         let name = name.to_string();
         self.run_shared(move |conn| match owned(conn, &name) {
-            Ok((dom, _)) => Ok(Some(inventory::disks(conn, &definition(&dom, &name)?.1))),
+            Ok((dom, _)) => Ok(Some(describe::disks(conn, &definition(&dom, &name)?.1))),
             Err(VirtError::NoMachine { .. }) => Ok(None),
             Err(e) => Err(e),
         })
@@ -205,66 +204,6 @@ fn owned(conn: &Connect, name: &str) -> Result<(VirtDomain, Owner), VirtError> {
     let dom = lookup(conn, name)?.ok_or_else(no)?;
     let owner = marker(&dom, name)?.ok_or_else(no)?.owner;
     Ok((dom, owner))
-}
-
-/// The machine of a domain, if it is vinod's: persistent, with a well-formed `<vinod:vm>`
-/// element in its persistent definition (the ownership rule of [`marker`], read from the
-/// definition fetched anyway, which saves libvirt calls on every BMC read).
-fn describe(dom: &VirtDomain, name: &str) -> Result<Option<Machine>, VirtError> {
-    let err = |action| move |e| domain_error(name, action, e);
-    if !dom.is_persistent().map_err(err("query"))? {
-        return Ok(None);
-    }
-    let (_, view) = definition(dom, name)?;
-    let Some(owner) = view.vinod.as_ref().and_then(owner_of) else {
-        return Ok(None);
-    };
-    let power = match dom
-        .state()
-        .map_err(err("query"))?
-        .0
-        .unwrap_or(DomainState::NoState)
-    {
-        DomainState::Shutoff | DomainState::Crashed | DomainState::NoState => PowerState::Off,
-        DomainState::Shutdown => PowerState::PoweringOff,
-        _ => PowerState::On,
-    };
-    let state = BmcState::of(&view);
-    let cpu = inventory::processors(&view);
-    Ok(Some(Machine {
-        name: name.to_string(),
-        uuid: view.uuid,
-        owner,
-        power,
-        vcpus: view.vcpus,
-        cpu,
-        memory_mib: view.memory_kib / 1024,
-        macs: view.macs,
-        boot: state.boot,
-        media: state.media,
-        bios: state.bios,
-    }))
-}
-
-fn owner_of(attrs: &std::collections::BTreeMap<String, String>) -> Option<Owner> {
-    let get = |k: &str| attrs.get(k).filter(|v| !v.is_empty()).cloned();
-    attrs.get("spec-hash")?;
-    Some(Owner {
-        namespace: get("vino-namespace")?,
-        name: get("vino-name")?,
-    })
-}
-
-/// The persistent definition and the BMC's view of it.
-pub(super) fn definition(dom: &VirtDomain, name: &str) -> Result<(String, DomainView), VirtError> {
-    let xml = dom
-        .xml_desc(INACTIVE_XML)
-        .map_err(|e| domain_error(name, "read the definition of", e))?;
-    let view = bmc::view(&xml).map_err(|source| VirtError::Xml {
-        domain: name.to_string(),
-        source,
-    })?;
-    Ok((xml, view))
 }
 
 /// Changes the BMC state of `name`'s persistent definition; returns the state before.

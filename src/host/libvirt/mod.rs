@@ -7,9 +7,9 @@
 //! reopened once and the call retried.
 
 mod bmc;
+mod describe;
 mod domains;
 mod error;
-mod inventory;
 mod machines;
 mod marker;
 mod storage;

@@ -1,12 +1,78 @@
-//! A machine's inventory as its guest sees it: processors from the definition, disks with
-//! the capacity libvirt reports for their volumes or files.
+//! What the BMC sees of a vinod-owned domain: the [`Machine`] (ownership, power, boot
+//! override, media, BIOS settings, processors, memory, NICs) read from its persistent
+//! definition, and its disks with the capacity libvirt reports for their volumes or files.
 
 use std::sync::OnceLock;
 
 use virt::connect::Connect;
+use virt::domain::{Domain as VirtDomain, DomainState};
 
-use super::bmc::{DiskRef, DomainView};
-use crate::host::machine::{Disk, Processors};
+use super::bmc::{self, BmcState, DiskRef, DomainView};
+use super::error::VirtError;
+use super::machines::INACTIVE_XML;
+use super::marker::domain_error;
+use crate::host::machine::{Disk, Machine, PowerState, Processors};
+use crate::state::Owner;
+
+/// The machine of a domain, if it is vinod's: persistent, with a well-formed `<vinod:vm>`
+/// element in its persistent definition (the ownership rule of [`super::marker::marker`], read from the
+/// definition fetched anyway, which saves libvirt calls on every BMC read).
+pub(super) fn describe(dom: &VirtDomain, name: &str) -> Result<Option<Machine>, VirtError> {
+    let err = |action| move |e| domain_error(name, action, e);
+    if !dom.is_persistent().map_err(err("query"))? {
+        return Ok(None);
+    }
+    let (_, view) = definition(dom, name)?;
+    let Some(owner) = view.vinod.as_ref().and_then(owner_of) else {
+        return Ok(None);
+    };
+    let power = match dom
+        .state()
+        .map_err(err("query"))?
+        .0
+        .unwrap_or(DomainState::NoState)
+    {
+        DomainState::Shutoff | DomainState::Crashed | DomainState::NoState => PowerState::Off,
+        DomainState::Shutdown => PowerState::PoweringOff,
+        _ => PowerState::On,
+    };
+    let state = BmcState::of(&view);
+    let cpu = processors(&view);
+    Ok(Some(Machine {
+        name: name.to_string(),
+        uuid: view.uuid,
+        owner,
+        power,
+        vcpus: view.vcpus,
+        cpu,
+        memory_mib: view.memory_kib / 1024,
+        macs: view.macs,
+        boot: state.boot,
+        media: state.media,
+        bios: state.bios,
+    }))
+}
+
+fn owner_of(attrs: &std::collections::BTreeMap<String, String>) -> Option<Owner> {
+    let get = |k: &str| attrs.get(k).filter(|v| !v.is_empty()).cloned();
+    attrs.get("spec-hash")?;
+    Some(Owner {
+        namespace: get("vino-namespace")?,
+        name: get("vino-name")?,
+    })
+}
+
+/// The persistent definition and the BMC's view of it.
+pub(super) fn definition(dom: &VirtDomain, name: &str) -> Result<(String, DomainView), VirtError> {
+    let xml = dom
+        .xml_desc(INACTIVE_XML)
+        .map_err(|e| domain_error(name, "read the definition of", e))?;
+    let view = bmc::view(&xml).map_err(|source| VirtError::Xml {
+        domain: name.to_string(),
+        source,
+    })?;
+    Ok((xml, view))
+}
 
 /// The model id QEMU gives its default x86 CPU (`qemu64`), which a domain without a `<cpu>`
 /// element gets.
