@@ -4,8 +4,8 @@
 //! what was published (address, System id, credentials), validated, managed and inspected
 //! with the `redfish` inspect interface, which must find the flavor's vCPUs, memory and disk,
 //! the architecture and the boot NIC's MAC. Then power on, off and reboot, boot device once
-//! and persistent, boot mode, virtual media attach and detach, and a BIOS setting applied by
-//! a manual clean step, each read back from Ironic and from libvirt. Ironic's log may hold no
+//! and persistent, boot mode, virtual media attach and detach, a BIOS setting applied and the
+//! BIOS reset by manual clean steps, each read back from Ironic and from libvirt. Ironic's log may hold no
 //! ERROR line. Root only; every wait is bounded.
 
 mod common;
@@ -326,6 +326,15 @@ fn ironic_inspects_and_drives_vinod_vms() {
     );
     let bios = ironic.expect("GET", &format!("/v1/nodes/{node}/bios/NumLock"), None, 200);
     assert_eq!(bios["NumLock"]["value"], "Off");
+    provision(
+        &ironic,
+        node,
+        json!({"target": "clean", "disable_ramdisk": true, "clean_steps": [{
+            "interface": "bios", "step": "factory_reset"}]}),
+        "manageable",
+    );
+    let bios = ironic.expect("GET", &format!("/v1/nodes/{node}/bios/NumLock"), None, 200);
+    assert_eq!(bios["NumLock"]["value"], "On", "back to the default");
     power(&ironic, node, "power off", "power off", false, vm);
 
     ironic.stop();
