@@ -1,9 +1,10 @@
 //! OpenStack Ironic (the pinned release of `scripts/ironic-venv.sh`, `redfish` hardware type)
-//! drives vinod's VMs through vinod's Redfish BMC: `vinod run --standalone` builds two VMs on
+//! drives vinod's VMs through vinod's Redfish BMC: `vinod run --standalone` builds three VMs on
 //! a real libvirtd (TCG) and publishes their BareMetalHosts; each is enrolled in Ironic from
 //! what was published (address, System id, credentials), validated, managed and inspected
 //! with the `redfish` inspect interface, which must find the flavor's vCPUs, memory and disk,
-//! the architecture and the boot NIC's MAC. Then power on, off and reboot, boot device once
+//! the architecture and the boot NIC's MAC; the VM of a flavor `vinod plan` warns about (under
+//! 1 GiB of memory) fails inspection as the warning says. Then power on, off and reboot, boot device once
 //! and persistent, boot mode, virtual media attach and detach, a BIOS setting applied and the
 //! BIOS reset by manual clean steps, each read back from Ironic and from libvirt. Ironic's log may hold no
 //! ERROR line. Root only; every wait is bounded.
@@ -23,8 +24,11 @@ use virt::connect::Connect;
 
 /// The BMC's port in the test's network namespace.
 const BMC_PORT: u16 = 18000;
-/// The flavor: a whole number of GiB of memory and a disk above Ironic's 4 GiB minimum.
-const FLAVOR: &str = "small: {vcpus: 2, memoryMiB: 1024, rootDiskGiB: 8}";
+/// The flavors: a whole number of GiB of memory and a disk above Ironic's 4 GiB minimum; and
+/// one Ironic cannot inspect.
+const FLAVORS: &str = "small: {vcpus: 2, memoryMiB: 1024, rootDiskGiB: 8}\n    tiny: {vcpus: 1, memoryMiB: 768, rootDiskGiB: 2}";
+/// The node set of the `tiny` flavor.
+const TINY_SET: &str = "- name: tiny\n      count: 1\n      flavor: tiny\n      networkInterfaces: [{name: eth0, network: pxe}]\n  bmcCredentials:";
 const WAIT: Duration = Duration::from_secs(120);
 
 /// What the daemon published for one VM.
@@ -39,7 +43,8 @@ struct Published {
 
 fn manifest() -> String {
     common::host::vino_yaml("ir", "vir0", 67, 2, 2)
-        .replace("small: {vcpus: 2, memoryMiB: 256, rootDiskGiB: 1}", FLAVOR)
+        .replace("small: {vcpus: 2, memoryMiB: 256, rootDiskGiB: 1}", FLAVORS)
+        .replace("  bmcCredentials:", &format!("    {TINY_SET}"))
 }
 
 fn yaml_docs(path: &Path) -> Vec<Value> {
@@ -182,8 +187,8 @@ fn ironic_inspects_and_drives_vinod_vms() {
     let _reaper = Reaper(tmp.path().to_path_buf());
     let pool = format!("vinod-ir-{}", std::process::id());
     h.track_pool(&pool);
-    for i in 0..2 {
-        h.track_domain(&format!("lab.ir.worker-{i}"));
+    for name in ["worker-0", "worker-1", "tiny-0"] {
+        h.track_domain(&format!("lab.ir.{name}"));
     }
     let netns = h
         .netns()
@@ -210,11 +215,23 @@ fn ironic_inspects_and_drives_vinod_vms() {
             .spawn()
             .unwrap(),
     );
-    common::host::wait_for("2 VMs ready", Duration::from_secs(90), || {
-        status_ready(&state, 2)
+    common::host::wait_for("3 VMs ready", Duration::from_secs(90), || {
+        status_ready(&state, 3)
     });
-    let vms = published(&state);
-    assert_eq!(vms.len(), 2);
+    let (tiny, vms): (Vec<Published>, Vec<Published>) = published(&state)
+        .into_iter()
+        .partition(|vm| vm.system.ends_with("tiny-0"));
+    assert_eq!((tiny.len(), vms.len()), (1, 2));
+    for warning in [
+        "memoryMiB 768 is under 1 GiB",
+        "rootDiskGiB 2 is under 4 GiB",
+    ] {
+        assert!(
+            plan.warnings.iter().any(|w| w.contains(warning)),
+            "{warning}: {:?}",
+            plan.warnings
+        );
+    }
 
     let mut ironic = Ironic::start(&venv, &netns, &tmp.path().join("ironic"));
     let mut nodes = Vec::new();
@@ -259,10 +276,28 @@ fn ironic_inspects_and_drives_vinod_vms() {
         nodes.push(node);
     }
 
-    let (node, vm) = (
-        &nodes[0],
-        &vms[0].system.rsplit('/').next().unwrap().to_string(),
+    // What `vinod plan` warned about: Ironic finds no memory.
+    let tiny_node = enroll(&ironic, &tiny[0]);
+    provision(
+        &ironic,
+        &tiny_node,
+        json!({"target": "manage"}),
+        "manageable",
     );
+    ironic.expect(
+        "PUT",
+        &format!("/v1/nodes/{tiny_node}/states/provision"),
+        Some(&json!({"target": "inspect"})),
+        202,
+    );
+    let failed = ironic.poll_node(&tiny_node, WAIT, |n| {
+        n["provision_state"] == "inspect failed"
+    });
+    let error = failed["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("memory_mb"), "{error}");
+
+    let vm = vms[0].system.rsplit('/').next().unwrap().to_string();
+    let (node, vm) = (&nodes[0], &vm);
     power(&ironic, node, "power on", "power on", true, vm);
     power(&ironic, node, "rebooting", "power on", true, vm);
     power(&ironic, node, "power off", "power off", false, vm);
@@ -342,7 +377,12 @@ fn ironic_inspects_and_drives_vinod_vms() {
     for warning in log.lines().filter(|l| l.contains(" WARNING ")) {
         println!("Ironic: {warning}");
     }
-    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    // The only errors: the failed inspection of the VM `vinod plan` warned about.
+    let (expected, errors): (Vec<&str>, Vec<&str>) = log
+        .lines()
+        .filter(|l| l.contains(" ERROR "))
+        .partition(|l| l.contains(tiny_node.as_str()));
+    assert!(!expected.is_empty(), "no error for the failed inspection");
     assert!(
         errors.is_empty(),
         "ERROR lines in Ironic's log:\n{}",

@@ -194,14 +194,21 @@ impl Ironic {
 
     /// The node, once `done` holds for it (at most `limit`); fails on a `last_error`.
     pub fn wait_node(&self, node: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
-        let began = Instant::now();
-        loop {
-            let n = self.expect("GET", &format!("/v1/nodes/{node}"), None, 200);
+        self.poll_node(node, limit, |n| {
             assert!(
                 n["last_error"].is_null(),
                 "node {node}: {}",
                 n["last_error"]
             );
+            done(n)
+        })
+    }
+
+    /// The node, once `done` holds for it (at most `limit`).
+    pub fn poll_node(&self, node: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let began = Instant::now();
+        loop {
+            let n = self.expect("GET", &format!("/v1/nodes/{node}"), None, 200);
             if done(&n) {
                 return n;
             }
