@@ -349,27 +349,23 @@ fn ironic_inspects_and_drives_vinod_vms() {
         "CD drive after detach"
     );
 
-    let bios = ironic.expect("GET", &format!("/v1/nodes/{node}/bios/NumLock"), None, 200);
-    assert_eq!(bios["NumLock"]["value"], "On");
-    provision(
-        &ironic,
-        node,
-        json!({"target": "clean", "disable_ramdisk": true, "clean_steps": [{
-            "interface": "bios", "step": "apply_configuration",
-            "args": {"settings": [{"name": "NumLock", "value": "Off"}]}}]}),
-        "manageable",
-    );
-    let bios = ironic.expect("GET", &format!("/v1/nodes/{node}/bios/NumLock"), None, 200);
-    assert_eq!(bios["NumLock"]["value"], "Off");
-    provision(
-        &ironic,
-        node,
-        json!({"target": "clean", "disable_ramdisk": true, "clean_steps": [{
-            "interface": "bios", "step": "factory_reset"}]}),
-        "manageable",
-    );
-    let bios = ironic.expect("GET", &format!("/v1/nodes/{node}/bios/NumLock"), None, 200);
-    assert_eq!(bios["NumLock"]["value"], "On", "back to the default");
+    let num_lock = || {
+        let bios = ironic.expect("GET", &format!("/v1/nodes/{node}/bios/NumLock"), None, 200);
+        bios["NumLock"]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let bios_step = |step: Value| {
+        let steps = json!({"target": "clean", "disable_ramdisk": true, "clean_steps": [step]});
+        provision(&ironic, node, steps, "manageable");
+    };
+    assert_eq!(num_lock(), "On");
+    bios_step(json!({"interface": "bios", "step": "apply_configuration",
+        "args": {"settings": [{"name": "NumLock", "value": "Off"}]}}));
+    assert_eq!(num_lock(), "Off");
+    bios_step(json!({"interface": "bios", "step": "factory_reset"}));
+    assert_eq!(num_lock(), "On", "back to the default");
     power(&ironic, node, "power off", "power off", false, vm);
 
     ironic.stop();
