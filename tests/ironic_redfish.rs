@@ -222,6 +222,7 @@ fn ironic_inspects_and_drives_vinod_vms() {
         .into_iter()
         .partition(|vm| vm.system.ends_with("tiny-0"));
     assert_eq!((tiny.len(), vms.len()), (1, 2));
+    let status = std::fs::read_to_string(state.join("standalone/status.yaml")).unwrap();
     for warning in [
         "memoryMiB 768 is under 1 GiB",
         "rootDiskGiB 2 is under 4 GiB",
@@ -230,6 +231,10 @@ fn ironic_inspects_and_drives_vinod_vms() {
             plan.warnings.iter().any(|w| w.contains(warning)),
             "{warning}: {:?}",
             plan.warnings
+        );
+        assert!(
+            status.contains(warning),
+            "{warning} not in status.yaml:\n{status}"
         );
     }
 
