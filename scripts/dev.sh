@@ -7,6 +7,7 @@
 #   scripts/dev.sh setup   only install (idempotent: skips what is already there), including the
 #                          kube-apiserver, etcd and kubectl the Kubernetes tests run (built once by
 #                          scripts/k8s-test-binaries.sh into /var/cache/vinod-test/k8s; needs Go)
+#                          and the Python venvs of the Redfish and Ironic tests
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -80,6 +81,8 @@ setup() {
   setup_host
   cargo_deny
   k8s_binaries
+  test_venv Redfish scripts/redfish-venv.sh
+  test_venv Ironic scripts/ironic-venv.sh
 }
 
 demo() {
@@ -92,16 +95,17 @@ demo() {
 # CI (CI=true) may not pass by skipping: a missing prerequisite fails the run.
 in_ci() { case "${CI:-}" in true|TRUE|True|1) return 0 ;; *) return 1 ;; esac; }
 
-redfish_venv() {
-  say "Redfish test venv (sushy, sushy-tools, protocol validator)"
-  if scripts/redfish-venv.sh >/dev/null; then
+# test_venv WHAT SCRIPT: builds a test venv with SCRIPT; under CI a failure fails the run.
+test_venv() {
+  say "$1 test venv"
+  if "$2" >/dev/null; then
     return
   fi
   if in_ci; then
-    say "FAILED: the Redfish test venv cannot be built (see above); CI needs it"
+    say "FAILED: the $1 test venv cannot be built (see above); CI needs it"
     exit 1
   fi
-  say "no Redfish venv: the sushy and validator tests will be skipped"
+  say "no $1 venv: the tests that need it will be skipped"
 }
 
 # Runs every test; lists each skip (tests record them in $VINOD_TEST_SKIP_LOG) with a summary
@@ -145,7 +149,6 @@ fixtures_unchanged() {
 
 run_tests() {
   setup
-  redfish_venv
   say "format"
   cargo fmt --all -- --check
   say "lint"

@@ -8,6 +8,7 @@
 # The venv lives outside the repository (REDFISH_VENV, default /var/cache/vinod/venv). A stamp
 # file records the requirement list it was built from; a changed list rebuilds it.
 set -euo pipefail
+. "$(dirname "$0")/venv-lib.sh"
 
 venv=${REDFISH_VENV:-/var/cache/vinod/venv}
 # Versions verified together on Debian 12 (libvirt 9.0): see docs/redfish.md.
@@ -18,38 +19,10 @@ reqs=(
   "pytest==8.4.2"
   "redfish-protocol-validator==1.3.2"
 )
-stamp="$venv/.vinod-requirements"
 want=$(printf '%s\n' "${reqs[@]}")
 
-say() { printf '== %s\n' "$*" >&2; }
-
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$venv/bin/python" -c 'import sushy, libvirt, pytest' 2>/dev/null; then
-  echo "$venv"
-  exit 0
+if ! venv_ready "$venv" "$want" "sushy, libvirt, pytest"; then
+  # libvirt-python builds from source: it needs a compiler, Python headers and libvirt's.
+  venv_build "$venv" "$want" python3-venv python3-dev gcc pkg-config libvirt-dev -- "${reqs[@]}"
 fi
-
-# libvirt-python builds from source: it needs a compiler, Python headers and libvirt's.
-missing=()
-for p in python3-venv python3-dev gcc pkg-config libvirt-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    say "missing ${missing[*]}: install them as root"
-    exit 1
-  fi
-  say "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-say "building the Redfish test venv in $venv"
-rm -rf "$venv"
-mkdir -p "$(dirname "$venv")"
-# Debian's interpreter: its headers are installed above, whatever python3 is first on PATH.
-/usr/bin/python3 -m venv "$venv"
-"$venv/bin/pip" install -q --upgrade pip
-"$venv/bin/pip" install -q "${reqs[@]}"
-printf '%s\n' "$want" > "$stamp"
 echo "$venv"

@@ -1,6 +1,7 @@
 //! The libvirt adapter's BMC operations ([`Machines`]) on libvirt's test driver: power
-//! actions, boot overrides (the one-time kind really reverts), virtual media, visibility of
-//! vinod-owned domains only, and that reconcile's redefinition keeps the BMC's state.
+//! actions, boot overrides (the one-time kind really reverts), virtual media, BIOS settings,
+//! visibility of vinod-owned domains only, and that reconcile's redefinition keeps the BMC's
+//! state.
 //!
 //! The test driver's state is shared by the whole process and lives while a connection is
 //! open: `conn()` keeps one, and every test uses its own Vino name.
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 use vinod::config::LibvirtConfig;
 use vinod::host::libvirt::Libvirt;
 use vinod::host::machine::{
-    BootEnabled, BootMode, BootOverride, BootTarget, Fault, FaultKind, Media, PowerAction,
-    PowerState,
+    BiosSettings, BootEnabled, BootMode, BootOverride, BootTarget, Fault, FaultKind, Media,
+    PowerAction, PowerState,
 };
 use vinod::host::{Hypervisor, Machines};
 use vinod::plan::names;
@@ -275,6 +276,11 @@ async fn bmc_state_leaves_the_spec_hash_alone_and_survives_redefine() {
         file: "/tmp/x.iso".into(),
     };
     lv.insert_media(n, &media).await.unwrap();
+    let bios = BiosSettings {
+        current: [("NumLock".to_string(), "Off".to_string())].into(),
+        pending: [("QuietBoot".to_string(), "Enabled".to_string())].into(),
+    };
+    lv.set_bios(n, bios.clone()).await.unwrap();
     let observed = lv.observe().await.unwrap().1;
     assert_eq!(
         observed[n].spec_hash, d.spec_hash,
@@ -288,6 +294,7 @@ async fn bmc_state_leaves_the_spec_hash_alone_and_survives_redefine() {
     assert_eq!(m.memory_mib, 256);
     assert_eq!(m.boot, pxe);
     assert_eq!(m.media, Some(media));
+    assert_eq!(m.bios, bios);
     assert_eq!(persistent_boot(n), ["network", "hd"]);
     assert_eq!(lv.observe().await.unwrap().1[n].spec_hash, bigger.spec_hash);
     lv.undefine(&bigger).await.unwrap();

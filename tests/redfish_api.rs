@@ -253,7 +253,8 @@ async fn system_resource_and_etags() {
         s["Boot"]["BootSourceOverrideTarget@Redfish.AllowableValues"],
         json!(["None", "Pxe", "Hdd", "Cd"])
     );
-    assert_eq!(s["ProcessorSummary"]["Count"], 2);
+    assert_eq!(s["ProcessorSummary"]["Count"], 1, "one socket");
+    assert_eq!(s["ProcessorSummary"]["LogicalProcessorCount"], 2);
     assert_eq!(s["MemorySummary"]["TotalSystemMemoryGiB"], 2.0);
     assert_eq!(
         s["Links"]["ManagedBy"][0]["@odata.id"],
@@ -956,4 +957,111 @@ async fn a_client_that_leaves_mid_download_leaves_no_partial_file() {
         media_files(&api)
     );
     task.abort();
+}
+
+#[tokio::test]
+async fn inventory_from_the_domain() {
+    let api = api("rf-inventory").await;
+    let auth = api.basic(0);
+    let path = api.system(0, 0);
+    let system = api.get(&path, &auth).await.json();
+    assert_eq!(system["ProcessorSummary"]["Count"], 1);
+    assert_eq!(system["ProcessorSummary"]["LogicalProcessorCount"], 2);
+    assert_eq!(system["MemorySummary"]["TotalSystemMemoryGiB"], 2.0);
+    assert_eq!(system["BiosVersion"], "SeaBIOS");
+    let cpus = api.get(&format!("{path}/Processors"), &auth).await.json();
+    assert_eq!(cpus["Members@odata.count"], 1, "one socket: {cpus}");
+    let cpu = api
+        .get(&format!("{path}/Processors/CPU0"), &auth)
+        .await
+        .json();
+    assert_eq!(
+        (&cpu["TotalCores"], &cpu["TotalThreads"]),
+        (&json!(2), &json!(2))
+    );
+    assert_eq!(cpu["ProcessorArchitecture"], "x86");
+    assert_eq!(cpu["InstructionSet"], "x86-64");
+    assert!(cpu["Model"].as_str().is_some_and(|m| !m.is_empty()));
+    let simple = api
+        .get(&format!("{path}/SimpleStorage/1"), &auth)
+        .await
+        .json();
+    assert_eq!(simple["Devices"][0]["Name"], "vda");
+    assert_eq!(simple["Devices"][0]["CapacityBytes"], bed::DISK_BYTES);
+    let storage = api.get(&format!("{path}/Storage/1"), &auth).await.json();
+    let drive_path = storage["Drives"][0]["@odata.id"].as_str().unwrap();
+    let drive = api.get(drive_path, &auth).await.json();
+    assert_eq!(drive["CapacityBytes"], bed::DISK_BYTES);
+    let volumes = api
+        .get(&format!("{path}/Storage/1/Volumes"), &auth)
+        .await
+        .json();
+    let volume_path = volumes["Members"][0]["@odata.id"].as_str().unwrap();
+    let volume = api.get(volume_path, &auth).await.json();
+    assert_eq!(volume["CapacityBytes"], bed::DISK_BYTES);
+    for missing in ["Processors/CPU1", "Storage/2", "Storage/1/Drives/vdb"] {
+        let r = api.get(&format!("{path}/{missing}"), &auth).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{missing}");
+    }
+    let other = api.get(&format!("{path}/Processors"), &api.basic(1)).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "another Vino's VM");
+}
+
+#[tokio::test]
+async fn bios_settings_apply_at_the_next_boot() {
+    let api = api("rf-bios").await;
+    let auth = api.basic(0);
+    let path = api.system(0, 0);
+    let bios = format!("{path}/Bios");
+    let settings = format!("{bios}/Settings");
+    let attrs = |api_reply: Reply| api_reply.json()["Attributes"].clone();
+    assert_eq!(attrs(api.get(&bios, &auth).await)["QuietBoot"], "Disabled");
+    let patch = |body: Value| {
+        let auth = auth.clone();
+        let settings = settings.clone();
+        let api = &api;
+        async move {
+            api.call(
+                Method::PATCH,
+                &settings,
+                &[("authorization", &auth)],
+                &body.to_string(),
+            )
+            .await
+        }
+    };
+    let r = patch(json!({"Attributes": {"QuietBoot": "Enabled"},
+        "@Redfish.SettingsApplyTime": {"ApplyTime": "OnReset"}}))
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        attrs(api.get(&settings, &auth).await)["QuietBoot"],
+        "Enabled"
+    );
+    assert_eq!(
+        attrs(api.get(&bios, &auth).await)["QuietBoot"],
+        "Disabled",
+        "not before a boot"
+    );
+    let r = patch(json!({"Attributes": {"QuietBoot": "Sometimes"}})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.error_id(), "PropertyValueNotInList");
+    let reset = format!("{path}/Actions/ComputerSystem.Reset");
+    let r = api.post(&reset, &auth, r#"{"ResetType":"On"}"#).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(attrs(api.get(&bios, &auth).await)["QuietBoot"], "Enabled");
+    assert_eq!(attrs(api.get(&settings, &auth).await), json!({}));
+    // ResetBios: the defaults come back at the next boot.
+    let r = api
+        .post(&format!("{bios}/Actions/Bios.ResetBios"), &auth, "")
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(attrs(api.get(&bios, &auth).await)["QuietBoot"], "Enabled");
+    let r = api
+        .post(&reset, &auth, r#"{"ResetType":"ForceRestart"}"#)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(attrs(api.get(&bios, &auth).await)["QuietBoot"], "Disabled");
+    let other = api.get(&bios, &api.basic(1)).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "another Vino's VM");
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::flavor::{catalog, flavor_name};
+use super::flavor::{catalog, flavor_name, inspection_problems};
 use super::vino::{Flavor, Network, NodeSet, VinoSpec};
 use super::{FieldError, SpecError};
 use crate::ipam::Pool;
@@ -248,6 +248,14 @@ impl Checker {
                 self.err(format!("{f}.count"), format!("{} is above 256", set.count));
             }
             let flavor = flavor_name(set);
+            for problem in flavors
+                .get(flavor)
+                .map(inspection_problems)
+                .unwrap_or_default()
+            {
+                let field = format!("{f}.flavor ({flavor})");
+                self.warnings.push(FieldError::new(field, problem));
+            }
             if !flavors.contains_key(flavor) {
                 let field = if set.flavor.is_some() {
                     format!("{f}.flavor")

@@ -1,6 +1,8 @@
-//! What a BMC sees of a VM and can ask of it: power, boot override, virtual media. Pure data,
-//! shared by the [`Machines`](super::Machines) adapter and the Redfish server.
+//! What a BMC sees of a VM and can ask of it: power, boot override, virtual media, BIOS
+//! settings, and its inventory (processors, memory, disks). Pure data, shared by the
+//! [`Machines`](super::Machines) adapter and the Redfish server.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -19,6 +21,8 @@ pub struct Machine {
     pub power: PowerState,
     /// Configured vCPUs.
     pub vcpus: u32,
+    /// The processors the guest sees.
+    pub cpu: Processors,
     /// Configured memory in MiB.
     pub memory_mib: u64,
     /// NIC MAC addresses, in guest order.
@@ -27,6 +31,56 @@ pub struct Machine {
     pub boot: BootOverride,
     /// The image in the virtual CD drive, if any.
     pub media: Option<Media>,
+    /// BIOS settings as changed through the BMC.
+    pub bios: BiosSettings,
+}
+
+/// The processors of a machine: its topology, architecture and model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Processors {
+    /// Sockets (dies counted as sockets).
+    pub sockets: u32,
+    /// Cores per socket.
+    pub cores: u32,
+    /// Threads per core.
+    pub threads: u32,
+    /// libvirt's architecture name (`x86_64`, `aarch64`, …).
+    pub arch: String,
+    /// The CPU model name the guest sees.
+    pub model: String,
+}
+
+/// A disk of a machine, as its guest sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Disk {
+    /// Target device name (`vda`), also its Redfish id.
+    pub id: String,
+    /// Bus (`virtio`, `sata`, …).
+    pub bus: String,
+    /// Capacity the guest sees, if the hypervisor knows it.
+    pub capacity_bytes: Option<u64>,
+}
+
+/// BIOS attributes changed through the BMC (name → value); anything not named has its
+/// default. What the attributes mean is the BMC's business: the adapter only stores them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BiosSettings {
+    /// In force since the last boot through the BMC.
+    pub current: BTreeMap<String, String>,
+    /// Requested; they take effect at the next boot through the BMC.
+    pub pending: BTreeMap<String, String>,
+}
+
+impl BiosSettings {
+    /// The settings after a boot: the pending ones are in force.
+    pub fn booted(&self) -> BiosSettings {
+        let mut current = self.current.clone();
+        current.extend(self.pending.clone());
+        BiosSettings {
+            current,
+            pending: BTreeMap::new(),
+        }
+    }
 }
 
 /// Power state, folded to what Redfish distinguishes.
@@ -261,6 +315,24 @@ mod tests {
             assert_eq!(BootMode::parse(m.as_str()), Some(m));
         }
         assert_eq!(PowerAction::parse("on"), None);
+    }
+
+    #[test]
+    fn a_boot_puts_pending_bios_settings_in_force() {
+        let settings = BiosSettings {
+            current: BTreeMap::from([("A".into(), "1".into()), ("B".into(), "1".into())]),
+            pending: BTreeMap::from([("B".into(), "2".into()), ("C".into(), "2".into())]),
+        };
+        let booted = settings.booted();
+        assert!(booted.pending.is_empty());
+        assert_eq!(
+            booted.current,
+            BTreeMap::from([
+                ("A".into(), "1".into()),
+                ("B".into(), "2".into()),
+                ("C".into(), "2".into())
+            ])
+        );
     }
 
     #[test]

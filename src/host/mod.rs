@@ -14,7 +14,7 @@ use std::future::Future;
 
 use crate::plan::HostNetwork;
 use crate::state::{Bridge, DhcpServer, Domain, Owner, Volume};
-use machine::{BootOverride, Fault, Machine, Media, PowerAction};
+use machine::{BiosSettings, BootOverride, Disk, Fault, Machine, Media, PowerAction};
 
 /// Linux bridges, over netlink.
 pub trait Bridges {
@@ -154,4 +154,19 @@ pub trait Machines {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<Option<Media>, Self::Error>> + Send;
+
+    /// The machine's disks with their capacities; `None` if there is no vinod-owned machine
+    /// of that name. Separate from [`get`](Self::get) because sizes cost a call per disk.
+    fn disks(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Vec<Disk>>, Self::Error>> + Send;
+
+    /// Stores BIOS settings (pending ones take effect at the next boot through the BMC:
+    /// power-on or restart).
+    fn set_bios(
+        &self,
+        name: &str,
+        bios: BiosSettings,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }

@@ -19,7 +19,7 @@ pub fn object(body: &[u8], empty_ok: bool) -> Result<Map<String, Value>, ApiErro
     }
 }
 
-fn bad(id: &'static str, message: String) -> ApiError {
+pub(super) fn bad(id: &'static str, message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, id, message)
 }
 
@@ -157,7 +157,7 @@ fn property_not_writable(name: &str, pointer: &str) -> ApiError {
     .related(pointer)
 }
 
-fn type_error(value: &str, name: &str, pointer: &str) -> ApiError {
+pub(super) fn type_error(value: &str, name: &str, pointer: &str) -> ApiError {
     bad(
         "PropertyValueTypeError",
         format!("The value {value} for the property {name} is of a different type than the property can accept."),
@@ -166,7 +166,12 @@ fn type_error(value: &str, name: &str, pointer: &str) -> ApiError {
     .related(pointer)
 }
 
-fn value_not_in_list(value: &str, name: &str, pointer: &str, allowed: &[&str]) -> ApiError {
+pub(super) fn value_not_in_list(
+    value: &str,
+    name: &str,
+    pointer: &str,
+    allowed: &[&str],
+) -> ApiError {
     bad(
         "PropertyValueNotInList",
         format!(
@@ -278,8 +283,13 @@ pub fn insert_media(body: &[u8]) -> Result<InsertMedia, ApiError> {
 
 /// `VirtualMedia.EjectMedia`: no parameters.
 pub fn eject_media(body: &[u8]) -> Result<(), ApiError> {
+    no_parameters("VirtualMedia.EjectMedia", body)
+}
+
+/// An action without parameters: an empty body or an empty object.
+pub fn no_parameters(action: &str, body: &[u8]) -> Result<(), ApiError> {
     let m = object(body, true)?;
-    unknown_parameters("VirtualMedia.EjectMedia", &m, &[])
+    unknown_parameters(action, &m, &[])
 }
 
 /// A login: `{"UserName": …, "Password": …}`.

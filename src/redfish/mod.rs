@@ -9,8 +9,10 @@
 pub mod action;
 mod activation;
 pub mod auth;
+pub mod bios;
 mod error;
 pub mod guessing;
+pub mod inventory;
 pub mod listener;
 pub mod media;
 mod reply;

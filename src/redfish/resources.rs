@@ -3,16 +3,17 @@
 use serde_json::{Value, json};
 
 use super::auth::{SESSION_TIMEOUT, Session};
+use super::bios;
 use super::target::Via;
 use crate::host::machine::{BootEnabled, BootMode, BootTarget, Machine, PowerAction};
 
 const V1: &str = "/redfish/v1";
 
-fn link(path: impl AsRef<str>) -> Value {
+pub(super) fn link(path: impl AsRef<str>) -> Value {
     json!({ "@odata.id": path.as_ref() })
 }
 
-fn collection(odata_type: &str, path: &str, name: &str, members: Vec<String>) -> Value {
+pub(super) fn collection(odata_type: &str, path: &str, name: &str, members: Vec<String>) -> Value {
     json!({
         "@odata.type": odata_type,
         "@odata.id": path,
@@ -22,7 +23,7 @@ fn collection(odata_type: &str, path: &str, name: &str, members: Vec<String>) ->
     })
 }
 
-fn status() -> Value {
+pub(super) fn status() -> Value {
     json!({ "State": "Enabled", "Health": "OK" })
 }
 
@@ -75,7 +76,7 @@ pub fn odata() -> Value {
 /// The CSDL `$metadata` document: references to DMTF's published schemas of every type
 /// served.
 pub fn metadata() -> String {
-    const SCHEMAS: [(&str, &str); 19] = [
+    const SCHEMAS: [(&str, &str); 29] = [
         ("ServiceRoot", "v1_11_0"),
         ("ComputerSystemCollection", ""),
         ("ComputerSystem", "v1_13_0"),
@@ -90,6 +91,16 @@ pub fn metadata() -> String {
         ("SessionService", "v1_1_8"),
         ("SessionCollection", ""),
         ("Session", "v1_3_0"),
+        ("ProcessorCollection", ""),
+        ("Processor", "v1_10_0"),
+        ("SimpleStorageCollection", ""),
+        ("SimpleStorage", "v1_3_0"),
+        ("StorageCollection", ""),
+        ("Storage", "v1_8_0"),
+        ("Drive", "v1_9_0"),
+        ("VolumeCollection", ""),
+        ("Volume", "v1_5_0"),
+        ("Bios", "v1_1_0"),
         ("ActionInfo", "v1_1_2"),
         ("Message", "v1_1_2"),
         ("Resource", "v1_11_0"),
@@ -152,8 +163,14 @@ pub fn system(m: &Machine) -> Value {
             "BootSourceOverrideMode": m.boot.mode.as_str(),
             "BootSourceOverrideMode@Redfish.AllowableValues": allowable(&BootMode::ALL, BootMode::as_str),
         },
-        "ProcessorSummary": { "Count": m.vcpus, "LogicalProcessorCount": m.vcpus, "Status": status() },
+        "BiosVersion": bios::version(m),
+        "ProcessorSummary": { "Count": m.cpu.sockets, "LogicalProcessorCount": m.vcpus,
+            "Model": m.cpu.model, "Status": status() },
         "MemorySummary": { "TotalSystemMemoryGiB": m.memory_mib as f64 / 1024.0, "Status": status() },
+        "Processors": link(format!("{path}/Processors")),
+        "SimpleStorage": link(format!("{path}/SimpleStorage")),
+        "Storage": link(format!("{path}/Storage")),
+        "Bios": link(format!("{path}/Bios")),
         "EthernetInterfaces": link(format!("{path}/EthernetInterfaces")),
         "VirtualMedia": link(format!("{path}/VirtualMedia")),
         "Links": {

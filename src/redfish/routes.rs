@@ -18,11 +18,13 @@ use super::error::ApiError;
 use super::guessing::Admission;
 use super::listener::ClientAddr;
 use super::media::without_query;
-use super::reply::{etag, header_value, json, no_content, xml};
+use super::reply::{header_value, json, no_content, xml};
 use super::target::Target;
 use super::{Bmc, resources as doc};
 use crate::host::Machines;
 use crate::host::machine::{Fault, FaultKind, Machine, Media};
+
+mod parts;
 
 type Reply = Result<Response, ApiError>;
 
@@ -126,8 +128,9 @@ async fn handle<M: Machines + Send + Sync>(
         return public_resource(bmc, &target, request).await;
     };
     match (m, &target) {
-        ("GET", _) => get(bmc, &caller, &target, headers).await,
-        ("PATCH", Target::System(id)) => patch_system(bmc, &caller, id, headers, body).await,
+        ("GET", _) => get(bmc, &caller, &target, path, headers).await,
+        ("PATCH", _) => parts::patch(bmc, &caller, &target, headers, body).await,
+        ("POST", Target::ResetBios(id)) => parts::reset_bios(bmc, &caller, id, body).await,
         ("POST", Target::Reset(id)) => {
             let action = action::reset(body)?;
             let _guard = bmc.lock(&reachable(bmc, &caller, id).await?).await;
@@ -247,6 +250,7 @@ async fn get<M: Machines + Send + Sync>(
     bmc: &Bmc<M>,
     caller: &Principal,
     target: &Target,
+    path: &str,
     headers: &HeaderMap,
 ) -> Reply {
     let body = match target {
@@ -264,6 +268,7 @@ async fn get<M: Machines + Send + Sync>(
             }
         }
         Target::System(id) => doc::system(&visible(bmc, caller, id).await?),
+        Target::Part(id, part) => parts::get(bmc, caller, id, part, path).await?,
         Target::ResetInfo(id) => doc::reset_info(&visible(bmc, caller, id).await?),
         Target::Nics(id) => doc::nics(&visible(bmc, caller, id).await?),
         Target::Nic(id, nic) => {
@@ -307,47 +312,11 @@ async fn get<M: Machines + Send + Sync>(
             };
             return public_resource(bmc, target, &request).await;
         }
-        Target::Reset(_) | Target::Insert(..) | Target::Eject(..) => {
+        Target::Reset(_) | Target::Insert(..) | Target::Eject(..) | Target::ResetBios(_) => {
             return Err(ApiError::method_not_allowed("GET", target.allow()));
         }
     };
     Ok(json(body, target, headers))
-}
-
-async fn patch_system<M: Machines + Send + Sync>(
-    bmc: &Bmc<M>,
-    caller: &Principal,
-    id: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Reply {
-    let _guard = bmc.lock(&visible(bmc, caller, id).await?.name).await;
-    let m = visible(bmc, caller, id).await?;
-    if let Some(want) = headers.get(header::IF_MATCH) {
-        let current = etag(&doc::system(&m));
-        let want = want.to_str().unwrap_or("");
-        if !want
-            .split(',')
-            .map(str::trim)
-            .any(|w| w == "*" || w.trim_start_matches("W/") == current)
-        {
-            return Err(ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "PreconditionFailed",
-                "The ETag supplied did not match the ETag required to change this resource.",
-            ));
-        }
-    }
-    let boot = action::boot_patch(body, m.boot)?;
-    if boot != m.boot {
-        bmc.machines.set_boot(id, boot).await.map_err(fault)?;
-    }
-    let m = visible(bmc, caller, id).await?;
-    Ok(json(
-        doc::system(&m),
-        &Target::System(id.to_string()),
-        &HeaderMap::new(),
-    ))
 }
 
 async fn insert<M: Machines + Send + Sync>(

@@ -1,5 +1,7 @@
 //! The resource a request path names. Pure.
 
+use super::inventory::Part;
+
 /// Whether a virtual-media URI hangs under the System or its Manager.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Via {
@@ -28,6 +30,10 @@ pub enum Target {
     Reset(String),
     /// The reset action's ActionInfo.
     ResetInfo(String),
+    /// Its inventory or BIOS.
+    Part(String, Part),
+    /// Its BIOS's ResetBios action.
+    ResetBios(String),
     /// Its EthernetInterfaces collection.
     Nics(String),
     /// One EthernetInterface (`nic<i>`).
@@ -85,6 +91,18 @@ impl Target {
             ["redfish", "v1", "Systems", _, "ResetActionInfo"] => Self::ResetInfo(id(3)),
             ["redfish", "v1", "Systems", _, "EthernetInterfaces"] => Self::Nics(id(3)),
             ["redfish", "v1", "Systems", _, "EthernetInterfaces", _] => Self::Nic(id(3), id(5)),
+            [
+                "redfish",
+                "v1",
+                "Systems",
+                _,
+                "Bios",
+                "Actions",
+                "Bios.ResetBios",
+            ] => Self::ResetBios(id(3)),
+            ["redfish", "v1", "Systems", _, rest @ ..] if Part::parse(rest).is_some() => {
+                Self::Part(id(3), Part::parse(rest)?)
+            }
             ["redfish", "v1", "Managers"] => Self::Managers,
             ["redfish", "v1", "Managers", _] => Self::Manager(id(3)),
             ["redfish", "v1", "Chassis"] => Self::Chassis,
@@ -122,8 +140,8 @@ impl Target {
     /// The methods the resource allows, for `Allow` and 405.
     pub fn allow(&self) -> &'static str {
         match self {
-            Self::System(_) => "GET, HEAD, PATCH",
-            Self::Reset(_) | Self::Insert(..) | Self::Eject(..) => "POST",
+            Self::System(_) | Self::Part(_, Part::BiosSettings) => "GET, HEAD, PATCH",
+            Self::Reset(_) | Self::Insert(..) | Self::Eject(..) | Self::ResetBios(_) => "POST",
             Self::Sessions => "GET, HEAD, POST",
             Self::Session(_) => "GET, HEAD, DELETE",
             _ => "GET, HEAD",
@@ -184,6 +202,25 @@ mod tests {
         );
         assert_eq!(
             Target::parse("/redfish/v1/Systems/x/VirtualMedia/Floppy"),
+            None
+        );
+        assert_eq!(
+            Target::parse("/redfish/v1/Systems/x/Storage/1/Volumes/vda"),
+            Some(Target::Part(
+                "x".into(),
+                Part::Volume("1".into(), "vda".into())
+            ))
+        );
+        assert_eq!(
+            Target::parse("/redfish/v1/Systems/x/Bios/Actions/Bios.ResetBios"),
+            Some(Target::ResetBios("x".into()))
+        );
+        assert_eq!(
+            Target::Part("x".into(), Part::BiosSettings).allow(),
+            "GET, HEAD, PATCH"
+        );
+        assert_eq!(
+            Target::parse("/redfish/v1/Systems/x/Processors/CPU0/Sub"),
             None
         );
         assert_eq!(Target::parse("/redfish/v1/EventService"), None);

@@ -6,6 +6,7 @@
 pub mod census;
 pub mod cluster;
 pub mod host;
+pub mod ironic;
 pub mod kube_env;
 pub mod libvirtd;
 pub mod log;

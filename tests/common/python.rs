@@ -11,20 +11,37 @@ const PYTHON_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The venv's python (`REDFISH_VENV`, default `/var/cache/vinod/venv`), or why it is missing.
 pub fn venv() -> Result<PathBuf, String> {
-    let dir = PathBuf::from(
-        std::env::var("REDFISH_VENV").unwrap_or_else(|_| "/var/cache/vinod/venv".into()),
-    );
-    let python = dir.join("bin/python");
-    let ok = Command::new(&python)
-        .args(["-c", "import sushy, pytest, redfish_protocol_validator"])
+    let dir = checked_venv(
+        "Redfish",
+        "REDFISH_VENV",
+        "/var/cache/vinod/venv",
+        "sushy, pytest, redfish_protocol_validator",
+        "scripts/redfish-venv.sh",
+    )?;
+    Ok(dir.join("bin/python"))
+}
+
+/// The `what` test venv, the directory named by the environment variable `var` (default
+/// `default`), if its python imports `modules`; otherwise why not, naming the `script` that
+/// builds it.
+pub fn checked_venv(
+    what: &str,
+    var: &str,
+    default: &str,
+    modules: &str,
+    script: &str,
+) -> Result<PathBuf, String> {
+    let dir = PathBuf::from(std::env::var(var).unwrap_or_else(|_| default.into()));
+    let ok = Command::new(dir.join("bin/python"))
+        .args(["-c", &format!("import {modules}")])
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if ok {
-        Ok(python)
+        Ok(dir)
     } else {
         Err(format!(
-            "no Redfish test venv at {} (run scripts/redfish-venv.sh)",
+            "no {what} test venv at {} (run {script})",
             dir.display()
         ))
     }

@@ -18,9 +18,29 @@ use vinod::render::domain::{DomainSpec, render};
 use vinod::render::objects::Credentials;
 use vinod::state::{Domain, Owner};
 use virt::connect::Connect;
+use virt::storage_vol::StorageVol;
 
 /// libvirt's test driver.
 pub const URI: &str = "test:///default";
+
+/// The test driver's storage pool, where each VM's disk is made.
+pub const POOL: &str = "default-pool";
+
+/// Capacity of each VM's disk (`vda`).
+pub const DISK_BYTES: u64 = 12 << 30;
+
+/// The CPU topology every VM is given (one socket, two cores of one thread: its two vCPUs).
+const TOPOLOGY: &str = "<cpu><topology sockets='1' dies='1' cores='2' threads='1'/></cpu>";
+
+/// Creates the volume `name` of [`DISK_BYTES`] in the test driver's pool.
+fn create_disk(name: &str) {
+    let conn = keep_driver_open();
+    let pool = conn.lookup_storage_pool_by_name(POOL).expect("test pool");
+    let xml = format!(
+        "<volume><name>{name}</name><capacity unit='bytes'>{DISK_BYTES}</capacity><allocation>0</allocation><target><format type='raw'/></target></volume>"
+    );
+    StorageVol::create_xml(&pool, &xml, 0).unwrap_or_else(|e| panic!("volume {name}: {e}"));
+}
 
 /// One Vino of the bed: its owner, credentials and VM names.
 #[derive(Clone, Debug)]
@@ -66,6 +86,8 @@ pub async fn define_vinos(ns: &str, vinos: &[&str], per_vino: u32) -> Vec<BedVin
         let mut vms = Vec::new();
         for i in 0..per_vino {
             let vm = names::vm_names(ns, name, "bed", "worker", i);
+            let disk = format!("{}.img", vm.domain);
+            create_disk(&disk);
             let (xml, spec_hash) = render(&DomainSpec {
                 name: vm.domain.clone(),
                 uuid: vm.uuid.clone(),
@@ -77,7 +99,7 @@ pub async fn define_vinos(ns: &str, vinos: &[&str], per_vino: u32) -> Vec<BedVin
                 memory_mib: 2048,
                 hugepages: false,
                 pinned_cpus: None,
-                disks: vec![],
+                disks: vec![(POOL.into(), disk, "vda".into())],
                 nics: vec![
                     (
                         "br-bed".into(),
@@ -91,6 +113,7 @@ pub async fn define_vinos(ns: &str, vinos: &[&str], per_vino: u32) -> Vec<BedVin
                 console_log: "/tmp/vinod-redfish-bed-console/x.log".into(),
                 vnc_listen: None,
             });
+            let xml = xml.replacen("<os>", &format!("{TOPOLOGY}\n  <os>"), 1);
             let d = Domain {
                 name: vm.domain.clone(),
                 uuid: vm.uuid,

@@ -51,13 +51,45 @@ def test_reads_a_system(root, vino):
     s = root.get_system(system_path(vino["systems"][0]))
     assert s.identity == vino["systems"][0]
     assert s.uuid
-    assert s.json["ProcessorSummary"]["Count"] == 2
+    assert s.json["ProcessorSummary"]["Count"] == 1
+    assert s.json["ProcessorSummary"]["LogicalProcessorCount"] == 2
     assert s.memory_summary.size_gib == 2
     assert sushy.BOOT_SOURCE_TARGET_PXE in s.get_allowed_system_boot_source_values()
     assert sushy.RESET_FORCE_RESTART in s.get_allowed_reset_system_values()
     assert [m.identity for m in s.managers] == [vino["systems"][0]]
     macs = sorted(nic.mac_address for nic in s.ethernet_interfaces.get_members())
     assert len(macs) == 2 and all(m.startswith("52:54:00:") for m in macs)
+
+
+def test_inventory_as_ironic_reads_it(root, vino):
+    s = root.get_system(system_path(vino["systems"][0]))
+    # The bed's VMs: one socket of two cores, one 12 GiB disk.
+    assert s.processors.summary == (2, sushy.PROCESSOR_ARCH_x86)
+    cpu = s.processors.get_members()[0]
+    assert cpu.instruction_set == sushy.InstructionSet.X86_64
+    assert (cpu.total_cores, cpu.total_threads) == (2, 2)
+    assert s.simple_storage.disks_sizes_bytes == [12 * 2**30]
+    assert s.storage.volumes_sizes_bytes == [12 * 2**30]
+    assert s.storage.drives_sizes_bytes == [12 * 2**30]
+    assert s.bios_version == "SeaBIOS"
+
+
+def test_bios_settings_wait_for_a_boot(root, vino):
+    s = root.get_system(system_path(vino["systems"][1]))
+    assert s.bios.attributes["NumLock"] == "On"
+    assert sushy.APPLY_TIME_ON_RESET in s.bios.supported_apply_times
+    s.bios.set_attributes({"NumLock": "Off"}, apply_time=sushy.APPLY_TIME_ON_RESET)
+    s.bios.refresh()
+    assert s.bios.pending_attributes == {"NumLock": "Off"}
+    assert s.bios.attributes["NumLock"] == "On"
+    s.reset_system(sushy.RESET_FORCE_RESTART)
+    s.bios.refresh()
+    assert s.bios.attributes["NumLock"] == "Off"
+    s.bios.reset_bios()
+    s.reset_system(sushy.RESET_FORCE_OFF)
+    s.reset_system(sushy.RESET_ON)
+    s.bios.refresh()
+    assert s.bios.attributes["NumLock"] == "On"
 
 
 def test_other_vinos_system_is_not_found(service, root):

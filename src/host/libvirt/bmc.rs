@@ -1,5 +1,6 @@
 //! The BMC's part of a domain definition: boot order, firmware, the virtual CD drive and the
-//! `<bmc:bmc>` metadata element (namespace [`BMC_NS`]) that records the override.
+//! `<bmc:bmc>` metadata element (namespace [`BMC_NS`]) that records the override and the BIOS
+//! settings.
 //!
 //! Pure functions over libvirt's XML. [`view`] reads what the BMC needs; [`apply`] rewrites a
 //! definition so it carries a [`BmcState`], leaving everything else (and vinod's own
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use quick_xml::events::{BytesEnd, BytesStart, Event};
 use quick_xml::{Reader, Writer};
 
-use crate::host::machine::{BootEnabled, BootMode, BootOverride, BootTarget, Media};
+use crate::host::machine::{BiosSettings, BootEnabled, BootMode, BootOverride, BootTarget, Media};
 
 /// XML namespace of the BMC's metadata element.
 pub const BMC_NS: &str = "https://airshipit.org/vinod/bmc/1";
@@ -45,6 +46,8 @@ pub struct BmcState {
     pub default_boot: Vec<String>,
     /// Virtual CD contents.
     pub media: Option<Media>,
+    /// BIOS settings.
+    pub bios: BiosSettings,
 }
 
 impl BmcState {
@@ -64,6 +67,7 @@ impl BmcState {
                 },
                 default_boot: view.boot_devs.clone(),
                 media: None,
+                bios: BiosSettings::default(),
             };
         };
         let get = |k: &str| attrs.get(k).map(String::as_str).unwrap_or("");
@@ -86,6 +90,10 @@ impl BmcState {
             },
             default_boot,
             media,
+            bios: BiosSettings {
+                current: settings(get("bios")),
+                pending: settings(get("bios-pending")),
+            },
         }
     }
 
@@ -94,6 +102,7 @@ impl BmcState {
         self.boot.effective().is_none()
             && self.media.is_none()
             && self.boot.mode == BootMode::Legacy
+            && self.bios == BiosSettings::default()
     }
 
     /// The boot order a definition with this state has.
@@ -109,6 +118,23 @@ impl BmcState {
         }
         order
     }
+}
+
+/// BIOS settings as stored in an attribute: `name=value` pairs separated by `,` (the BMC
+/// allows neither character in names or values).
+fn settings(text: &str) -> BTreeMap<String, String> {
+    text.split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn settings_text(settings: &BTreeMap<String, String>) -> String {
+    settings
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// libvirt's `<boot dev>` for a target.
@@ -345,13 +371,21 @@ fn write_bmc_element(w: &mut Writer<Vec<u8>>, state: &BmcState) -> Result<(), Xm
         e.push_attribute(("media-image", m.image.as_str()));
         e.push_attribute(("media-file", m.file.display().to_string().as_str()));
     }
+    for (key, values) in [
+        ("bios", &state.bios.current),
+        ("bios-pending", &state.bios.pending),
+    ] {
+        if !values.is_empty() {
+            e.push_attribute((key, settings_text(values).as_str()));
+        }
+    }
     w.write_event(Event::Empty(e))?;
     Ok(())
 }
 
 mod view;
 
-pub use view::{DomainView, view};
+pub use view::{DiskRef, DomainView, view};
 
 #[cfg(test)]
 mod tests;

@@ -36,7 +36,7 @@ pub(super) fn observe(conn: &Connect) -> Result<BTreeMap<String, Domain>, VirtEr
         let uuid = dom
             .uuid_string()
             .map_err(|e| domain_error(&name, "read the UUID of", e))?;
-        let pinned_cpus = match super::machines::definition(&dom, &name) {
+        let pinned_cpus = match super::describe::definition(&dom, &name) {
             Ok((_, view)) => view.pinned_cpus,
             Err(e) if e.libvirt().is_some_and(|e| is(e, ErrorNumber::NoDomain)) => continue,
             Err(e) => return Err(e),

@@ -16,16 +16,17 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 use virt::connect::Connect;
-use virt::domain::{Domain as VirtDomain, DomainState};
+use virt::domain::Domain as VirtDomain;
 use virt::error::{Error as LibvirtError, ErrorNumber};
 use virt::sys;
 
-use super::bmc::{self, BmcState, DomainView};
+use super::bmc::{self, BmcState};
+use super::describe::{self, definition, describe};
 use super::error::{VirtError, is};
 use super::marker::{domain_error, lookup, marker};
 use super::{Libvirt, Machines};
 use crate::host::machine::{
-    BootEnabled, BootOverride, BootTarget, Machine, Media, PowerAction, PowerState,
+    BiosSettings, BootEnabled, BootOverride, BootTarget, Disk, Machine, Media, PowerAction,
 };
 use crate::state::Owner;
 
@@ -102,6 +103,25 @@ impl Machines for Libvirt {
         let name = name.to_string();
         self.run_shared(move |conn| rewrite(conn, &name, |s| s.media = None).map(|old| old.media))
             .await
+    }
+
+    async fn disks(&self, name: &str) -> Result<Option<Vec<Disk>>, VirtError> {
+        let name = name.to_string();
+        self.run_shared(move |conn| match owned(conn, &name) {
+            Ok((dom, _)) => Ok(Some(describe::disks(conn, &definition(&dom, &name)?.1))),
+            Err(VirtError::NoMachine { .. }) => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await
+    }
+
+    async fn set_bios(&self, name: &str, bios: BiosSettings) -> Result<(), VirtError> {
+        let name = name.to_string();
+        self.run_shared(move |conn| {
+            let bios = bios.clone();
+            rewrite(conn, &name, move |s| s.bios = bios).map(drop)
+        })
+        .await
     }
 }
 
@@ -186,63 +206,6 @@ fn owned(conn: &Connect, name: &str) -> Result<(VirtDomain, Owner), VirtError> {
     Ok((dom, owner))
 }
 
-/// The machine of a domain, if it is vinod's: persistent, with a well-formed `<vinod:vm>`
-/// element in its persistent definition (the ownership rule of [`marker`], read from the
-/// definition fetched anyway, which saves libvirt calls on every BMC read).
-fn describe(dom: &VirtDomain, name: &str) -> Result<Option<Machine>, VirtError> {
-    let err = |action| move |e| domain_error(name, action, e);
-    if !dom.is_persistent().map_err(err("query"))? {
-        return Ok(None);
-    }
-    let (_, view) = definition(dom, name)?;
-    let Some(owner) = view.vinod.as_ref().and_then(owner_of) else {
-        return Ok(None);
-    };
-    let power = match dom
-        .state()
-        .map_err(err("query"))?
-        .0
-        .unwrap_or(DomainState::NoState)
-    {
-        DomainState::Shutoff | DomainState::Crashed | DomainState::NoState => PowerState::Off,
-        DomainState::Shutdown => PowerState::PoweringOff,
-        _ => PowerState::On,
-    };
-    let state = BmcState::of(&view);
-    Ok(Some(Machine {
-        name: name.to_string(),
-        uuid: view.uuid,
-        owner,
-        power,
-        vcpus: view.vcpus,
-        memory_mib: view.memory_kib / 1024,
-        macs: view.macs,
-        boot: state.boot,
-        media: state.media,
-    }))
-}
-
-fn owner_of(attrs: &std::collections::BTreeMap<String, String>) -> Option<Owner> {
-    let get = |k: &str| attrs.get(k).filter(|v| !v.is_empty()).cloned();
-    attrs.get("spec-hash")?;
-    Some(Owner {
-        namespace: get("vino-namespace")?,
-        name: get("vino-name")?,
-    })
-}
-
-/// The persistent definition and the BMC's view of it.
-pub(super) fn definition(dom: &VirtDomain, name: &str) -> Result<(String, DomainView), VirtError> {
-    let xml = dom
-        .xml_desc(INACTIVE_XML)
-        .map_err(|e| domain_error(name, "read the definition of", e))?;
-    let view = bmc::view(&xml).map_err(|source| VirtError::Xml {
-        domain: name.to_string(),
-        source,
-    })?;
-    Ok((xml, view))
-}
-
 /// Changes the BMC state of `name`'s persistent definition; returns the state before.
 fn rewrite(
     conn: &Connect,
@@ -325,7 +288,10 @@ fn power(conn: &Connect, name: &str, action: PowerAction) -> Result<Followup, Vi
             dom.shutdown().map_err(err("shut down"))?;
             return Ok(Followup::StartWhenOff);
         }
-        PowerAction::GracefulRestart => dom.reboot(0).map_err(err("reboot"))?,
+        PowerAction::GracefulRestart => {
+            dom.reboot(0).map_err(err("reboot"))?;
+            booted(conn, &dom, name)?;
+        }
     }
     Ok(Followup::Nothing)
 }
@@ -342,10 +308,16 @@ fn start_if_off(conn: &Connect, name: &str) -> Result<bool, VirtError> {
     Ok(true)
 }
 
-/// Starts the domain from its persistent definition, then consumes a `Once` override.
+/// Starts the domain from its persistent definition, then records the boot.
 fn start(conn: &Connect, dom: &VirtDomain, name: &str) -> Result<(), VirtError> {
     dom.create()
         .map_err(|e| domain_error(name, "power on", e))?;
+    booted(conn, dom, name)
+}
+
+/// After a boot through the BMC: a `Once` override is consumed and pending BIOS settings are
+/// in force.
+fn booted(conn: &Connect, dom: &VirtDomain, name: &str) -> Result<(), VirtError> {
     // Reading the metadata element alone is much cheaper than the whole definition.
     let element = match dom.metadata(
         sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
@@ -356,7 +328,7 @@ fn start(conn: &Connect, dom: &VirtDomain, name: &str) -> Result<(), VirtError> 
         Err(e) if is(&e, ErrorNumber::NoDomainMetadata) => return Ok(()),
         Err(e) => return Err(domain_error(name, "read the metadata of", e)),
     };
-    if !element.contains(BootEnabled::Once.as_str()) {
+    if !element.contains(BootEnabled::Once.as_str()) && !element.contains("bios-pending") {
         return Ok(());
     }
     rewrite_domain(conn, dom, name, |s| {
@@ -364,6 +336,7 @@ fn start(conn: &Connect, dom: &VirtDomain, name: &str) -> Result<(), VirtError> 
             s.boot.target = BootTarget::None;
             s.boot.enabled = BootEnabled::Disabled;
         }
+        s.bios = s.bios.booted();
     })
     .map(drop)
 }

@@ -7,6 +7,7 @@
 //! reopened once and the call retried.
 
 mod bmc;
+mod describe;
 mod domains;
 mod error;
 mod machines;

@@ -40,6 +40,7 @@ fn state(target: BootTarget, enabled: BootEnabled) -> BmcState {
         },
         default_boot: vec!["hd".into(), "network".into()],
         media: None,
+        bios: Default::default(),
     }
 }
 
@@ -170,4 +171,63 @@ fn malformed_xml_is_an_error() {
         )
         .is_err()
     );
+}
+
+#[test]
+fn reads_the_inventory_of_a_definition() {
+    let (xml, _) = rendered();
+    let v = view(&xml).unwrap();
+    assert_eq!(
+        (v.domain_type.as_str(), v.arch.as_str()),
+        ("qemu", "x86_64")
+    );
+    assert_eq!(
+        (v.cpu_mode.as_deref(), v.cpu_model.as_deref()),
+        (None, None)
+    );
+    assert_eq!(v.topology, None);
+    assert_eq!(
+        v.disks,
+        [DiskRef {
+            target: "vda".into(),
+            bus: "virtio".into(),
+            volume: Some(("vinod".into(), "root.qcow2".into())),
+            path: None,
+        }]
+    );
+    let xml = "<domain type='kvm'><cpu mode='custom'><model fallback='allow'>Skylake-Server</model>\
+        <topology sockets='2' dies='1' cores='4' threads='2'/></cpu><devices>\
+        <disk type='file' device='disk'><source file='/d/a.img'/><target dev='sda' bus='sata'/></disk>\
+        <disk type='file' device='cdrom'><source file='/d/b.iso'/><target dev='hdc' bus='ide'/></disk>\
+        </devices></domain>";
+    let v = view(xml).unwrap();
+    assert_eq!(v.cpu_mode.as_deref(), Some("custom"));
+    assert_eq!(v.cpu_model.as_deref(), Some("Skylake-Server"));
+    assert_eq!(v.topology, Some((2, 4, 2)));
+    assert_eq!(v.disks.len(), 1, "a CD drive is not a disk");
+    assert_eq!(v.disks[0].path.as_deref(), Some("/d/a.img"));
+    assert_eq!(v.disks[0].bus, "sata");
+}
+
+#[test]
+fn bios_settings_round_trip_through_the_metadata() {
+    let (xml, hash) = rendered();
+    let mut s = state(BootTarget::None, BootEnabled::Disabled);
+    s.bios
+        .current
+        .insert("ProcTurboMode".into(), "Disabled".into());
+    s.bios.pending.insert("QuietBoot".into(), "Enabled".into());
+    s.bios
+        .pending
+        .insert("ProcTurboMode".into(), "Enabled".into());
+    let out = apply(&xml, &s, "pc").unwrap();
+    assert!(out.contains(&format!("spec-hash='{hash}'")));
+    assert_eq!(BmcState::of(&view(&out).unwrap()), s);
+    s.bios = s.bios.booted();
+    let booted = apply(&out, &s, "pc").unwrap();
+    let back = BmcState::of(&view(&booted).unwrap());
+    assert_eq!(back.bios.current["ProcTurboMode"], "Enabled");
+    assert_eq!(back.bios.current["QuietBoot"], "Enabled");
+    assert!(back.bios.pending.is_empty(), "{booted}");
+    assert!(!booted.contains("bios-pending"), "{booted}");
 }

@@ -41,6 +41,39 @@ pub struct DomainView {
     /// Host CPUs the vCPUs are pinned to: every `<cputune><vcpupin cpuset=…>`, or else the
     /// `<vcpu cpuset=…>` mask; empty when the domain floats.
     pub pinned_cpus: CpuSet,
+    /// `<domain type=…>` (`kvm`, `qemu`, …).
+    pub domain_type: String,
+    /// `<os><type arch=…>`.
+    pub arch: String,
+    /// `<cpu mode=…>`, if there is a `<cpu>` element.
+    pub cpu_mode: Option<String>,
+    /// `<cpu><model>`, if named.
+    pub cpu_model: Option<String>,
+    /// `<cpu><topology>` as (sockets × dies, cores, threads), if given.
+    pub topology: Option<(u32, u32, u32)>,
+    /// The disks (`device='disk'`), in order.
+    pub disks: Vec<DiskRef>,
+}
+
+/// A disk of a definition and where its contents live.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiskRef {
+    /// `<target dev=…>`.
+    pub target: String,
+    /// `<target bus=…>`.
+    pub bus: String,
+    /// `<source pool=… volume=…>`, for a volume disk.
+    pub volume: Option<(String, String)>,
+    /// `<source file=…>` (or `dev=…`), for a file or block disk.
+    pub path: Option<String>,
+}
+
+/// A `<disk>` being read: its device kind, alias and source.
+#[derive(Default)]
+struct OpenDisk {
+    device: String,
+    alias: Option<String>,
+    disk: DiskRef,
 }
 
 /// Reads the BMC's view of a definition.
@@ -48,8 +81,7 @@ pub fn view(xml: &str) -> Result<DomainView, XmlError> {
     let mut reader = Reader::from_str(xml);
     let mut v = DomainView::default();
     let mut path: Vec<Vec<u8>> = Vec::new();
-    // Inside a <disk>: (device, source file, alias).
-    let mut disk: Option<(String, Option<String>, Option<String>)> = None;
+    let mut disk: Option<OpenDisk> = None;
     let mut memory_unit = String::from("KiB");
     let mut vcpu_mask = CpuSet::default();
     let cpus = |a: &BTreeMap<String, String>| -> CpuSet {
@@ -71,7 +103,13 @@ pub fn view(xml: &str) -> Result<DomainView, XmlError> {
             let a = attrs(e)?;
             match (parent, name.as_slice()) {
                 (Some(b"os"), b"boot") => v.boot_devs.extend(a.get("dev").cloned()),
-                (Some(b"os"), b"type") => v.machine = a.get("machine").cloned().unwrap_or_default(),
+                (Some(b"os"), b"type") => {
+                    v.machine = a.get("machine").cloned().unwrap_or_default();
+                    v.arch = a.get("arch").cloned().unwrap_or_default();
+                }
+                (None, b"domain") => v.domain_type = a.get("type").cloned().unwrap_or_default(),
+                (Some(b"domain"), b"cpu") => v.cpu_mode = a.get("mode").cloned(),
+                (Some(b"cpu"), b"topology") => v.topology = Some(topology(&a)),
                 (Some(b"os"), b"loader") => v.efi |= a.get("type").is_some_and(|t| t == "pflash"),
                 (Some(b"domain"), b"os") => v.efi |= a.get("firmware").is_some_and(|f| f == "efi"),
                 (Some(b"domain"), b"vcpu") => vcpu_mask = cpus(&a),
@@ -81,16 +119,26 @@ pub fn view(xml: &str) -> Result<DomainView, XmlError> {
                 }
                 (Some(b"interface"), b"mac") => v.macs.extend(a.get("address").cloned()),
                 (Some(b"devices"), b"disk") => {
-                    disk = Some((a.get("device").cloned().unwrap_or_default(), None, None))
+                    disk = Some(OpenDisk {
+                        device: a.get("device").cloned().unwrap_or_default(),
+                        ..OpenDisk::default()
+                    })
                 }
                 (Some(b"disk"), b"source") => {
                     if let Some(d) = disk.as_mut() {
-                        d.1 = a.get("file").cloned();
+                        d.disk.path = a.get("file").or_else(|| a.get("dev")).cloned();
+                        d.disk.volume = a.get("pool").cloned().zip(a.get("volume").cloned());
+                    }
+                }
+                (Some(b"disk"), b"target") => {
+                    if let Some(d) = disk.as_mut() {
+                        d.disk.target = a.get("dev").cloned().unwrap_or_default();
+                        d.disk.bus = a.get("bus").cloned().unwrap_or_default();
                     }
                 }
                 (Some(b"disk"), b"alias") => {
                     if let Some(d) = disk.as_mut() {
-                        d.2 = a.get("name").cloned();
+                        d.alias = a.get("name").cloned();
                     }
                 }
                 (Some(b"metadata"), _) if is_bmc_element(e)? => v.bmc = Some(without_xmlns(a)),
@@ -122,6 +170,9 @@ pub fn view(xml: &str) -> Result<DomainView, XmlError> {
                 match path.as_slice() {
                     [d, x] if d == b"domain" && x == b"vcpu" => v.vcpus = text.parse().unwrap_or(0),
                     [d, x] if d == b"domain" && x == b"uuid" => v.uuid = text.to_string(),
+                    [d, c, m] if d == b"domain" && c == b"cpu" && m == b"model" => {
+                        v.cpu_model = Some(text.to_string())
+                    }
                     [d, x] if d == b"domain" && x == b"memory" => {
                         v.memory_kib = to_kib(text.parse().unwrap_or(0), &memory_unit)
                     }
@@ -138,13 +189,27 @@ pub fn view(xml: &str) -> Result<DomainView, XmlError> {
     Ok(v)
 }
 
-fn finish_disk(v: &mut DomainView, disk: Option<(String, Option<String>, Option<String>)>) {
-    if let Some((device, source, alias)) = disk
-        && device == "cdrom"
-        && alias.as_deref() == Some(CD_ALIAS)
-    {
-        v.cd_source = Some(source.unwrap_or_default());
+fn finish_disk(v: &mut DomainView, disk: Option<OpenDisk>) {
+    let Some(d) = disk else { return };
+    match d.device.as_str() {
+        "cdrom" if d.alias.as_deref() == Some(CD_ALIAS) => {
+            v.cd_source = Some(d.disk.path.unwrap_or_default())
+        }
+        // libvirt's default device is a disk.
+        "disk" | "" => v.disks.push(d.disk),
+        _ => {}
     }
+}
+
+/// (sockets × dies, cores, threads) of a `<topology>`; a missing count is 1.
+fn topology(a: &BTreeMap<String, String>) -> (u32, u32, u32) {
+    let n = |k: &str| {
+        a.get(k)
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(1)
+    };
+    (n("sockets") * n("dies"), n("cores"), n("threads"))
 }
 
 fn to_kib(n: u64, unit: &str) -> u64 {
