@@ -40,7 +40,13 @@ pub struct BareMetalHostSpec {
     /// Free-form description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// `metadata` (Ironic cleans the disks before and after each use) or `disabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automated_cleaning_mode: Option<String>,
 }
+
+/// The annotation that turns BMO's inspection of a host off (`disabled`).
+pub const INSPECT_ANNOTATION: &str = "inspect.metal3.io";
 
 /// BMC address and credentials.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -140,6 +146,14 @@ pub fn webhook_check(host: &BareMetalHost, old: Option<&BareMetalHost>) -> Vec<F
         errors.push(FieldError::new(
             "spec.bootMode",
             format!("{mode:?} is not UEFI, UEFISecureBoot or legacy"),
+        ));
+    }
+    if let Some(mode) = &host.spec.automated_cleaning_mode
+        && !matches!(mode.as_str(), "metadata" | "disabled")
+    {
+        errors.push(FieldError::new(
+            "spec.automatedCleaningMode",
+            format!("{mode:?} is not metadata or disabled"),
         ));
     }
     let addr = &host.spec.bmc.address;

@@ -69,6 +69,12 @@ pub struct VinoSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bmc_driver: Option<BmcDriver>,
 
+    /// What metal3 does with a new BareMetalHost before it is used. vinod knows each VM's
+    /// hardware and gives it fresh disks, so by default BMO is told to skip inspection (no
+    /// deploy ramdisk needed) and automated cleaning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metal3: Option<Metal3Options>,
+
     /// Labels copied from the host's Node to each of its BareMetalHosts. Keys the Node lacks
     /// are skipped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -90,6 +96,55 @@ pub struct VinoSpec {
     /// ViNO's sizes) and may be overridden here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub flavors: BTreeMap<String, Flavor>,
+}
+
+/// How metal3 treats the published BareMetalHosts.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Metal3Options {
+    /// `disabled` (default: the `inspect.metal3.io: disabled` annotation) or `agent` (BMO
+    /// inspects each host with Ironic's deploy ramdisk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspection: Option<Inspection>,
+    /// The BareMetalHosts' `automatedCleaningMode`: `disabled` (default) or `metadata`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automated_cleaning_mode: Option<CleaningMode>,
+}
+
+/// Whether BMO inspects the hosts.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Inspection {
+    /// No inspection.
+    #[default]
+    Disabled,
+    /// Ironic's agent inspection (needs the deploy ramdisk).
+    Agent,
+}
+
+/// Ironic's automated cleaning of the hosts' disks.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum CleaningMode {
+    /// No cleaning.
+    #[default]
+    Disabled,
+    /// Metadata cleaning before and after each use.
+    Metadata,
+}
+
+impl CleaningMode {
+    /// The value of `spec.automatedCleaningMode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CleaningMode::Disabled => "disabled",
+            CleaningMode::Metadata => "metadata",
+        }
+    }
 }
 
 /// The metal3 driver of the published BareMetalHosts.

@@ -380,9 +380,9 @@ where
 }
 
 /// What a new BareMetalHost is created with: the required fields, its boot MAC (immutable,
-/// and BMO must never see the host without it, even if vinod stops before its apply), the
-/// ownership labels and owner, and `online: false`, which stays the creator's (see the module
-/// documentation).
+/// and BMO must never see the host without it, even if vinod stops before its apply), its
+/// inspection annotation and cleaning mode (for the same reason), the ownership labels and
+/// owner, and `online: false`, which stays the creator's (see the module documentation).
 fn minimal_host(h: &BareMetalHost, labels: &BTreeMap<String, String>) -> BareMetalHost {
     let mut m = BareMetalHost::new(
         &h.name_any(),
@@ -390,10 +390,14 @@ fn minimal_host(h: &BareMetalHost, labels: &BTreeMap<String, String>) -> BareMet
             bmc: h.spec.bmc.clone(),
             boot_mac_address: h.spec.boot_mac_address.clone(),
             online: false,
+            // Like the boot MAC: BMO acts on a new host at once, so it must never see one
+            // without these, even if vinod stops before its apply.
+            automated_cleaning_mode: h.spec.automated_cleaning_mode.clone(),
             ..Default::default()
         },
     );
     m.metadata = minimal_meta(&h.metadata, labels);
+    m.metadata.annotations = h.metadata.annotations.clone();
     m
 }
 

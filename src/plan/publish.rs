@@ -10,7 +10,7 @@ use super::labels::{bmh_labels, ownership};
 use super::vm::Vm;
 use super::{NicPlan, PlanError, PlanInput, names};
 use crate::api::validate::Checked;
-use crate::api::vino::VinoSpec;
+use crate::api::vino::{Inspection, VinoSpec};
 use crate::config::Config;
 use crate::ipam::{self, HostClaims};
 use crate::render::network_data::{self, NicData};
@@ -91,7 +91,10 @@ pub(super) fn vm_objects(
             }
         })
         .collect();
+    let metal3 = spec.metal3.clone().unwrap_or_default();
     VmObjects {
+        inspection_disabled: metal3.inspection.unwrap_or_default() == Inspection::Disabled,
+        automated_cleaning_mode: metal3.automated_cleaning_mode.unwrap_or_default().as_str(),
         bmh: vm.names.bmh.clone(),
         credentials_secret: names::credentials_secret(&vm.names.bmh),
         network_data_secret: names::network_data_secret(&vm.names.bmh),

@@ -7,7 +7,8 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::api::bmh::{
-    BareMetalHost, BareMetalHostSpec, BmcDetails, RootDeviceHints, SecretReference,
+    BareMetalHost, BareMetalHostSpec, BmcDetails, INSPECT_ANNOTATION, RootDeviceHints,
+    SecretReference,
 };
 
 /// BMC user name and password.
@@ -51,6 +52,10 @@ pub struct VmObjects {
     pub boot_mac: String,
     /// `rootDeviceHints.deviceName`.
     pub root_device: String,
+    /// Whether BMO is told not to inspect the host.
+    pub inspection_disabled: bool,
+    /// `automatedCleaningMode`.
+    pub automated_cleaning_mode: &'static str,
     /// BMC credentials.
     pub credentials: Credentials,
     /// network_data.json text.
@@ -81,9 +86,16 @@ pub fn bare_metal_host(v: &VmObjects) -> BareMetalHost {
                 namespace: Some(v.namespace.clone()),
             }),
             description: None,
+            automated_cleaning_mode: Some(v.automated_cleaning_mode.into()),
         },
     );
     host.metadata = meta(&v.bmh, v, &v.labels);
+    if v.inspection_disabled {
+        host.metadata.annotations = Some(BTreeMap::from([(
+            INSPECT_ANNOTATION.to_string(),
+            "disabled".to_string(),
+        )]));
+    }
     host
 }
 

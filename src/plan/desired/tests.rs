@@ -165,3 +165,39 @@ fn the_bmc_driver_names_the_bare_metal_hosts_address_scheme() {
         );
     }
 }
+
+#[test]
+fn bare_metal_hosts_skip_inspection_and_cleaning_unless_the_vino_asks() {
+    use crate::api::bmh::INSPECT_ANNOTATION;
+    use crate::api::vino::{CleaningMode, Inspection, Metal3Options};
+    let mut v = demo("m3", 1, 1);
+    let p = plan_on(&v, &node("0-7"), &HostState::default()).unwrap();
+    for bmh in &p.bare_metal_hosts {
+        let annotations = bmh.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(
+            annotations.get(INSPECT_ANNOTATION).map(String::as_str),
+            Some("disabled")
+        );
+        assert_eq!(
+            bmh.spec.automated_cleaning_mode.as_deref(),
+            Some("disabled")
+        );
+    }
+    v.spec.metal3 = Some(Metal3Options {
+        inspection: Some(Inspection::Agent),
+        automated_cleaning_mode: Some(CleaningMode::Metadata),
+    });
+    let p = plan_on(&v, &node("0-7"), &HostState::default()).unwrap();
+    for bmh in &p.bare_metal_hosts {
+        assert!(
+            bmh.metadata.annotations.is_none(),
+            "{:?}",
+            bmh.metadata.annotations
+        );
+        assert_eq!(
+            bmh.spec.automated_cleaning_mode.as_deref(),
+            Some("metadata")
+        );
+        assert!(crate::api::bmh::webhook_check(bmh, None).is_empty());
+    }
+}
