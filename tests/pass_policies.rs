@@ -31,6 +31,8 @@ struct Store {
     vinos: Vec<Vino>,
     claims: ClaimStore,
     reports: Vec<VinoReport>,
+    /// The BareMetalHosts the last pass published, by name.
+    published: Vec<String>,
 }
 
 /// A source that never fails, over a shared [`Store`].
@@ -74,10 +76,16 @@ impl VinoSource for MemorySource {
 
     async fn publish(
         &mut self,
-        _plans: &[VinoPlan],
+        plans: &[VinoPlan],
         reports: &mut [VinoReport],
     ) -> Published<NeverFails> {
-        self.0.lock().unwrap().reports = reports.to_vec();
+        let mut store = self.0.lock().unwrap();
+        store.reports = reports.to_vec();
+        store.published = plans
+            .iter()
+            .flat_map(|p| &p.bare_metal_hosts)
+            .filter_map(|h| h.metadata.name.clone())
+            .collect();
         Published::default()
     }
 
@@ -334,4 +342,37 @@ async fn a_pass_cut_short_after_any_operation_converges_on_the_next() {
             assert_eq!(store.claims, claims, "claims changed after a stop at {n}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_vm_whose_definition_failed_gets_no_bare_metal_host() {
+    let mut bed = Bed::new(vec![vino("a", 1, None)]);
+    assert!(bed.pass().await.converged);
+    let before = bed.store.lock().unwrap().published.clone();
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    // A second master: its volume is created, then every operation fails (its definition).
+    bed.set_vinos(vec![vino("a", 2, None)]);
+    bed.budget.stop_after(1);
+    let r = bed.pass().await;
+    assert!(!r.converged);
+    let domains = bed.observe().await.domains;
+    let new_vm = r.plans[0]
+        .vms
+        .iter()
+        .find(|vm| !domains.contains_key(&vm.name))
+        .expect("a VM left undefined");
+    let published = bed.store.lock().unwrap().published.clone();
+    assert!(
+        !published.contains(&new_vm.bare_metal_host),
+        "{} published for an undefined VM: {published:?}",
+        new_vm.bare_metal_host
+    );
+    assert_eq!(published, before, "the defined VMs keep theirs");
+
+    // Defined at the next pass: published then.
+    bed.budget.unlimited();
+    assert!(bed.pass().await.converged);
+    let published = bed.store.lock().unwrap().published.clone();
+    assert!(published.contains(&new_vm.bare_metal_host), "{published:?}");
 }

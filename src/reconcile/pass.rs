@@ -16,7 +16,7 @@ use crate::host::{Bridges, DhcpServers, Hypervisor};
 use crate::plan::cpu::CpuLedger;
 use crate::plan::diff::diff;
 use crate::plan::merge::merge;
-use crate::plan::{self, HostNetwork, PlanError, PlanInput, VinoPlan, credentials};
+use crate::plan::{self, HostNetwork, PlanError, PlanInput, VinoPlan, credentials, names};
 use crate::redfish::BmcCredentials;
 use crate::render::objects::Credentials;
 use crate::state::{HostState, Owner};
@@ -169,7 +169,8 @@ where
         }
         reports.sort_by(|a, b| a.vino.cmp(&b.vino));
 
-        let published = self.source.publish(&plans, &mut reports).await;
+        let publishable = without_undefined_vms(&plans, &observed, &now);
+        let published = self.source.publish(&publishable, &mut reports).await;
         let finished = Finished {
             plans: &plans,
             observed: &observed,
@@ -275,6 +276,45 @@ where
             failure,
         }
     }
+}
+
+/// `plans` without the BareMetalHosts (and their Secrets) of VMs whose domain exists neither
+/// now nor before the pass: a VM whose definition failed is not offered to metal3, which
+/// would register and power a machine that is not there. A VM that existed keeps its
+/// BareMetalHost (withdrawing it would make metal3 deprovision a host over a hiccup).
+fn without_undefined_vms(
+    plans: &[VinoPlan],
+    observed: &HostState,
+    now: &HostState,
+) -> Vec<VinoPlan> {
+    plans
+        .iter()
+        .map(|p| {
+            let missing: BTreeSet<&str> = p
+                .vms
+                .iter()
+                .filter(|vm| {
+                    !now.domains.contains_key(&vm.name) && !observed.domains.contains_key(&vm.name)
+                })
+                .map(|vm| vm.bare_metal_host.as_str())
+                .collect();
+            if missing.is_empty() {
+                return p.clone();
+            }
+            warn!(vino = %p.owner, hosts = ?missing, "BareMetalHosts withheld: their VMs are not defined");
+            let withheld_secret = |name: &str| {
+                missing.iter().any(|bmh| {
+                    name == names::credentials_secret(bmh) || name == names::network_data_secret(bmh)
+                })
+            };
+            let mut kept = p.clone();
+            kept.bare_metal_hosts
+                .retain(|h| !missing.contains(h.metadata.name.as_deref().unwrap_or_default()));
+            kept.secrets
+                .retain(|s| !withheld_secret(s.metadata.name.as_deref().unwrap_or_default()));
+            kept
+        })
+        .collect()
 }
 
 /// Each Vino's decoded `secretRef` Secret.
