@@ -5,6 +5,8 @@
 
 #[path = "common/redfish_bed.rs"]
 mod bed;
+#[path = "common/bmc_client.rs"]
+mod bmc_client;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -23,23 +25,7 @@ fn connect(addr: SocketAddr) -> TcpStream {
 
 /// One authorized GET on a fresh connection: its status and how long it took.
 fn authorized_get(addr: SocketAddr, path: &str, user: &str, password: &str) -> (u16, Duration) {
-    let began = Instant::now();
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: bmc\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, began.elapsed())
+    bmc_client::authorized_get(addr, path, user, password, Duration::from_secs(10))
 }
 
 /// Whether the server has closed `s` by now (a read sees the end, or a reset).

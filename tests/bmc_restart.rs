@@ -6,15 +6,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
+use common::bmc_client::authorized_get;
 use common::host::{Daemon, NetNs, Reaper, config_text, skip_reason, vino_yaml, wait_for};
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 
@@ -22,24 +21,7 @@ const SYSTEM: &str = "/redfish/v1/Systems/lab.rst.worker-0";
 
 /// One authorized GET of the VM on a fresh connection: its status (0 if none came) and time.
 fn get_power(addr: SocketAddr) -> (u16, Duration) {
-    let began = Instant::now();
-    let Ok(mut s) = TcpStream::connect(addr) else {
-        return (0, began.elapsed());
-    };
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let auth = base64::engine::general_purpose::STANDARD.encode("admin:pw");
-    let _ = write!(
-        s,
-        "GET {SYSTEM} HTTP/1.1\r\nHost: bmc\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
-    );
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, began.elapsed())
+    authorized_get(addr, SYSTEM, "admin", "pw", Duration::from_secs(20))
 }
 
 /// Starts vinod in `ns` with `listener` as its descriptor 3, as systemd passes a socket.

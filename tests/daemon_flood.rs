@@ -8,11 +8,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use base64::Engine;
 use common::host::{
     Daemon, NetNs, Reaper, config_text, in_netns, skip_reason, vino_yaml, wait_for,
 };
@@ -42,22 +41,7 @@ fn limit_nofile() -> u64 {
 
 /// One authorized GET on a fresh connection: its status (0 if none came).
 fn authorized_get(addr: SocketAddr, path: &str) -> u16 {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
-        return 0;
-    };
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let auth = base64::engine::general_purpose::STANDARD.encode("admin:pw");
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: bmc\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
-    );
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+    common::bmc_client::authorized_get(addr, path, "admin", "pw", Duration::from_secs(10)).0
 }
 
 #[test]
