@@ -86,6 +86,7 @@ fn desired(pool: &str, bridge: &str, dir: &Path, memory_mib: u64) -> (Volume, Do
         nics: vec![(bridge.into(), "52:54:00:76:6e:01".into())],
         console_log: dir.join("console.log"),
         vnc_listen: None,
+        uefi: false,
     };
     let (xml, spec_hash) = render(&spec);
     let domain = Domain {

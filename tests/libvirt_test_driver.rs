@@ -73,6 +73,7 @@ fn desired(vino: &str, memory_mib: u64) -> (Volume, Domain) {
         nics: vec![("br-test".into(), "52:54:00:00:00:01".into())],
         console_log: format!("/var/log/vinod/console/{}.log", vm.domain).into(),
         vnc_listen: None,
+        uefi: false,
     };
     let (xml, spec_hash) = render(&spec);
     let domain = Domain {

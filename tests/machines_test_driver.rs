@@ -59,6 +59,7 @@ fn domain(vino: &str, memory_mib: u64) -> Domain {
         nics: vec![("br-test".into(), "52:54:00:00:00:0a".into())],
         console_log: "/tmp/vinod-machines-test-console/x.log".into(),
         vnc_listen: None,
+        uefi: false,
     });
     Domain {
         name: vm.domain,

@@ -75,6 +75,11 @@ pub struct VinoSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metal3: Option<Metal3Options>,
 
+    /// Firmware of the VMs, and the BareMetalHosts' `bootMode`: `legacy` (SeaBIOS, the
+    /// default) or `UEFI` (OVMF from the distribution's package, a per-VM NVRAM libvirt keeps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_mode: Option<BootMode>,
+
     /// Labels copied from the host's Node to each of its BareMetalHosts. Keys the Node lacks
     /// are skipped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -96,6 +101,30 @@ pub struct VinoSpec {
     /// ViNO's sizes) and may be overridden here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub flavors: BTreeMap<String, Flavor>,
+}
+
+/// VM firmware.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+pub enum BootMode {
+    /// SeaBIOS.
+    #[default]
+    #[serde(rename = "legacy")]
+    Legacy,
+    /// OVMF.
+    #[serde(rename = "UEFI")]
+    Uefi,
+}
+
+impl BootMode {
+    /// The BareMetalHost's `bootMode` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootMode::Legacy => "legacy",
+            BootMode::Uefi => "UEFI",
+        }
+    }
 }
 
 /// How metal3 treats the published BareMetalHosts.

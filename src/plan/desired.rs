@@ -11,7 +11,7 @@ use super::vm::Vm;
 use super::{NicPlan, PlanError, PlanInput, VinoPlan, VmPlan, cpu};
 use crate::api::flavor::flavor_name;
 use crate::api::validate::{Checked, check, check_metadata};
-use crate::api::vino::VinoSpec;
+use crate::api::vino::{BootMode, VinoSpec};
 use crate::config::Config;
 use crate::ipam::{self, HostClaims, Pool};
 use crate::render::dnsmasq::{self, DnsmasqSpec, Reservation};
@@ -229,6 +229,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
             node: node.name.clone(),
             domain_type: input.config.libvirt.domain_type.clone(),
             machine: input.config.libvirt.machine.clone(),
+            uefi: spec.boot_mode.unwrap_or_default() == BootMode::Uefi,
             vcpus: flavor.vcpus,
             memory_mib: flavor.memory_mib,
             hugepages: flavor.hugepages,

@@ -93,6 +93,7 @@ pub(super) fn vm_objects(
         .collect();
     let metal3 = spec.metal3.clone().unwrap_or_default();
     VmObjects {
+        boot_mode: spec.boot_mode.unwrap_or_default().as_str(),
         inspection_disabled: metal3.inspection.unwrap_or_default() == Inspection::Disabled,
         automated_cleaning_mode: metal3.automated_cleaning_mode.unwrap_or_default().as_str(),
         bmh: vm.names.bmh.clone(),

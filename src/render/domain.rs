@@ -41,6 +41,8 @@ pub struct DomainSpec {
     pub console_log: PathBuf,
     /// VNC listen address, if the VM has a VNC console.
     pub vnc_listen: Option<String>,
+    /// UEFI firmware (libvirt picks OVMF and keeps a per-VM NVRAM) instead of SeaBIOS.
+    pub uefi: bool,
 }
 
 /// Renders the domain XML and returns it with its spec hash (also written into the metadata).
@@ -88,7 +90,11 @@ fn render_with_hash(s: &DomainSpec, hash: &str) -> String {
         let _ = writeln!(o, "    <emulatorpin cpuset='{all}'/>");
         let _ = writeln!(o, "  </cputune>");
     }
-    let _ = writeln!(o, "  <os>");
+    if s.uefi {
+        let _ = writeln!(o, "  <os firmware='efi'>");
+    } else {
+        let _ = writeln!(o, "  <os>");
+    }
     let _ = writeln!(
         o,
         "    <type arch='x86_64' machine='{}'>hvm</type>",
@@ -183,6 +189,7 @@ mod tests {
             nics: vec![("br0".into(), "52:54:00:00:00:01".into())],
             console_log: "/var/log/vinod/console/ns.v.worker-0.log".into(),
             vnc_listen: None,
+            uefi: false,
         }
     }
 

@@ -52,6 +52,8 @@ pub struct VmObjects {
     pub boot_mac: String,
     /// `rootDeviceHints.deviceName`.
     pub root_device: String,
+    /// `bootMode`: `legacy` or `UEFI`, as the domain's firmware.
+    pub boot_mode: &'static str,
     /// Whether BMO is told not to inspect the host.
     pub inspection_disabled: bool,
     /// `automatedCleaningMode`.
@@ -75,8 +77,8 @@ pub fn bare_metal_host(v: &VmObjects) -> BareMetalHost {
                 disable_certificate_verification: v.disable_certificate_verification,
             },
             boot_mac_address: Some(v.boot_mac.clone()),
-            // vinod's domains boot with SeaBIOS; telling BMO so avoids a UEFI default.
-            boot_mode: Some("legacy".into()),
+            // What the domain's firmware is; BMO would otherwise assume UEFI.
+            boot_mode: Some(v.boot_mode.into()),
             online: false,
             root_device_hints: Some(RootDeviceHints {
                 device_name: Some(v.root_device.clone()),

@@ -112,6 +112,7 @@ pub async fn define_vinos(ns: &str, vinos: &[&str], per_vino: u32) -> Vec<BedVin
                 ],
                 console_log: "/tmp/vinod-redfish-bed-console/x.log".into(),
                 vnc_listen: None,
+                uefi: false,
             });
             let xml = xml.replacen("<os>", &format!("{TOPOLOGY}\n  <os>"), 1);
             let d = Domain {

@@ -201,3 +201,33 @@ fn bare_metal_hosts_skip_inspection_and_cleaning_unless_the_vino_asks() {
         assert!(crate::api::bmh::webhook_check(bmh, None).is_empty());
     }
 }
+
+#[test]
+fn uefi_vms_get_efi_firmware_and_their_hosts_say_so() {
+    let mut v = demo("efi", 1, 1);
+    let p = plan_on(&v, &node("0-7"), &HostState::default()).unwrap();
+    assert!(
+        p.bare_metal_hosts
+            .iter()
+            .all(|h| h.spec.boot_mode.as_deref() == Some("legacy"))
+    );
+    assert!(
+        p.host
+            .domains
+            .values()
+            .all(|d| !d.xml.contains("firmware='efi'"))
+    );
+    v.spec.boot_mode = Some(crate::api::vino::BootMode::Uefi);
+    let p = plan_on(&v, &node("0-7"), &HostState::default()).unwrap();
+    assert!(
+        p.bare_metal_hosts
+            .iter()
+            .all(|h| h.spec.boot_mode.as_deref() == Some("UEFI"))
+    );
+    assert!(
+        p.host
+            .domains
+            .values()
+            .all(|d| d.xml.contains("<os firmware='efi'>"))
+    );
+}

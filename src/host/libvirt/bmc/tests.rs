@@ -28,6 +28,7 @@ fn rendered_pinned(pinned_cpus: Option<Vec<u32>>) -> (String, String) {
         ],
         console_log: "/var/log/vinod/console/x.log".into(),
         vnc_listen: None,
+        uefi: false,
     })
 }
 
