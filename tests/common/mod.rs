@@ -3,6 +3,7 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod bmo;
 pub mod census;
 pub mod cluster;
 pub mod host;
