@@ -28,19 +28,8 @@ set -euo pipefail
 BMO_VERSION="v0.13.2"          # metal3-io/baremetal-operator
 # -----------------------------------------------------------------------------
 
-# Everything but the final path goes to stderr.
-exec 3>&1 1>&2
-
-log() { printf '[bmo-binary] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-FORCE=0
-case "${1:-}" in
-  "") ;;
-  --force) FORCE=1 ;;
-  -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) die "unknown argument: $1 (usage: $0 [--force])" ;;
-esac
+. "$(dirname "$0")/go-build-lib.sh"
+go_build_init bmo-binary 2,24 "$@"
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 SRC="${VINOD_BMO_SRC:-${REPO}/../shared/metal3/baremetal-operator-${BMO_VERSION}-src.tar.gz}"
@@ -55,40 +44,8 @@ cached_ok() {
   timeout 20 "${BIN}" --help >/dev/null 2>&1 || return 1
 }
 
-if [[ "${FORCE}" == 0 ]] && cached_ok; then
-  log "cached baremetal-operator ${BMO_VERSION} OK in ${VERSION_DIR}"
-  echo "${BIN}" >&3
-  exit 0
-fi
-
-[[ -f "${SRC}" ]] || die "no BMO source tarball at ${SRC} (set VINOD_BMO_SRC)"
-if [[ -z "${GO:-}" ]]; then
-  if command -v go >/dev/null 2>&1; then GO="$(command -v go)"; else GO=/usr/local/go/bin/go; fi
-fi
-[[ -x "${GO}" ]] || die "go not found (set GO=/path/to/go)"
-
-# A Go environment independent of whatever the caller (or a repo) has set.
-export GOTOOLCHAIN=local
-export GOWORK=off
-export GO111MODULE=on
-export GOFLAGS="-mod=mod -buildvcs=false"
-export CGO_ENABLED=0
-
-mkdir -p "${VERSION_DIR}"
-# Serialise concurrent callers on one lock per version.
-exec 9>"${VERSION_DIR}/.lock"
-flock -w 3600 9 || die "timed out waiting for the build lock ${VERSION_DIR}/.lock"
-if [[ "${FORCE}" == 0 ]] && cached_ok; then
-  log "cached baremetal-operator ${BMO_VERSION} OK in ${VERSION_DIR} (built by a concurrent run)"
-  echo "${BIN}" >&3
-  exit 0
-fi
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/vinod-bmo-build.XXXXXX")"
-cleanup() { rm -rf "${WORK}"; }
-trap cleanup EXIT
-
-log "go: $("${GO}" version)"
+[[ -f "${SRC}" ]] || cached_ok || die "no BMO source tarball at ${SRC} (set VINOD_BMO_SRC)"
+go_build_start "${VERSION_DIR}" cached_ok "${BIN}" bmo
 log "building baremetal-operator ${BMO_VERSION} from ${SRC} (about 2 min on 2 cores)"
 START=${SECONDS}
 tar -xzf "${SRC}" -C "${WORK}"

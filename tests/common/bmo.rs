@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use super::kube_env::{KubeEnv, repo};
+use super::kube_env::{KubeEnv, cached_path};
 
 /// BMO's metrics and health ports (in the test's namespace).
 const METRICS_PORT: u16 = 18481;
@@ -15,19 +15,7 @@ const HEALTH_PORT: u16 = 18482;
 /// The BMO binary (`VINOD_BMO_BIN`, else the last line `scripts/bmo-binary.sh` prints), or
 /// why it cannot be provided.
 pub fn binary() -> Result<PathBuf, String> {
-    if let Some(bin) = std::env::var_os("VINOD_BMO_BIN") {
-        return Ok(PathBuf::from(bin));
-    }
-    let out = Command::new(repo().join("scripts/bmo-binary.sh"))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(err.lines().last().unwrap_or("failed").to_string());
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let bin = PathBuf::from(stdout.lines().last().unwrap_or("").trim());
+    let bin = cached_path("VINOD_BMO_BIN", "scripts/bmo-binary.sh")?;
     if bin.is_file() {
         Ok(bin)
     } else {
