@@ -7,7 +7,10 @@
 #   scripts/dev.sh setup   only install (idempotent: skips what is already there), including the
 #                          kube-apiserver, etcd and kubectl the Kubernetes tests run (built once by
 #                          scripts/k8s-test-binaries.sh into /var/cache/vinod-test/k8s; needs Go)
-#                          and the Python venvs of the Redfish and Ironic tests
+#                          and the Python venvs of the Redfish and Ironic tests, and metal3's
+#                          baremetal-operator for the metal3 test (built once by
+#                          scripts/bmo-binary.sh into /var/cache/vinod-test/bmo from the source
+#                          tarball VINOD_BMO_SRC names; needs Go)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +25,7 @@ export DEBIAN_FRONTEND=noninteractive
 # Build dependencies, then the real components the tests drive.
 build_pkgs=(pkg-config libvirt-dev)
 test_pkgs=(iproute2 dnsmasq-base busybox udhcpc tftp-hpa isc-dhcp-client strace curl
-  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils ipxe-qemu
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils ipxe-qemu ipxe
   openssl)
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -81,8 +84,9 @@ setup() {
   setup_host
   cargo_deny
   k8s_binaries
-  test_venv Redfish scripts/redfish-venv.sh
-  test_venv Ironic scripts/ironic-venv.sh
+  test_prereq "Redfish test venv" scripts/redfish-venv.sh
+  test_prereq "Ironic test venv" scripts/ironic-venv.sh
+  test_prereq "baremetal-operator of the metal3 test" scripts/bmo-binary.sh
 }
 
 demo() {
@@ -95,17 +99,18 @@ demo() {
 # CI (CI=true) may not pass by skipping: a missing prerequisite fails the run.
 in_ci() { case "${CI:-}" in true|TRUE|True|1) return 0 ;; *) return 1 ;; esac; }
 
-# test_venv WHAT SCRIPT: builds a test venv with SCRIPT; under CI a failure fails the run.
-test_venv() {
-  say "$1 test venv"
+# test_prereq WHAT SCRIPT: provides a test prerequisite with SCRIPT (a no-op when cached); under
+# CI a failure fails the run.
+test_prereq() {
+  say "$1"
   if "$2" >/dev/null; then
     return
   fi
   if in_ci; then
-    say "FAILED: the $1 test venv cannot be built (see above); CI needs it"
+    say "FAILED: the $1 cannot be provided (see above); CI needs it"
     exit 1
   fi
-  say "no $1 venv: the tests that need it will be skipped"
+  say "no $1: the tests that need it will be skipped"
 }
 
 # Runs every test; lists each skip (tests record them in $VINOD_TEST_SKIP_LOG) with a summary

@@ -30,35 +30,12 @@ KUBECTL_VERSION="${K8S_VERSION}" # built from k8s.io/kubernetes/cmd/kubectl, sam
 # for Kubernetes v1.N.M.
 STAGING_VERSION="v0.${K8S_VERSION#v1.}"
 
-# Everything but the final path goes to stderr.
-exec 3>&1 1>&2
-
-log() { printf '[k8s-test-binaries] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-FORCE=0
-case "${1:-}" in
-  "") ;;
-  --force) FORCE=1 ;;
-  -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) die "unknown argument: $1 (usage: $0 [--force])" ;;
-esac
+. "$(dirname "$0")/go-build-lib.sh"
+go_build_init k8s-test-binaries 2,21 "$@"
 
 CACHE_ROOT="${VINOD_K8S_CACHE:-/var/cache/vinod-test/k8s}"
 VERSION_DIR="${CACHE_ROOT}/${K8S_VERSION}"
 BIN_DIR="${VERSION_DIR}/bin"
-
-if [[ -z "${GO:-}" ]]; then
-  if command -v go >/dev/null 2>&1; then GO="$(command -v go)"; else GO=/usr/local/go/bin/go; fi
-fi
-[[ -x "${GO}" ]] || die "go not found (set GO=/path/to/go)"
-
-# A Go environment independent of whatever the caller (or a repo) has set.
-export GOTOOLCHAIN=local
-export GOWORK=off
-export GO111MODULE=on
-export GOFLAGS="-mod=mod -buildvcs=false"
-export CGO_ENABLED=0
 
 # True when all three binaries exist, run, and report the pinned versions.
 binaries_ok() {
@@ -73,30 +50,7 @@ binaries_ok() {
   return 0
 }
 
-if [[ "${FORCE}" == 0 ]] && binaries_ok; then
-  log "cached binaries OK in ${BIN_DIR}"
-  echo "${BIN_DIR}" >&3
-  exit 0
-fi
-
-mkdir -p "${VERSION_DIR}"
-# Serialise concurrent callers (e.g. parallel test jobs) on one lock per version.
-exec 9>"${VERSION_DIR}/.lock"
-if ! flock -w 3600 9; then
-  die "timed out waiting for the build lock ${VERSION_DIR}/.lock"
-fi
-# Someone else may have finished the build while we waited.
-if [[ "${FORCE}" == 0 ]] && binaries_ok; then
-  log "cached binaries OK in ${BIN_DIR} (built by a concurrent run)"
-  echo "${BIN_DIR}" >&3
-  exit 0
-fi
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/vinod-k8s-build.XXXXXX")"
-cleanup() { rm -rf "${WORK}"; }
-trap cleanup EXIT
-
-log "go: $("${GO}" version)"
+go_build_start "${VERSION_DIR}" binaries_ok "${BIN_DIR}" k8s
 log "building kube-apiserver+kubectl ${K8S_VERSION}, etcd ${ETCD_VERSION} (cache ${CACHE_ROOT})"
 START=${SECONDS}
 mkdir -p "${WORK}/out"

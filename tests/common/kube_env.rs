@@ -354,10 +354,21 @@ fn stop(dir: &Path) {
 
 /// The bin directory from `scripts/k8s-test-binaries.sh` (or `VINOD_K8S_BIN`).
 fn binaries() -> Result<PathBuf, String> {
-    if let Some(dir) = std::env::var_os("VINOD_K8S_BIN") {
-        return Ok(PathBuf::from(dir));
+    let dir = cached_path("VINOD_K8S_BIN", "scripts/k8s-test-binaries.sh")?;
+    if dir.join("kube-apiserver").exists() {
+        Ok(dir)
+    } else {
+        Err(format!("{} has no kube-apiserver", dir.display()))
     }
-    let out = Command::new(repo().join("scripts/k8s-test-binaries.sh"))
+}
+
+/// `$var` when set, else the path the caching build script `script` (relative to the
+/// repository) prints last; or why it cannot be provided.
+pub fn cached_path(var: &str, script: &str) -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(var) {
+        return Ok(PathBuf::from(path));
+    }
+    let out = Command::new(repo().join(script))
         .stdin(Stdio::null())
         .output()
         .map_err(|e| e.to_string())?;
@@ -366,12 +377,7 @@ fn binaries() -> Result<PathBuf, String> {
         return Err(err.lines().last().unwrap_or("failed").to_string());
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let dir = PathBuf::from(stdout.lines().last().unwrap_or("").trim());
-    if dir.join("kube-apiserver").exists() {
-        Ok(dir)
-    } else {
-        Err(format!("{} has no kube-apiserver", dir.display()))
-    }
+    Ok(PathBuf::from(stdout.lines().last().unwrap_or("").trim()))
 }
 
 async fn client_from(kubeconfig: &Path) -> Client {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bmc_client;
+pub mod bmo;
 pub mod census;
 pub mod cluster;
 pub mod host;
