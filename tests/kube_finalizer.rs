@@ -13,9 +13,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use vinod::api::bmh::BareMetalHost;
-use vinod::api::claim::VinoIPClaim;
+use vinod::api::pool_claim::VinoPoolClaim;
 use vinod::api::{self, NodePhase, NodeStatus, Vino};
 use vinod::config::Config;
+use vinod::kube::claims::Holder;
 use vinod::kube::finalizer::{self, FinalizeError, State};
 use vinod::kube::{KubeError, claims, publish, status};
 use vinod::plan::{self, NodeFacts, PlanInput};
@@ -59,7 +60,8 @@ async fn build(client: &Client, vino: &Vino, node: &str) {
     .unwrap();
     assert_eq!(state, State::Active);
     let (facts, config) = (facts(node), Config::default());
-    let plan = claims::reserve(client, vino, node, |all| {
+    let holder = Holder::read(client, node).await.unwrap();
+    let plan = claims::reserve(client, vino, &holder, |all| {
         plan::plan(PlanInput {
             vino,
             node: &facts,
@@ -133,6 +135,8 @@ async fn the_vino_goes_when_both_hosts_have_torn_down() {
     let admin = env.admin();
     let a = env.node_client("node-a").await;
     let b = env.node_client("node-b").await;
+    env.holder("node-a").await;
+    env.holder("node-b").await;
     let api = Api::<Vino>::namespaced(admin.clone(), NS);
     let created = api
         .create(&PostParams::default(), &vino("demo"))
@@ -211,7 +215,7 @@ async fn the_vino_goes_when_both_hosts_have_torn_down() {
     );
     assert_eq!(*calls.lock().unwrap(), ["node-a", "node-b"]);
     assert_eq!(objects_of(&admin, "node-b").await, 0);
-    let left = Api::<VinoIPClaim>::namespaced(admin.clone(), NS)
+    let left = Api::<VinoPoolClaim>::all(admin.clone())
         .list(&Default::default())
         .await
         .unwrap();
@@ -228,6 +232,8 @@ async fn a_deselected_host_lets_go_and_a_deleting_vino_gets_no_new_finalizer() {
     let admin = env.admin();
     let a = env.node_client("node-a").await;
     let b = env.node_client("node-b").await;
+    env.holder("node-a").await;
+    env.holder("node-b").await;
     let api = Api::<Vino>::namespaced(admin.clone(), NS);
     let created = api
         .create(&PostParams::default(), &vino("demo"))

@@ -10,13 +10,15 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use common::kube_env::KubeEnv;
 use k8s_openapi::api::core::v1::{Node, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use vinod::api::bmh::BareMetalHost;
-use vinod::api::claim::VinoIPClaim;
+use vinod::api::pool_claim::VinoPoolClaim;
 use vinod::api::{self, NodePhase, NodeStatus, Vino};
 use vinod::config::Config;
+use vinod::kube::claims::Holder;
 use vinod::kube::{claims, finalizer, publish, status};
 use vinod::plan::{self, NodeFacts, PlanInput};
 use vinod::value::cpuset::CpuSet;
@@ -58,7 +60,8 @@ async fn publish_as(client: &Client, vino: &Vino, node: &str) -> Vec<String> {
         numa: vec![],
     };
     let config = Config::default();
-    let plan = claims::reserve(client, vino, node, |all| {
+    let holder = Holder::read(client, node).await.unwrap();
+    let plan = claims::reserve(client, vino, &holder, |all| {
         plan::plan(PlanInput {
             vino,
             node: &facts,
@@ -112,6 +115,8 @@ async fn hosts_may_write_only_their_own_objects() {
     let admin = env.admin();
     let a = env.node_client("node-a").await;
     let b = env.node_client("node-b").await;
+    env.holder("node-a").await;
+    env.holder("node-b").await;
     let vino = Api::<Vino>::namespaced(admin.clone(), NS)
         .create(&PostParams::default(), &demo())
         .await
@@ -328,32 +333,53 @@ async fn hosts_may_write_only_their_own_objects() {
     .unwrap();
     assert_eq!(v.status.unwrap().nodes.len(), 2);
 
-    // IP claims: only node-a's entry.
-    let claims_api: Api<VinoIPClaim> = Api::namespaced(a.clone(), NS);
-    let name = claims::object_name("demo", "provisioning");
-    let mut o = claims_api.get(&name).await.unwrap();
-    o.spec.hosts.get_mut("node-b").unwrap().block = Some(9);
+    // IP claims: node-a creates and deletes only claims held by and owned by its Node.
+    let claims_api: Api<VinoPoolClaim> = Api::all(a.clone());
+    let all = Api::<VinoPoolClaim>::all(admin.clone())
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items;
+    let b_claim = all
+        .iter()
+        .find(|o| o.spec.node == "node-b" && o.spec.address.is_some())
+        .unwrap();
     let msg = denied_by_policy(
-        claims_api.replace(&name, &pp, &o).await,
-        "change node-b's claims",
+        claims_api
+            .delete(&b_claim.name_any(), &DeleteParams::default())
+            .await,
+        "release node-b's claim",
     );
     assert!(
-        msg.contains("may only change its own entry of spec.hosts"),
+        msg.contains("may only write vinopoolclaims labelled"),
         "{msg}"
     );
-    let mut o = claims_api.get(&name).await.unwrap();
-    o.spec.hosts.remove("node-b");
-    denied_by_policy(
-        claims_api.replace(&name, &pp, &o).await,
-        "drop node-b's claims",
+    let mut forged = b_claim.clone();
+    forged.metadata = ObjectMeta {
+        name: Some("ip-192-168-150-250".into()),
+        labels: Some(BTreeMap::from([(
+            "vino.airshipit.org/node".into(),
+            "node-a".into(),
+        )])),
+        owner_references: b_claim.metadata.owner_references.clone(),
+        ..Default::default()
+    };
+    forged.spec.address = Some(Ipv4Addr::new(192, 168, 150, 250));
+    let msg = denied_by_policy(
+        claims_api.create(&pp, &forged).await,
+        "claim in node-b's name",
     );
-    denied_by_policy(
-        claims_api.delete(&name, &DeleteParams::default()).await,
-        "delete shared claims",
+    assert!(
+        msg.contains("may only create claims held by and owned by Node node-a"),
+        "{msg}"
     );
     claims::release(&a, NS, "demo", "node-a").await.unwrap();
-    let o = claims_api.get(&name).await.unwrap();
-    assert_eq!(o.spec.hosts.keys().collect::<Vec<_>>(), ["node-b"]);
+    let left = Api::<VinoPoolClaim>::all(admin.clone())
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items;
+    assert!(!left.is_empty() && left.iter().all(|o| o.spec.node == "node-b"));
 
     // Namespaces without the role binding stay closed, even for reading.
     let elsewhere: Api<Secret> = Api::namespaced(a.clone(), "other");

@@ -1,4 +1,4 @@
-//! The Kubernetes side of a host: IP claims shared with the other hosts of a Vino, publication
+//! The Kubernetes side of a host: IP claims in pools shared by every host and Vino, publication
 //! of BareMetalHosts and Secrets, this host's status entry and conditions, events, and its
 //! finalizer. Every write names this host: server-side apply uses the field manager
 //! `vinod/<node>`, and every object vinod publishes carries `vino.airshipit.org/node`.
@@ -65,20 +65,6 @@ pub enum KubeError {
         /// The broken rules, by field.
         problems: String,
     },
-    /// IP claims left behind by an earlier Vino of the same name, still held by other hosts.
-    #[error(
-        "VinoIPClaim {namespace}/{name} belongs to an earlier Vino with this name (uid {uid}) and is still held by {hosts}; remove it once those hosts are gone"
-    )]
-    StaleClaims {
-        /// Namespace.
-        namespace: String,
-        /// Name.
-        name: String,
-        /// The earlier Vino's UID.
-        uid: String,
-        /// Hosts holding entries.
-        hosts: String,
-    },
     /// The Vino lacks metadata the cluster always sets (name, namespace, uid).
     #[error("Vino {0} has no {1}: was it read from the API server?")]
     Incomplete(String, &'static str),
@@ -104,10 +90,9 @@ impl Failure for KubeError {
             KubeError::Api { .. }
             | KubeError::Contended { .. }
             | KubeError::NotWithdrawn { .. } => FailureKind::ApiUnreachable,
-            KubeError::Clash { .. }
-            | KubeError::Rejected { .. }
-            | KubeError::StaleClaims { .. }
-            | KubeError::Incomplete(..) => FailureKind::InvalidInput,
+            KubeError::Clash { .. } | KubeError::Rejected { .. } | KubeError::Incomplete(..) => {
+                FailureKind::InvalidInput
+            }
         }
     }
 }

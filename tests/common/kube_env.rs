@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Node, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -148,6 +148,12 @@ impl KubeEnv {
             .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
     }
 
+    /// The holder of host `node`'s IP claims: its Node, created (unlabelled, without
+    /// addresses) if it does not exist yet.
+    pub async fn holder(&self, node: &str) -> vinod::kube::claims::Holder {
+        holder(&self.admin(), node).await
+    }
+
     /// Applies every manifest of `packaging/rbac/` unchanged (the ClusterRoles, their binding
     /// to group `vinod:nodes` and the service account `vinod-system/vinod`, the admission policy
     /// and its binding), binds `vinod-node-objects` in each of `namespaces` as
@@ -216,6 +222,12 @@ impl KubeEnv {
     /// once it is ready.
     pub fn start_apiserver(&self) {
         self.script("start-apiserver");
+    }
+
+    /// Starts the garbage collector (kube-controller-manager with only that controller), as in
+    /// a cluster: objects whose owners are gone are deleted.
+    pub fn start_gc(&self) {
+        self.script("start-gc");
     }
 
     fn script(&self, command: &str) {
@@ -392,4 +404,22 @@ pub fn assert_ok(out: &Output, what: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The holder of host `node`'s IP claims: its Node, created (unlabelled, without addresses)
+/// by `admin` if it does not exist yet.
+pub async fn holder(admin: &Client, node: &str) -> vinod::kube::claims::Holder {
+    let api: Api<Node> = Api::all(admin.clone());
+    let n: Node = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": node}
+    }))
+    .expect("node");
+    match api.create(&PostParams::default(), &n).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => panic!("create Node {node}: {e}"),
+    }
+    vinod::kube::claims::Holder::read(admin, node)
+        .await
+        .unwrap_or_else(|e| panic!("read Node {node}: {e}"))
 }
