@@ -135,8 +135,9 @@ async fn the_vino_goes_when_both_hosts_have_torn_down() {
     let admin = env.admin();
     let a = env.node_client("node-a").await;
     let b = env.node_client("node-b").await;
-    env.holder("node-a").await;
-    env.holder("node-b").await;
+    let selected = [("vino.airshipit.org/demo", "true")];
+    env.host_node("node-a", "10.0.0.2", &selected).await;
+    env.host_node("node-b", "10.0.0.2", &selected).await;
     let api = Api::<Vino>::namespaced(admin.clone(), NS);
     let created = api
         .create(&PostParams::default(), &vino("demo"))
@@ -232,8 +233,9 @@ async fn a_deselected_host_lets_go_and_a_deleting_vino_gets_no_new_finalizer() {
     let admin = env.admin();
     let a = env.node_client("node-a").await;
     let b = env.node_client("node-b").await;
-    env.holder("node-a").await;
-    env.holder("node-b").await;
+    let selected = [("vino.airshipit.org/demo", "true")];
+    env.host_node("node-a", "10.0.0.2", &selected).await;
+    env.host_node("node-b", "10.0.0.2", &selected).await;
     let api = Api::<Vino>::namespaced(admin.clone(), NS);
     let created = api
         .create(&PostParams::default(), &vino("demo"))

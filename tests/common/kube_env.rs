@@ -154,6 +154,33 @@ impl KubeEnv {
         holder(&self.admin(), node).await
     }
 
+    /// Node `name` of a host that publishes (labels `labels`, InternalIP `ip`, the BMC address
+    /// the admission policy accepts for it), created if it does not exist yet; its holder.
+    pub async fn host_node(
+        &self,
+        name: &str,
+        ip: &str,
+        labels: &[(&str, &str)],
+    ) -> vinod::kube::claims::Holder {
+        let api: Api<Node> = Api::all(self.admin());
+        let labels: std::collections::BTreeMap<&str, &str> = labels.iter().copied().collect();
+        let n: Node = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}
+        }))
+        .expect("node");
+        match api.create(&PostParams::default(), &n).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => panic!("create Node {name}: {e}"),
+        }
+        let status =
+            serde_json::json!({"status": {"addresses": [{"type": "InternalIP", "address": ip}]}});
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+            .await
+            .unwrap_or_else(|e| panic!("Node {name} addresses: {e}"));
+        holder(&self.admin(), name).await
+    }
+
     /// Applies every manifest of `packaging/rbac/` unchanged (the ClusterRoles, their binding
     /// to group `vinod:nodes` and the service account `vinod-system/vinod`, the admission policy
     /// and its binding), binds `vinod-node-objects` in each of `namespaces` as
@@ -196,6 +223,22 @@ impl KubeEnv {
                     other => assert!(
                         Instant::now() < deadline,
                         "the admission policy is not enforced in {ns}: {other:?}"
+                    ),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // The policy that checks writes against the host's Node: node-a's own Secret under
+            // a name vinod never writes.
+            let mut token = probe.clone();
+            token.metadata.labels =
+                Some([("vino.airshipit.org/node".to_string(), "node-a".to_string())].into());
+            let deadline = Instant::now() + ESTABLISHED_TIMEOUT;
+            loop {
+                match api.create(&dry_run, &token).await {
+                    Err(kube::Error::Api(s)) if s.message.contains("vinod-node-facts") => break,
+                    other => assert!(
+                        Instant::now() < deadline,
+                        "the node facts policy is not enforced in {ns}: {other:?}"
                     ),
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
