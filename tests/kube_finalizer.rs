@@ -284,3 +284,91 @@ async fn a_deselected_host_lets_go_and_a_deleting_vino_gets_no_new_finalizer() {
     assert_eq!(state, State::Released);
     assert!(get(&admin, "demo").await.is_none());
 }
+
+#[tokio::test]
+async fn a_dead_hosts_finalizer_and_claims_go_with_its_node() {
+    let Some(env) = KubeEnv::start().await else {
+        return;
+    };
+    env.start_gc();
+    env.namespace(NS).await;
+    env.install_rbac(&[NS]).await;
+    let admin = env.admin();
+    let a = env.node_client("node-a").await;
+    let b = env.node_client("node-b").await;
+    let selected = [("vino.airshipit.org/demo", "true")];
+    env.host_node("node-a", "10.0.0.2", &selected).await;
+    env.host_node("node-b", "10.0.0.2", &selected).await;
+    let api = Api::<Vino>::namespaced(admin.clone(), NS);
+    let created = api
+        .create(&PostParams::default(), &vino("demo"))
+        .await
+        .unwrap();
+    build(&a, &created, "node-a").await;
+    build(&b, &created, "node-b").await;
+
+    // node-b dies. The Vino is deleted; node-a may not drop node-b's finalizer while its Node
+    // exists.
+    api.delete("demo", &DeleteParams::default()).await.unwrap();
+    let deleting = get(&admin, "demo").await.unwrap();
+    let both: BTreeSet<String> = HOSTS.iter().map(|h| h.to_string()).collect();
+    assert!(
+        finalizer::remove_departed(&a, &deleting, &both)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let only_a = BTreeSet::from(["node-a".to_string()]);
+    match finalizer::remove_departed(&a, &deleting, &only_a).await {
+        Err(KubeError::Api {
+            source: kube::Error::Api(s),
+            ..
+        }) => assert!(
+            s.code == 403 && s.message.contains("only once Node node-b is gone"),
+            "{s:?}"
+        ),
+        other => panic!("expected the policy to refuse, got {other:?}"),
+    }
+
+    // node-b's Node is deleted: its claims go with it, and node-a lets go of it.
+    Api::<k8s_openapi::api::core::v1::Node>::all(admin.clone())
+        .delete("node-b", &DeleteParams::default())
+        .await
+        .unwrap();
+    let began = std::time::Instant::now();
+    let state = finalizer::reconcile(&a, &deleting, "node-a", true, || async {
+        teardown(&a, &deleting, "node-a", &[]).await
+    })
+    .await
+    .unwrap();
+    assert_eq!(state, State::Released);
+    let v = get(&admin, "demo")
+        .await
+        .expect("node-b's finalizer holds it");
+    assert_eq!(v.finalizers(), ["vino.airshipit.org/node-b"]);
+    let removed = finalizer::remove_departed(&a, &v, &only_a).await.unwrap();
+    assert_eq!(removed, ["vino.airshipit.org/node-b"]);
+    assert!(
+        get(&admin, "demo").await.is_none(),
+        "the Vino is still there"
+    );
+    loop {
+        let left = Api::<VinoPoolClaim>::all(admin.clone())
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items;
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(60),
+            "claims left 60 s after node-b's Node: {left:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    println!(
+        "Vino and node-b's claims gone {:?} after its Node",
+        began.elapsed()
+    );
+}

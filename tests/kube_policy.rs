@@ -277,7 +277,7 @@ async fn hosts_may_write_only_their_own_objects() {
         msg.contains("may only add or remove its finalizer vino.airshipit.org/node-a"),
         "{msg}"
     );
-    denied_by_policy(
+    let msg = denied_by_node_facts(
         vinoes
             .patch(
                 "demo",
@@ -285,8 +285,9 @@ async fn hosts_may_write_only_their_own_objects() {
                 &Patch::Merge(json!({"metadata": {"finalizers": ["vino.airshipit.org/node-a"]}})),
             )
             .await,
-        "drop node-b's finalizer",
+        "drop node-b's finalizer while node-b's Node exists",
     );
+    assert!(msg.contains("only once Node node-b is gone"), "{msg}");
     denied_by_policy(
         vinoes
             .patch(

@@ -111,10 +111,13 @@ pub fn field_manager(node: &str) -> String {
     format!("vinod/{node}")
 }
 
+/// The prefix of every host's finalizer on a Vino.
+pub const HOST_FINALIZER_PREFIX: &str = "vino.airshipit.org/";
+
 /// Host `node`'s finalizer on a Vino: `vino.airshipit.org/<node>` (the node part bounded to a
 /// valid qualified name, hashed if the node name is longer than 63 characters).
 pub fn finalizer_name(node: &str) -> String {
-    format!("vino.airshipit.org/{}", label_value(node))
+    format!("{HOST_FINALIZER_PREFIX}{}", label_value(node))
 }
 
 /// Whether the error is an API status with `code`.
