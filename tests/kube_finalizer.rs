@@ -112,6 +112,26 @@ async fn teardown(
     Ok(())
 }
 
+/// Two hosts, node-a and node-b (Nodes, identities, the shipped RBAC and policies), that have
+/// built the Vino `demo`: the admin's client, theirs, and the Vino as created.
+async fn two_built_hosts(env: &KubeEnv) -> (Client, Client, Client, Vino) {
+    env.namespace(NS).await;
+    env.install_rbac(&[NS]).await;
+    let admin = env.admin();
+    let a = env.node_client("node-a").await;
+    let b = env.node_client("node-b").await;
+    let selected = [("vino.airshipit.org/demo", "true")];
+    env.host_node("node-a", "10.0.0.2", &selected).await;
+    env.host_node("node-b", "10.0.0.2", &selected).await;
+    let created = Api::<Vino>::namespaced(admin.clone(), NS)
+        .create(&PostParams::default(), &vino("demo"))
+        .await
+        .unwrap();
+    build(&a, &created, "node-a").await;
+    build(&b, &created, "node-b").await;
+    (admin, a, b, created)
+}
+
 async fn objects_of(admin: &Client, node: &str) -> usize {
     let lp = ListParams::default().labels(&format!("vino.airshipit.org/node={node}"));
     let hosts = Api::<BareMetalHost>::namespaced(admin.clone(), NS)
@@ -130,21 +150,8 @@ async fn the_vino_goes_when_both_hosts_have_torn_down() {
     let Some(env) = KubeEnv::start().await else {
         return;
     };
-    env.namespace(NS).await;
-    env.install_rbac(&[NS]).await;
-    let admin = env.admin();
-    let a = env.node_client("node-a").await;
-    let b = env.node_client("node-b").await;
-    let selected = [("vino.airshipit.org/demo", "true")];
-    env.host_node("node-a", "10.0.0.2", &selected).await;
-    env.host_node("node-b", "10.0.0.2", &selected).await;
+    let (admin, a, b, _) = two_built_hosts(&env).await;
     let api = Api::<Vino>::namespaced(admin.clone(), NS);
-    let created = api
-        .create(&PostParams::default(), &vino("demo"))
-        .await
-        .unwrap();
-    build(&a, &created, "node-a").await;
-    build(&b, &created, "node-b").await;
     let v = get(&admin, "demo").await.unwrap();
     assert_eq!(
         v.finalizers(),
@@ -228,21 +235,8 @@ async fn a_deselected_host_lets_go_and_a_deleting_vino_gets_no_new_finalizer() {
     let Some(env) = KubeEnv::start().await else {
         return;
     };
-    env.namespace(NS).await;
-    env.install_rbac(&[NS]).await;
-    let admin = env.admin();
-    let a = env.node_client("node-a").await;
-    let b = env.node_client("node-b").await;
-    let selected = [("vino.airshipit.org/demo", "true")];
-    env.host_node("node-a", "10.0.0.2", &selected).await;
-    env.host_node("node-b", "10.0.0.2", &selected).await;
+    let (admin, a, b, _) = two_built_hosts(&env).await;
     let api = Api::<Vino>::namespaced(admin.clone(), NS);
-    let created = api
-        .create(&PostParams::default(), &vino("demo"))
-        .await
-        .unwrap();
-    build(&a, &created, "node-a").await;
-    build(&b, &created, "node-b").await;
 
     // node-a's labels no longer match: it tears down and removes its finalizer; the Vino lives.
     let v = get(&admin, "demo").await.unwrap();
@@ -291,21 +285,8 @@ async fn a_dead_hosts_finalizer_and_claims_go_with_its_node() {
         return;
     };
     env.start_gc();
-    env.namespace(NS).await;
-    env.install_rbac(&[NS]).await;
-    let admin = env.admin();
-    let a = env.node_client("node-a").await;
-    let b = env.node_client("node-b").await;
-    let selected = [("vino.airshipit.org/demo", "true")];
-    env.host_node("node-a", "10.0.0.2", &selected).await;
-    env.host_node("node-b", "10.0.0.2", &selected).await;
+    let (admin, a, _, _) = two_built_hosts(&env).await;
     let api = Api::<Vino>::namespaced(admin.clone(), NS);
-    let created = api
-        .create(&PostParams::default(), &vino("demo"))
-        .await
-        .unwrap();
-    build(&a, &created, "node-a").await;
-    build(&b, &created, "node-b").await;
 
     // node-b dies. The Vino is deleted; node-a may not drop node-b's finalizer while its Node
     // exists.
