@@ -20,6 +20,9 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
+/// The host the admission policies are probed as (it has a Node only while probing).
+const PROBE: &str = "policy-probe";
+
 /// Where the repository is.
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -227,14 +230,16 @@ impl KubeEnv {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            // The policy that checks writes against the host's Node: node-a's own Secret under
-            // a name vinod never writes.
-            let mut token = probe.clone();
-            token.metadata.labels =
-                Some([("vino.airshipit.org/node".to_string(), "node-a".to_string())].into());
+            // The policy that checks writes against the host's Node (a Node of its own for the
+            // probe): the probe's own Secret under a name vinod never writes.
+            holder(&self.admin(), PROBE).await;
+            let probe_api: Api<Secret> = Api::namespaced(self.node_client(PROBE).await, ns);
+            let mut own = probe.clone();
+            own.metadata.labels =
+                Some([("vino.airshipit.org/node".to_string(), PROBE.to_string())].into());
             let deadline = Instant::now() + ESTABLISHED_TIMEOUT;
             loop {
-                match api.create(&dry_run, &token).await {
+                match probe_api.create(&dry_run, &own).await {
                     Err(kube::Error::Api(s)) if s.message.contains("vinod-node-facts") => break,
                     other => assert!(
                         Instant::now() < deadline,
@@ -244,6 +249,10 @@ impl KubeEnv {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+        Api::<Node>::all(self.admin())
+            .delete(PROBE, &Default::default())
+            .await
+            .expect("delete the probe's Node");
     }
 
     /// The API server's URL.
