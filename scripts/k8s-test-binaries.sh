@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Build (once) and cache the binaries of a real Kubernetes control plane for
 # tests: kube-apiserver, etcd and kubectl, in the spirit of controller-runtime's
-# envtest. Everything is built from Go modules with the ordinary `go` client,
+# envtest, and kube-controller-manager (tests that need the garbage collector
+# run it). Everything is built from Go modules with the ordinary `go` client,
 # pinned below, and installed outside the repository:
 #
-#   ${VINOD_K8S_CACHE:-/var/cache/vinod-test/k8s}/<k8s version>/bin/{kube-apiserver,etcd,kubectl}
+#   ${VINOD_K8S_CACHE:-/var/cache/vinod-test/k8s}/<k8s version>/bin/{kube-apiserver,etcd,kubectl,kube-controller-manager}
 #
 # The bin directory is printed as the LAST line of stdout; all progress output
 # goes to stderr, so callers can do:
 #
 #   BIN=$(scripts/k8s-test-binaries.sh)
 #
-# Idempotent: when all three binaries exist and report the pinned versions the
+# Idempotent: when all four binaries exist and report the pinned versions the
 # build is skipped (a no-op run takes well under a second). `--force` rebuilds.
 #
 # Environment:
@@ -21,7 +22,7 @@
 set -euo pipefail
 
 # ---- pinned versions ---------------------------------------------------------
-K8S_VERSION="v1.37.2"          # k8s.io/kubernetes (kube-apiserver, kubectl)
+K8S_VERSION="v1.37.2"          # k8s.io/kubernetes (kube-apiserver, kubectl, kube-controller-manager)
 ETCD_VERSION="v3.7.3"          # go.etcd.io/etcd/server/v3 (etcd)
 KUBECTL_VERSION="${K8S_VERSION}" # built from k8s.io/kubernetes/cmd/kubectl, same release
 # -----------------------------------------------------------------------------
@@ -37,12 +38,15 @@ CACHE_ROOT="${VINOD_K8S_CACHE:-/var/cache/vinod-test/k8s}"
 VERSION_DIR="${CACHE_ROOT}/${K8S_VERSION}"
 BIN_DIR="${VERSION_DIR}/bin"
 
-# True when all three binaries exist, run, and report the pinned versions.
+# True when all four binaries exist, run, and report the pinned versions.
 binaries_ok() {
-  local out
-  [[ -x "${BIN_DIR}/kube-apiserver" && -x "${BIN_DIR}/etcd" && -x "${BIN_DIR}/kubectl" ]] || return 1
-  out="$(timeout 20 "${BIN_DIR}/kube-apiserver" --version 2>&1)" || return 1
-  [[ "${out}" == *"${K8S_VERSION}"* ]] || return 1
+  local out b
+  for b in kube-apiserver kube-controller-manager; do
+    [[ -x "${BIN_DIR}/${b}" ]] || return 1
+    out="$(timeout 20 "${BIN_DIR}/${b}" --version 2>&1)" || return 1
+    [[ "${out}" == *"${K8S_VERSION}"* ]] || return 1
+  done
+  [[ -x "${BIN_DIR}/etcd" && -x "${BIN_DIR}/kubectl" ]] || return 1
   out="$(timeout 20 "${BIN_DIR}/etcd" --version 2>&1)" || return 1
   [[ "${out}" == *"${ETCD_VERSION#v}"* ]] || return 1
   out="$(timeout 20 "${BIN_DIR}/kubectl" version --client 2>&1)" || return 1
@@ -51,7 +55,7 @@ binaries_ok() {
 }
 
 go_build_start "${VERSION_DIR}" binaries_ok "${BIN_DIR}" k8s
-log "building kube-apiserver+kubectl ${K8S_VERSION}, etcd ${ETCD_VERSION} (cache ${CACHE_ROOT})"
+log "building kube-apiserver+kubectl+kube-controller-manager ${K8S_VERSION}, etcd ${ETCD_VERSION} (cache ${CACHE_ROOT})"
 START=${SECONDS}
 mkdir -p "${WORK}/out"
 
@@ -108,11 +112,12 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   K8S_LDFLAGS+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${BUILD_DATE}"
 done
 
-log "go build kube-apiserver, kubectl (this takes a while on 2 cores)"
+log "go build kube-apiserver, kubectl, kube-controller-manager (this takes a while on 2 cores)"
 (
   cd "${APIMOD}"
   "${GO}" build -trimpath -ldflags="${K8S_LDFLAGS}" -o "${WORK}/out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
   "${GO}" build -trimpath -ldflags="${K8S_LDFLAGS}" -o "${WORK}/out/kubectl" k8s.io/kubernetes/cmd/kubectl
+  "${GO}" build -trimpath -ldflags="${K8S_LDFLAGS}" -o "${WORK}/out/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager
 )
 
 # ---- etcd from go.etcd.io/etcd/server/v3 -------------------------------------
@@ -134,11 +139,11 @@ mkdir -p "${ETCDMOD}"
 )
 
 # ---- install -----------------------------------------------------------------
-for b in kube-apiserver etcd kubectl; do
+for b in kube-apiserver etcd kubectl kube-controller-manager; do
   [[ -x "${WORK}/out/${b}" ]] || die "build produced no ${b}"
 done
 mkdir -p "${BIN_DIR}"
-for b in kube-apiserver etcd kubectl; do
+for b in kube-apiserver etcd kubectl kube-controller-manager; do
   install -m 0755 "${WORK}/out/${b}" "${BIN_DIR}/.${b}.new"
   mv -f "${BIN_DIR}/.${b}.new" "${BIN_DIR}/${b}"
 done

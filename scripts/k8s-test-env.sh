@@ -6,6 +6,8 @@
 #   scripts/k8s-test-env.sh stop DIR
 #   scripts/k8s-test-env.sh stop-apiserver DIR    # etcd keeps running
 #   scripts/k8s-test-env.sh start-apiserver DIR   # same port, flags and data; waits for /readyz
+#   scripts/k8s-test-env.sh start-gc DIR          # kube-controller-manager running only the
+#                                                 # garbage collector, as the admin
 #
 # start:
 #   - picks free random ports on 127.0.0.1 (etcd client, etcd peer, apiserver)
@@ -20,11 +22,11 @@
 #     grants them), DIR/token-<user> and DIR/env (shell-sourceable variables)
 #   - waits (at most VINOD_K8S_START_TIMEOUT seconds, default and cap 90) for
 #     /readyz, else stops everything, prints the log tails and fails
-# stop: SIGTERM to kube-apiserver then etcd (via DIR/*.pid), waits for them to
+# stop: SIGTERM to kube-controller-manager (if started), kube-apiserver, then etcd (via DIR/*.pid), waits for them to
 #   exit (bounded), SIGKILL if needed. Idempotent. DIR itself is left in place.
 #
 # Environment:
-#   VINOD_K8S_BIN  directory with kube-apiserver, etcd, kubectl; default:
+#   VINOD_K8S_BIN  directory with kube-apiserver, etcd, kubectl, kube-controller-manager; default:
 #                  the output of scripts/k8s-test-binaries.sh (builds on first use)
 set -euo pipefail
 
@@ -33,7 +35,7 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 log() { printf '[k8s-test-env] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-usage() { echo "usage: $0 start|stop|stop-apiserver|start-apiserver DIR" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop|stop-apiserver|start-apiserver|start-gc DIR" >&2; exit 2; }
 
 [[ $# -eq 2 ]] || usage
 CMD="$1"
@@ -82,6 +84,7 @@ stop_one() {
 }
 
 stop_all() {
+  stop_one kube-controller-manager
   stop_one kube-apiserver
   stop_one etcd
 }
@@ -198,6 +201,32 @@ cmd_start_apiserver() {
   launch_apiserver
   wait_ready "${bin}" "$(cat "${DIR}/kube-apiserver.pid")" "${etcd_pid}" $((SECONDS + 90)) 90
   log "kube-apiserver is back"
+}
+
+# The garbage collector (the only controller started): deletes objects whose owners are gone.
+cmd_start_gc() {
+  DIR="$(cd "${DIR}" && pwd)"
+  [[ -f "${DIR}/env" ]] || die "${DIR} was not made by start"
+  local bin
+  bin="$(sed -n "s/^export VINOD_K8S_BIN='\(.*\)'$/\1/p" "${DIR}/env")"
+  [[ -x "${bin}/kube-controller-manager" ]] \
+    || die "${bin}/kube-controller-manager not found (run scripts/k8s-test-binaries.sh)"
+  if [[ -f "${DIR}/kube-controller-manager.pid" ]] \
+    && pid_is "$(cat "${DIR}/kube-controller-manager.pid")" kube-controller-manager; then
+    die "kube-controller-manager already running for ${DIR}"
+  fi
+  "${bin}/kube-controller-manager" \
+    --kubeconfig="${DIR}/kubeconfig" \
+    --controllers=garbagecollector \
+    --leader-elect=false \
+    --secure-port=0 \
+    --use-service-account-credentials=false \
+    </dev/null >>"${DIR}/kube-controller-manager.log" 2>&1 &
+  echo "$!" >"${DIR}/kube-controller-manager.pid"
+  sleep 1
+  alive "$(cat "${DIR}/kube-controller-manager.pid")" \
+    || { tail -n 30 "${DIR}/kube-controller-manager.log" >&2; die "kube-controller-manager exited"; }
+  log "garbage collector running (kube-controller-manager pid $(cat "${DIR}/kube-controller-manager.pid"))"
 }
 
 cmd_stop() {
@@ -343,5 +372,6 @@ case "${CMD}" in
   stop) cmd_stop ;;
   stop-apiserver) cmd_stop_apiserver ;;
   start-apiserver) cmd_start_apiserver ;;
+  start-gc) cmd_start_gc ;;
   *) usage ;;
 esac

@@ -18,7 +18,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use vinod::api::bmh::BareMetalHost;
-use vinod::api::claim::VinoIPClaim;
 use vinod::api::{NodePhase, Vino};
 
 const NS: &str = "lab";
@@ -115,24 +114,23 @@ async fn assert_no_address_overlap(admin: &Client) -> usize {
         let mac = h.spec.boot_mac_address.clone().unwrap();
         assert!(macs.insert(mac.clone()), "{mac} published twice");
     }
-    // The hosts' DHCP blocks and bridge addresses are disjoint too.
-    let claims = Api::<VinoIPClaim>::namespaced(admin.clone(), NS)
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items;
+    // The hosts' DHCP blocks and bridge addresses are disjoint too: one claim per unit, each
+    // held by one host, blocks not overlapping.
+    let claims = common::cluster::claims_of(admin, None).await;
     let mut claimed = BTreeSet::new();
+    let mut blocks: Vec<(u32, u32)> = Vec::new();
     for claim in claims {
-        let blocks: Vec<u32> = claim.spec.hosts.values().filter_map(|h| h.block).collect();
-        let distinct: BTreeSet<u32> = blocks.iter().copied().collect();
-        assert_eq!(blocks.len(), distinct.len(), "blocks {blocks:?}");
-        for (host, c) in &claim.spec.hosts {
-            for (key, ip) in &c.addresses {
-                assert!(
-                    claimed.insert(ip.to_string()),
-                    "{ip} claimed twice ({host} {key})"
-                );
-            }
+        if let Some(ip) = claim.spec.address {
+            assert!(claimed.insert(ip.to_string()), "{ip} claimed twice");
+        }
+        if let Some(b) = claim.spec.block {
+            let (start, end) = (u32::from(b.start), u32::from(b.start) + b.size);
+            assert!(
+                blocks.iter().all(|(s, e)| end <= *s || *e <= start),
+                "block {b:?} of {} overlaps another",
+                claim.spec.node
+            );
+            blocks.push((start, end));
         }
     }
     assert!(

@@ -23,7 +23,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, ListParams};
 use vinod::api::bmh::BareMetalHost;
-use vinod::api::claim::VinoIPClaim;
 use vinod::api::{NodePhase, Vino};
 
 const NS: &str = "lab";
@@ -95,12 +94,7 @@ async fn census(host: &ClusterHost, admin: &Client) -> Census {
             .unwrap()
             .items
             .len(),
-        claims: Api::<VinoIPClaim>::namespaced(admin.clone(), NS)
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .len(),
+        claims: common::cluster::claimed_networks(admin, HOST).await,
     }
 }
 

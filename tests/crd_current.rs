@@ -1,9 +1,10 @@
 //! The CRD manifests committed under `packaging/crd/` must be exactly what `vinod crd` prints;
 //! regenerate them with `vinod crd > packaging/crd/airship.airshipit.org_vinoes.yaml`,
-//! `vinod crd --claims > packaging/crd/airship.airshipit.org_vinoipclaims.yaml` and
+//! `vinod crd --claims > packaging/crd/airship.airshipit.org_vinoipclaims.yaml`,
+//! `vinod crd --pool-claims > packaging/crd/airship.airshipit.org_vinopoolclaims.yaml` and
 //! `vinod crd --bmh > packaging/crd/metal3.io_baremetalhosts.yaml`.
 
-use vinod::api::crd::{bmh_crd_yaml, claim_crd_yaml, vino_crd_yaml};
+use vinod::api::crd::{bmh_crd_yaml, claim_crd_yaml, pool_claim_crd_yaml, vino_crd_yaml};
 
 fn committed(name: &str) -> String {
     std::fs::read_to_string(format!(
@@ -27,6 +28,16 @@ fn claim_crd_is_current() {
         committed("airship.airshipit.org_vinoipclaims.yaml") == claim_crd_yaml(),
         "packaging/crd/airship.airshipit.org_vinoipclaims.yaml is stale: regenerate it with `vinod crd --claims`"
     );
+}
+
+#[test]
+fn pool_claim_crd_is_current() {
+    assert!(
+        committed("airship.airshipit.org_vinopoolclaims.yaml") == pool_claim_crd_yaml(),
+        "packaging/crd/airship.airshipit.org_vinopoolclaims.yaml is stale: regenerate it with `vinod crd --pool-claims`"
+    );
+    let crd: serde_json::Value = serde_yaml::from_str(&pool_claim_crd_yaml()).unwrap();
+    assert_eq!(crd["spec"]["scope"], "Cluster");
 }
 
 #[test]

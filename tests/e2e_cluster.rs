@@ -24,7 +24,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use vinod::api::bmh::BareMetalHost;
-use vinod::api::claim::VinoIPClaim;
 use vinod::api::{NodePhase, Vino};
 
 const NS: &str = "lab";
@@ -111,12 +110,7 @@ async fn cluster_objects(admin: &Client) -> (usize, usize, usize) {
         .unwrap()
         .items
         .len();
-    let claims = Api::<VinoIPClaim>::namespaced(admin.clone(), NS)
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .len();
+    let claims = common::cluster::claimed_networks(admin, HOST).await;
     (hosts, secrets, claims)
 }
 
@@ -227,13 +221,12 @@ async fn kubectl_apply_sushy_pxe_boot_faults_and_kubectl_delete() {
         .unwrap()
         .parse()
         .unwrap();
-    let claim = Api::<VinoIPClaim>::namespaced(admin.clone(), NS)
-        .list(&Default::default())
+    let bridge_ip = common::cluster::claims_of(&admin, Some(HOST))
         .await
-        .unwrap()
-        .items
-        .remove(0);
-    let bridge_ip = claim.spec.hosts[HOST].addresses["bridge"];
+        .into_iter()
+        .find(|o| o.spec.key == "bridge")
+        .and_then(|o| o.spec.address)
+        .unwrap();
     assert_eq!(domain_active("lab.x.worker-0"), Some(false), "defined off");
 
     // sushy: PXE once, power on → reserved lease and the boot file over HTTP.

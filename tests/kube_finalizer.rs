@@ -13,9 +13,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use vinod::api::bmh::BareMetalHost;
-use vinod::api::claim::VinoIPClaim;
+use vinod::api::pool_claim::VinoPoolClaim;
 use vinod::api::{self, NodePhase, NodeStatus, Vino};
 use vinod::config::Config;
+use vinod::kube::claims::Holder;
 use vinod::kube::finalizer::{self, FinalizeError, State};
 use vinod::kube::{KubeError, claims, publish, status};
 use vinod::plan::{self, NodeFacts, PlanInput};
@@ -59,7 +60,8 @@ async fn build(client: &Client, vino: &Vino, node: &str) {
     .unwrap();
     assert_eq!(state, State::Active);
     let (facts, config) = (facts(node), Config::default());
-    let plan = claims::reserve(client, vino, node, |all| {
+    let holder = Holder::read(client, node).await.unwrap();
+    let plan = claims::reserve(client, vino, &holder, |all| {
         plan::plan(PlanInput {
             vino,
             node: &facts,
@@ -111,6 +113,26 @@ async fn teardown(
     Ok(())
 }
 
+/// Two hosts, node-a and node-b (Nodes, identities, the shipped RBAC and policies), that have
+/// built the Vino `demo`: the admin's client, theirs, and the Vino as created.
+async fn two_built_hosts(env: &KubeEnv) -> (Client, Client, Client, Vino) {
+    env.namespace(NS).await;
+    env.install_rbac(&[NS]).await;
+    let admin = env.admin();
+    let a = env.node_client("node-a").await;
+    let b = env.node_client("node-b").await;
+    let selected = [("vino.airshipit.org/demo", "true")];
+    env.host_node("node-a", "10.0.0.2", &selected).await;
+    env.host_node("node-b", "10.0.0.2", &selected).await;
+    let created = Api::<Vino>::namespaced(admin.clone(), NS)
+        .create(&PostParams::default(), &vino("demo"))
+        .await
+        .unwrap();
+    build(&a, &created, "node-a").await;
+    build(&b, &created, "node-b").await;
+    (admin, a, b, created)
+}
+
 async fn objects_of(admin: &Client, node: &str) -> usize {
     let lp = ListParams::default().labels(&format!("vino.airshipit.org/node={node}"));
     let hosts = Api::<BareMetalHost>::namespaced(admin.clone(), NS)
@@ -129,18 +151,8 @@ async fn the_vino_goes_when_both_hosts_have_torn_down() {
     let Some(env) = KubeEnv::start().await else {
         return;
     };
-    env.namespace(NS).await;
-    env.install_rbac(&[NS]).await;
-    let admin = env.admin();
-    let a = env.node_client("node-a").await;
-    let b = env.node_client("node-b").await;
+    let (admin, a, b, _) = two_built_hosts(&env).await;
     let api = Api::<Vino>::namespaced(admin.clone(), NS);
-    let created = api
-        .create(&PostParams::default(), &vino("demo"))
-        .await
-        .unwrap();
-    build(&a, &created, "node-a").await;
-    build(&b, &created, "node-b").await;
     let v = get(&admin, "demo").await.unwrap();
     assert_eq!(
         v.finalizers(),
@@ -212,7 +224,7 @@ async fn the_vino_goes_when_both_hosts_have_torn_down() {
     );
     assert_eq!(*calls.lock().unwrap(), ["node-a", "node-b"]);
     assert_eq!(objects_of(&admin, "node-b").await, 0);
-    let left = Api::<VinoIPClaim>::namespaced(admin.clone(), NS)
+    let left = Api::<VinoPoolClaim>::all(admin.clone())
         .list(&Default::default())
         .await
         .unwrap();
@@ -224,18 +236,8 @@ async fn a_deselected_host_lets_go_and_a_deleting_vino_gets_no_new_finalizer() {
     let Some(env) = KubeEnv::start().await else {
         return;
     };
-    env.namespace(NS).await;
-    env.install_rbac(&[NS]).await;
-    let admin = env.admin();
-    let a = env.node_client("node-a").await;
-    let b = env.node_client("node-b").await;
+    let (admin, a, b, _) = two_built_hosts(&env).await;
     let api = Api::<Vino>::namespaced(admin.clone(), NS);
-    let created = api
-        .create(&PostParams::default(), &vino("demo"))
-        .await
-        .unwrap();
-    build(&a, &created, "node-a").await;
-    build(&b, &created, "node-b").await;
 
     // node-a's labels no longer match: it tears down and removes its finalizer; the Vino lives.
     let v = get(&admin, "demo").await.unwrap();
@@ -276,4 +278,79 @@ async fn a_deselected_host_lets_go_and_a_deleting_vino_gets_no_new_finalizer() {
         .unwrap();
     assert_eq!(state, State::Released);
     assert!(get(&admin, "demo").await.is_none());
+}
+
+#[tokio::test]
+async fn a_dead_hosts_finalizer_and_claims_go_with_its_node() {
+    let Some(env) = KubeEnv::start().await else {
+        return;
+    };
+    env.start_gc();
+    let (admin, a, _, _) = two_built_hosts(&env).await;
+    let api = Api::<Vino>::namespaced(admin.clone(), NS);
+
+    // node-b dies. The Vino is deleted; node-a may not drop node-b's finalizer while its Node
+    // exists.
+    api.delete("demo", &DeleteParams::default()).await.unwrap();
+    let deleting = get(&admin, "demo").await.unwrap();
+    let both: BTreeSet<String> = HOSTS.iter().map(|h| h.to_string()).collect();
+    assert!(
+        finalizer::remove_departed(&a, &deleting, &both)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let only_a = BTreeSet::from(["node-a".to_string()]);
+    match finalizer::remove_departed(&a, &deleting, &only_a).await {
+        Err(KubeError::Api {
+            source: kube::Error::Api(s),
+            ..
+        }) => assert!(
+            s.code == 403 && s.message.contains("only once Node node-b is gone"),
+            "{s:?}"
+        ),
+        other => panic!("expected the policy to refuse, got {other:?}"),
+    }
+
+    // node-b's Node is deleted: its claims go with it, and node-a lets go of it.
+    Api::<k8s_openapi::api::core::v1::Node>::all(admin.clone())
+        .delete("node-b", &DeleteParams::default())
+        .await
+        .unwrap();
+    let began = std::time::Instant::now();
+    let state = finalizer::reconcile(&a, &deleting, "node-a", true, || async {
+        teardown(&a, &deleting, "node-a", &[]).await
+    })
+    .await
+    .unwrap();
+    assert_eq!(state, State::Released);
+    let v = get(&admin, "demo")
+        .await
+        .expect("node-b's finalizer holds it");
+    assert_eq!(v.finalizers(), ["vino.airshipit.org/node-b"]);
+    let removed = finalizer::remove_departed(&a, &v, &only_a).await.unwrap();
+    assert_eq!(removed, ["vino.airshipit.org/node-b"]);
+    assert!(
+        get(&admin, "demo").await.is_none(),
+        "the Vino is still there"
+    );
+    loop {
+        let left = Api::<VinoPoolClaim>::all(admin.clone())
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items;
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(60),
+            "claims left 60 s after node-b's Node: {left:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    println!(
+        "Vino and node-b's claims gone {:?} after its Node",
+        began.elapsed()
+    );
 }

@@ -9,14 +9,16 @@ use std::fmt::Debug;
 use std::net::{IpAddr, Ipv4Addr};
 
 use common::kube_env::KubeEnv;
-use k8s_openapi::api::core::v1::{Node, Secret};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use vinod::api::bmh::BareMetalHost;
-use vinod::api::claim::VinoIPClaim;
+use vinod::api::pool_claim::VinoPoolClaim;
 use vinod::api::{self, NodePhase, NodeStatus, Vino};
 use vinod::config::Config;
+use vinod::kube::claims::Holder;
 use vinod::kube::{claims, finalizer, publish, status};
 use vinod::plan::{self, NodeFacts, PlanInput};
 use vinod::value::cpuset::CpuSet;
@@ -24,12 +26,26 @@ use vinod::value::cpuset::CpuSet;
 const NS: &str = "lab";
 const POLICY: &str =
     "ValidatingAdmissionPolicy 'vinod-node-scope' with binding 'vinod-node-scope' denied request";
+const FACTS_POLICY: &str =
+    "ValidatingAdmissionPolicy 'vinod-node-facts' with binding 'vinod-node-facts' denied request";
+/// The address of every test Node, where the hosts' BMCs are published.
+const NODE_IP: &str = "10.0.0.2";
+const SELECTED: (&str, &str) = ("vino.airshipit.org/demo", "true");
 
 #[track_caller]
 fn denied_by_policy<T: Debug>(r: Result<T, kube::Error>, what: &str) -> String {
     match r {
         Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains(POLICY) => s.message,
         other => panic!("{what}: expected the policy to refuse, got {other:?}"),
+    }
+}
+
+/// The message of a refusal by the policy that checks writes against the host's Node.
+#[track_caller]
+fn denied_by_node_facts<T: Debug>(r: Result<T, kube::Error>, what: &str) -> String {
+    match r {
+        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains(FACTS_POLICY) => s.message,
+        other => panic!("{what}: expected the node facts policy to refuse, got {other:?}"),
     }
 }
 
@@ -58,7 +74,8 @@ async fn publish_as(client: &Client, vino: &Vino, node: &str) -> Vec<String> {
         numa: vec![],
     };
     let config = Config::default();
-    let plan = claims::reserve(client, vino, node, |all| {
+    let holder = Holder::read(client, node).await.unwrap();
+    let plan = claims::reserve(client, vino, &holder, |all| {
         plan::plan(PlanInput {
             vino,
             node: &facts,
@@ -83,7 +100,7 @@ fn bmh(name: &str, node: Option<&str>) -> BareMetalHost {
     serde_json::from_value(json!({
         "apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost",
         "metadata": {"name": name, "namespace": NS, "labels": labels},
-        "spec": {"bmc": {"address": "redfish+http://192.0.2.1/redfish/v1/Systems/x", "credentialsName": "c"}, "online": false}
+        "spec": {"bmc": {"address": format!("redfish+https://{NODE_IP}:8000/redfish/v1/Systems/x"), "credentialsName": format!("{name}-credentials")}, "online": false}
     }))
     .unwrap()
 }
@@ -113,6 +130,8 @@ async fn hosts_may_write_only_their_own_objects() {
     let admin = env.admin();
     let a = env.node_client("node-a").await;
     let b = env.node_client("node-b").await;
+    env.host_node("node-a", NODE_IP, &[SELECTED]).await;
+    env.host_node("node-b", NODE_IP, &[SELECTED]).await;
     let vino = Api::<Vino>::namespaced(admin.clone(), NS)
         .create(&PostParams::default(), &demo())
         .await
@@ -203,11 +222,15 @@ async fn hosts_may_write_only_their_own_objects() {
     let their_secret = format!("{}-credentials", theirs[0]);
     let my_secret = format!("{}-credentials", mine[0]);
     denied_by_policy(
-        secrets.create(&pp, &secret("sneaky", Some("node-b"))).await,
+        secrets
+            .create(&pp, &secret("sneaky-credentials", Some("node-b")))
+            .await,
         "create node-b's Secret",
     );
     denied_by_policy(
-        secrets.create(&pp, &secret("plain", None)).await,
+        secrets
+            .create(&pp, &secret("plain-credentials", None))
+            .await,
         "create an unlabelled Secret",
     );
     denied_by_policy(
@@ -255,7 +278,7 @@ async fn hosts_may_write_only_their_own_objects() {
         msg.contains("may only add or remove its finalizer vino.airshipit.org/node-a"),
         "{msg}"
     );
-    denied_by_policy(
+    let msg = denied_by_node_facts(
         vinoes
             .patch(
                 "demo",
@@ -263,8 +286,9 @@ async fn hosts_may_write_only_their_own_objects() {
                 &Patch::Merge(json!({"metadata": {"finalizers": ["vino.airshipit.org/node-a"]}})),
             )
             .await,
-        "drop node-b's finalizer",
+        "drop node-b's finalizer while node-b's Node exists",
     );
+    assert!(msg.contains("only once Node node-b is gone"), "{msg}");
     denied_by_policy(
         vinoes
             .patch(
@@ -329,32 +353,137 @@ async fn hosts_may_write_only_their_own_objects() {
     .unwrap();
     assert_eq!(v.status.unwrap().nodes.len(), 2);
 
-    // IP claims: only node-a's entry.
-    let claims_api: Api<VinoIPClaim> = Api::namespaced(a.clone(), NS);
-    let name = claims::object_name("demo", "provisioning");
-    let mut o = claims_api.get(&name).await.unwrap();
-    o.spec.hosts.get_mut("node-b").unwrap().block = Some(9);
+    // IP claims: node-a creates and deletes only claims held by and owned by its Node.
+    let claims_api: Api<VinoPoolClaim> = Api::all(a.clone());
+    let all = Api::<VinoPoolClaim>::all(admin.clone())
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items;
+    let b_claim = all
+        .iter()
+        .find(|o| o.spec.node == "node-b" && o.spec.address.is_some())
+        .unwrap();
     let msg = denied_by_policy(
-        claims_api.replace(&name, &pp, &o).await,
-        "change node-b's claims",
+        claims_api
+            .delete(&b_claim.name_any(), &DeleteParams::default())
+            .await,
+        "release node-b's claim",
     );
     assert!(
-        msg.contains("may only change its own entry of spec.hosts"),
+        msg.contains("may only write vinopoolclaims labelled"),
         "{msg}"
     );
-    let mut o = claims_api.get(&name).await.unwrap();
-    o.spec.hosts.remove("node-b");
-    denied_by_policy(
-        claims_api.replace(&name, &pp, &o).await,
-        "drop node-b's claims",
+    let mut forged = b_claim.clone();
+    forged.metadata = ObjectMeta {
+        name: Some("ip-192-168-150-250".into()),
+        labels: Some(BTreeMap::from([(
+            "vino.airshipit.org/node".into(),
+            "node-a".into(),
+        )])),
+        owner_references: b_claim.metadata.owner_references.clone(),
+        ..Default::default()
+    };
+    forged.spec.address = Some(Ipv4Addr::new(192, 168, 150, 250));
+    let msg = denied_by_policy(
+        claims_api.create(&pp, &forged).await,
+        "claim in node-b's name",
     );
-    denied_by_policy(
-        claims_api.delete(&name, &DeleteParams::default()).await,
-        "delete shared claims",
+    assert!(
+        msg.contains("may only create claims held by and owned by Node node-a"),
+        "{msg}"
     );
     claims::release(&a, NS, "demo", "node-a").await.unwrap();
-    let o = claims_api.get(&name).await.unwrap();
-    assert_eq!(o.spec.hosts.keys().collect::<Vec<_>>(), ["node-b"]);
+    let left = Api::<VinoPoolClaim>::all(admin.clone())
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items;
+    assert!(!left.is_empty() && left.iter().all(|o| o.spec.node == "node-b"));
+
+    // What is written, checked against node-a's own Node.
+    let mut token = secret("token-credentials", Some("node-a"));
+    token.type_ = Some("kubernetes.io/service-account-token".into());
+    token.metadata.annotations = Some(BTreeMap::from([(
+        "kubernetes.io/service-account.name".into(),
+        "default".into(),
+    )]));
+    let msg = denied_by_node_facts(
+        secrets.create(&pp, &token).await,
+        "create a service-account token Secret",
+    );
+    assert!(
+        msg.contains("may only write Secrets of type Opaque"),
+        "{msg}"
+    );
+    denied_by_node_facts(
+        secrets
+            .create(&pp, &secret("odd-name", Some("node-a")))
+            .await,
+        "create a Secret vinod never writes",
+    );
+    secrets
+        .create(&pp, &secret("extra-a-credentials", Some("node-a")))
+        .await
+        .unwrap();
+    let mut elsewhere = bmh("far-a", Some("node-a"));
+    elsewhere.spec.bmc.address = "redfish+https://192.0.2.99:8000/redfish/v1/Systems/x".into();
+    let msg = denied_by_node_facts(
+        hosts.create(&pp, &elsewhere).await,
+        "publish a host whose BMC is elsewhere",
+    );
+    assert!(
+        msg.contains("whose BMC is on one of its Node addresses 10.0.0.2"),
+        "{msg}"
+    );
+    let mut borrowed = bmh("borrow-a", Some("node-a"));
+    borrowed.spec.bmc.credentials_name = their_secret.clone();
+    let msg = denied_by_node_facts(
+        hosts.create(&pp, &borrowed).await,
+        "point a host at node-b's credentials",
+    );
+    assert!(msg.contains("at its own Secrets"), "{msg}");
+    let mut on = bmh("on-a", Some("node-a"));
+    on.spec.online = true;
+    denied_by_node_facts(hosts.create(&pp, &on).await, "create a host powered on");
+    denied_by_node_facts(
+        hosts
+            .patch(
+                &mine[0],
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"online": true}})),
+            )
+            .await,
+        "power its host on",
+    );
+    // A Vino that selects only node-b: node-a may not hold it up with its finalizer.
+    let mut only_b = demo();
+    only_b.metadata.name = Some("only-b".into());
+    only_b.spec.node_selector =
+        serde_json::from_value(json!({"matchLabels": {"vino.airshipit.org/only-b": "true"}}))
+            .unwrap();
+    Api::<Vino>::namespaced(admin.clone(), NS)
+        .create(&pp, &only_b)
+        .await
+        .unwrap();
+    let msg = denied_by_node_facts(
+        vinoes
+            .patch(
+                "only-b",
+                &apply,
+                &Patch::Apply(
+                    json!({"apiVersion": "airship.airshipit.org/v1", "kind": "Vino",
+                    "metadata": {"name": "only-b", "namespace": NS,
+                                 "finalizers": ["vino.airshipit.org/node-a"]}}),
+                ),
+            )
+            .await,
+        "hold up a Vino that does not select it",
+    );
+    assert!(
+        msg.contains("only add its finalizer to Vinos that select Node node-a"),
+        "{msg}"
+    );
 
     // Namespaces without the role binding stay closed, even for reading.
     let elsewhere: Api<Secret> = Api::namespaced(a.clone(), "other");
@@ -381,14 +510,7 @@ async fn a_node_bound_service_account_token_is_confined_to_its_node() {
     env.install_rbac(&[NS]).await;
     env.kubectl_ok(&["create", "serviceaccount", "vinod", "-n", "vinod-system"]);
     // A Node object to bind the token to (no kubelet here).
-    let node: Node = serde_json::from_value(
-        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-c"}}),
-    )
-    .unwrap();
-    Api::<Node>::all(env.admin())
-        .create(&PostParams::default(), &node)
-        .await
-        .unwrap();
+    env.host_node("node-c", NODE_IP, &[]).await;
     let token = env.kubectl_ok(&[
         "create",
         "token",

@@ -77,7 +77,8 @@ fn node(name: &str) -> NodeFacts {
 async fn plan_on(client: &Client, vino: &Vino, host: &str) -> VinoPlan {
     let facts = node(host);
     let config = Config::default();
-    claims::reserve(client, vino, host, |all| {
+    let holder = common::kube_env::holder(client, host).await;
+    claims::reserve(client, vino, &holder, |all| {
         plan::plan(PlanInput {
             vino,
             node: &facts,
@@ -319,7 +320,8 @@ async fn a_changed_boot_mac_recreates_the_host_and_waits_for_finalizers() {
     let Some((_env, admin, vino)) = setup().await else {
         return;
     };
-    publish_ok(&admin, &plan_on(&admin, &vino, "node-a").await).await;
+    let first = plan_on(&admin, &vino, "node-a").await;
+    publish_ok(&admin, &first).await;
     let name = "rack-node-a-master-0";
     let old = hosts(&admin).get(name).await.unwrap();
 
@@ -330,10 +332,18 @@ async fn a_changed_boot_mac_recreates_the_host_and_waits_for_finalizers() {
         .await
         .unwrap();
 
+    // A claim fixes its MAC: a new macPrefix reaches the claims taken after it, here once
+    // node-a has released its claims and claims again.
     let vino = edit(&admin, |v| {
-        v.spec.networks[0].mac_prefix = Some("52:54:00:7b:00:00".into())
+        v.spec.networks[0].mac_prefix = Some("52:7b:00:00:00:00".into())
     })
     .await;
+    let unchanged = plan_on(&admin, &vino, "node-a").await;
+    assert_eq!(
+        unchanged.vms, first.vms,
+        "a new macPrefix moved claimed MACs"
+    );
+    claims::release(&admin, NS, "rack", "node-a").await.unwrap();
     let plan = plan_on(&admin, &vino, "node-a").await;
     let report = publish::publish(&admin, &plan).await.unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
@@ -367,7 +377,7 @@ async fn a_changed_boot_mac_recreates_the_host_and_waits_for_finalizers() {
             .boot_mac_address
             .as_deref()
             .unwrap()
-            .starts_with("52:54:00:7b:")
+            .starts_with("52:7b:")
     );
     for h in &plan.bare_metal_hosts {
         let live = hosts(&admin).get(&h.name_any()).await.unwrap();

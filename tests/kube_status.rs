@@ -97,6 +97,7 @@ async fn setup() -> Option<(KubeEnv, Client, Vec<Client>, Vino)> {
         .unwrap();
     let mut clients = Vec::new();
     for h in HOSTS {
+        env.holder(h).await;
         clients.push(env.node_client(h).await);
     }
     Some((env, admin, clients, created))
@@ -146,16 +147,26 @@ async fn three_hosts_keep_their_own_entries_and_ready_needs_all_of_them() {
         ("False", "HostsProgressing")
     );
     assert_eq!(msg, "2 of 3 hosts ready; node-a: Progressing (1/3 VMs)");
-    // Each entry is owned by its host's field manager on the status subresource.
+    // Each entry is owned by its host's field manager on the status subresource; the shared
+    // summary by the summary managers of the hosts that wrote it.
     let managers: BTreeSet<String> = v
         .managed_fields()
         .iter()
         .filter(|m| m.subresource.as_deref() == Some("status"))
         .filter_map(|m| m.manager.clone())
         .collect();
+    let (summaries, entries): (BTreeSet<String>, BTreeSet<String>) =
+        managers.into_iter().partition(|m| m.ends_with("/summary"));
     assert_eq!(
-        managers,
+        entries,
         selected(&["vinod/node-a", "vinod/node-b", "vinod/node-c"])
+    );
+    assert!(!summaries.is_empty());
+    assert!(
+        summaries
+            .iter()
+            .all(|m| entries.contains(m.trim_end_matches("/summary"))),
+        "{summaries:?}"
     );
 
     // kubectl waits until the last host is ready.

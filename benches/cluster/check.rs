@@ -1,6 +1,6 @@
 //! After P4: is any address, MAC or DHCP block used twice across hosts? Read back from what a
 //! provisioner would use (every BareMetalHost's boot MAC and its network-data Secret) and from
-//! the shared `VinoIPClaim`s, independently of vinod's own bookkeeping.
+//! the `VinoPoolClaim`s, independently of vinod's own bookkeeping.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 use vinod::api::bmh::BareMetalHost;
-use vinod::api::claim::VinoIPClaim;
+use vinod::api::pool_claim::VinoPoolClaim;
 
 use crate::NS;
 use crate::p4::list_all;
@@ -87,29 +87,30 @@ pub async fn run(client: &Client) -> Check {
     c.ip_conflicts = conflicts(&ips);
     c.mac_conflicts = conflicts(&macs);
 
-    let claims = list_all(&Api::<VinoIPClaim>::namespaced(client.clone(), NS)).await;
+    let claims = list_all(&Api::<VinoPoolClaim>::all(client.clone())).await;
     let mut claimed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut blocks: BTreeMap<(String, u32), BTreeSet<String>> = BTreeMap::new();
+    let mut blocks: BTreeMap<(u32, u32), BTreeSet<String>> = BTreeMap::new();
     for o in &claims {
-        for (host, hc) in &o.spec.hosts {
-            if let Some(b) = hc.block {
-                blocks
-                    .entry((o.spec.network.clone(), b))
-                    .or_default()
-                    .insert(host.clone());
-            }
-            for (key, ip) in &hc.addresses {
-                claimed
-                    .entry(ip.to_string())
-                    .or_default()
-                    .insert(format!("{host}/{key}"));
-            }
+        if let Some(b) = o.spec.block {
+            let start = u32::from(b.start);
+            blocks
+                .entry((start, start + b.size))
+                .or_default()
+                .insert(o.spec.node.clone());
+        }
+        if let Some(ip) = o.spec.address {
+            claimed
+                .entry(ip.to_string())
+                .or_default()
+                .insert(format!("{}/{}", o.spec.node, o.spec.key));
         }
     }
     c.claimed = claimed.len();
     c.blocks = blocks.len();
     c.claim_conflicts = conflicts(&claimed);
-    c.block_conflicts = conflicts(&blocks);
+    // Blocks of different sizes have different names: count overlaps by range.
+    let ranges: Vec<&(u32, u32)> = blocks.keys().collect();
+    c.block_conflicts = conflicts(&blocks) + ranges.windows(2).filter(|w| w[1].0 < w[0].1).count();
     // Every address handed to a VM must be one of the claimed ones.
     c.mismatched += ips.keys().filter(|ip| !claimed.contains_key(*ip)).count();
     c

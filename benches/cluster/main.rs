@@ -31,7 +31,7 @@ use common::host::skip_reason;
 use common::kube_env::KubeEnv;
 use kube::api::Api;
 use vinod::api::bmh::BareMetalHost;
-use vinod::api::claim::VinoIPClaim;
+use vinod::api::pool_claim::VinoPoolClaim;
 use vinod::api::{NodePhase, Vino};
 
 /// Label that makes a Node selected by the benchmark's Vinos.
@@ -105,7 +105,7 @@ pub async fn warm_up(env: &KubeEnv) {
     let began = std::time::Instant::now();
     loop {
         let a = Api::<Vino>::all(admin.clone()).list_metadata(&lp).await;
-        let b = Api::<VinoIPClaim>::all(admin.clone())
+        let b = Api::<VinoPoolClaim>::all(admin.clone())
             .list_metadata(&lp)
             .await;
         let c = Api::<BareMetalHost>::all(admin.clone())

@@ -65,7 +65,7 @@ pub async fn run(env: &KubeEnv, vinod: &Path, sizes: &[u32], runs: usize) -> Vec
             "advertise_address = \"192.0.2.10\"",
             "advertise_address = \"\"",
         )
-        .replace("level = \"debug\"", "level = \"info\"\nformat = \"json\"");
+        .replace("level = \"debug\"", "level = \"info\"");
     std::fs::write(&config, text).unwrap();
     let log = dir.path().join("vinod.log");
     let out = std::fs::File::create(&log).unwrap();

@@ -283,6 +283,14 @@ impl P4 {
             "| P4 API requests by the {n} hosts until then | {} | – |",
             self.requests.summary()
         );
+        let (total, writes) = (self.requests.total(), self.requests.writes());
+        let conflicts = self.requests.with_code("409");
+        let _ = writeln!(
+            t,
+            "| P4 API requests per VM ({n} hosts) | {:.2} ({total} for {vms} VMs); 409 Conflict: {conflicts} of {writes} writes ({:.1} %) | ≤ 4; 409 < 1 % |",
+            total as f64 / vms.max(1) as f64,
+            100.0 * conflicts as f64 / writes.max(1) as f64
+        );
         let _ = writeln!(t, "| P4 IP conflicts | {} | 0 |", self.check.summary());
         let pct = |p: usize| {
             let i = (self.per_host.len() * p).div_ceil(100).saturating_sub(1);

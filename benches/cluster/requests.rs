@@ -14,6 +14,7 @@ const VINOD_RESOURCES: &[&str] = &[
     "nodes",
     "vinoes",
     "vinoipclaims",
+    "vinopoolclaims",
     "baremetalhosts",
     "secrets",
     "events",
@@ -83,6 +84,15 @@ impl Counts {
     /// All requests.
     pub fn total(&self) -> u64 {
         self.0.values().sum()
+    }
+
+    /// Writes (every verb but GET, LIST and WATCH).
+    pub fn writes(&self) -> u64 {
+        self.0
+            .iter()
+            .filter(|((_, v, _), _)| !matches!(v.as_str(), "GET" | "LIST" | "WATCH"))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// Requests answered with `code`.

@@ -1,7 +1,7 @@
 //! `VinoIPClaim` (`airship.airshipit.org/v1`): the IP claims of every host on one network of
-//! one Vino, kept in the Vino's namespace. Hosts change it only by a read-modify-write that
-//! carries the `resourceVersion` of the read, so two hosts never hold the same block or
-//! address (see `kube::claims`).
+//! one Vino, in the Vino's namespace, as earlier versions kept them. vinod now claims each
+//! address and DHCP block as its own `VinoPoolClaim` ([`super::pool_claim`]) and only reads
+//! these once, to carry a host's existing claims over.
 
 use std::collections::BTreeMap;
 

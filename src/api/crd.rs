@@ -4,6 +4,7 @@ use kube::CustomResourceExt;
 
 use super::bmh::BareMetalHost;
 use super::claim::VinoIPClaim;
+use super::pool_claim::VinoPoolClaim;
 use super::vino::Vino;
 
 /// The Vino CRD as a YAML document.
@@ -14,6 +15,12 @@ pub fn vino_crd_yaml() -> String {
 /// The VinoIPClaim CRD (IP claims shared by the hosts of a Vino) as a YAML document.
 pub fn claim_crd_yaml() -> String {
     to_yaml(&VinoIPClaim::crd())
+}
+
+/// The VinoPoolClaim CRD (one claimed unit of an address pool, cluster-scoped) as a YAML
+/// document.
+pub fn pool_claim_crd_yaml() -> String {
+    to_yaml(&VinoPoolClaim::crd())
 }
 
 /// The subset of metal3's BareMetalHost CRD that vinod writes, for test clusters without BMO.

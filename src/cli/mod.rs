@@ -50,11 +50,15 @@ enum Command {
     /// Print the CustomResourceDefinition YAML.
     Crd {
         /// Print the BareMetalHost CRD subset (for clusters without metal3) instead.
-        #[arg(long, conflicts_with = "claims")]
+        #[arg(long, conflicts_with_all = ["claims", "pool_claims"])]
         bmh: bool,
-        /// Print the VinoIPClaim CRD (IP claims shared by a Vino's hosts) instead.
-        #[arg(long)]
+        /// Print the VinoIPClaim CRD (the per-Vino IP claims of earlier versions, read once
+        /// to keep their addresses) instead.
+        #[arg(long, conflicts_with = "pool_claims")]
         claims: bool,
+        /// Print the VinoPoolClaim CRD (one claimed address or DHCP block) instead.
+        #[arg(long)]
+        pool_claims: bool,
     },
     /// Show what the running daemon last saw and did (Vinos, VMs, DHCP servers, errors).
     Status {
@@ -130,13 +134,19 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Plan(args) => plan_cmd(&args),
         Command::Status { config, json } => status_command::show(&config, json),
-        Command::Crd { bmh, claims } => {
+        Command::Crd {
+            bmh,
+            claims,
+            pool_claims,
+        } => {
             print!(
                 "{}",
                 if bmh {
                     api::crd::bmh_crd_yaml()
                 } else if claims {
                     api::crd::claim_crd_yaml()
+                } else if pool_claims {
+                    api::crd::pool_claim_crd_yaml()
                 } else {
                     api::crd::vino_crd_yaml()
                 }

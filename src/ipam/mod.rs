@@ -1,10 +1,11 @@
 //! Address management, pure part: cutting a network's DHCP span into per-host blocks, and
 //! handing out static addresses (with MACs derived from them) to host bridges and VM NICs.
 //!
-//! Claims are the persisted truth (in the cluster or a local state file). Given every host's
-//! claims, [`allocate`] computes one host's claims: it keeps every valid claim it already has,
-//! takes the lowest free block and addresses for new requests, and drops what it no longer
-//! requests. The result depends only on the claim set, never on the order claims were made.
+//! Claims are the persisted truth (in the cluster or a local state file). Given what this host
+//! holds and what others hold, [`allocate`] computes one host's claims: it keeps every valid
+//! claim it already has (an address held is never given up for another holder), takes free
+//! blocks and addresses for new requests, and drops what it no longer requests. The result
+//! depends only on the claim set, never on the order claims were made.
 
 mod pool;
 
@@ -14,6 +15,8 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 pub use pool::{AddrRange, DhcpSpan, Pool};
+
+use crate::value::syntax::Mac;
 
 /// Errors of address allocation.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,6 +56,11 @@ pub struct HostClaims {
     /// a VM NIC ([`bridge_key`], [`nic_key`]).
     #[serde(default)]
     pub addresses: BTreeMap<String, Ipv4Addr>,
+    /// The MAC of an address, by claim key, where the claim fixed it ([`address_mac`] for
+    /// claims taken in a cluster); an address without one gets [`Pool::mac_for`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "mac_text")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub macs: BTreeMap<String, Mac>,
 }
 
 /// Claims of all hosts on one network, by host name.
@@ -68,111 +76,122 @@ pub fn nic_key(vm: &str, interface: &str) -> String {
     format!("{vm}/{interface}")
 }
 
-/// Computes `host`'s claims on `pool` for the claim keys in `wanted`, given every host's
-/// current claims (`all`, which may include `host`'s own).
+/// Computes `host`'s claims on `pool` for the claim keys in `wanted`, given every holder's
+/// current claims (`all`, keyed by holder, which may include `host`'s own).
 ///
-/// Existing claims of `host` that are still wanted, inside the pool and not also held by a
-/// host whose name sorts first are kept; the rest of `wanted` get the lowest free addresses
-/// in claim-key order. The block works the same way.
+/// Existing claims of `host` that are still wanted and inside the pool are kept, whoever else
+/// claims the same unit (two holders of one unit can only come from a forged entry, and
+/// giving a held address up would renumber running VMs). The rest of `wanted` get free
+/// addresses in claim-key order: the lowest free ones while nobody else holds anything in the
+/// pool, else the free ones from a point derived from the host's name on, so that hosts
+/// claiming at the same moment rarely reach for the same unit. The block works the same way.
 pub fn allocate(
     pool: &Pool,
     all: &NetworkClaims,
     host: &str,
     wanted: &BTreeSet<String>,
 ) -> Result<HostClaims, IpamError> {
-    let others: Vec<(&String, &HostClaims)> =
-        all.iter().filter(|(h, _)| h.as_str() != host).collect();
+    let others: Vec<&HostClaims> = all
+        .iter()
+        .filter(|(h, _)| h.as_str() != host)
+        .map(|(_, c)| c)
+        .collect();
     let own = all.get(host).cloned().unwrap_or_default();
+    let start = if others.is_empty() {
+        0
+    } else {
+        name_point(host)
+    };
 
     let block = match &pool.dhcp {
         None => None,
-        Some(span) => Some(choose_block(pool, span, &others, host, own.block)?),
+        Some(span) => Some(choose_block(pool, span, &others, host, own.block, start)?),
     };
 
-    // An address held by another host is taken unless this host wins the tie on name order.
-    let mut taken: BTreeSet<u32> = BTreeSet::new();
-    let mut contested: BTreeMap<u32, &str> = BTreeMap::new();
-    for (other, claims) in &others {
-        for ip in claims.addresses.values() {
-            let v = u32::from(*ip);
-            taken.insert(v);
-            let e = contested.entry(v).or_insert(other.as_str());
-            if other.as_str() < *e {
-                *e = other.as_str();
-            }
-        }
-    }
-
+    let taken: BTreeSet<u32> = others
+        .iter()
+        .flat_map(|c| c.addresses.values().map(|ip| u32::from(*ip)))
+        .collect();
     let mut addresses = BTreeMap::new();
+    let mut macs = BTreeMap::new();
     let mut used = BTreeSet::new();
     for (key, ip) in &own.addresses {
         let v = u32::from(*ip);
-        let keep = wanted.contains(key)
-            && pool.static_range.contains(v)
-            && !used.contains(&v)
-            && contested.get(&v).is_none_or(|winner| host < *winner);
-        if keep {
+        if wanted.contains(key) && pool.static_range.contains(v) && used.insert(v) {
             addresses.insert(key.clone(), *ip);
-            used.insert(v);
+            if let Some(m) = own.macs.get(key) {
+                macs.insert(key.clone(), *m);
+            }
         }
     }
+    let free: Vec<u32> = pool
+        .static_range
+        .iter()
+        .filter(|v| !used.contains(v) && !taken.contains(v) && !pool.is_reserved(*v))
+        .collect();
     let missing: Vec<&String> = wanted
         .iter()
         .filter(|k| !addresses.contains_key(*k))
         .collect();
-    let mut free = pool
-        .static_range
-        .iter()
-        .filter(|v| !used.contains(v) && !taken.contains(v) && !pool.is_reserved(*v));
-    for key in &missing {
-        match free.next() {
-            Some(v) => {
-                addresses.insert((*key).clone(), Ipv4Addr::from(v));
-            }
-            None => {
-                let free_count = pool
-                    .static_range
-                    .iter()
-                    .filter(|v| !taken.contains(v) && !pool.is_reserved(*v))
-                    .count() as u64;
-                return Err(IpamError::StaticExhausted {
-                    network: pool.network.clone(),
-                    host: host.to_string(),
-                    range: pool.static_range,
-                    wanted: wanted.len(),
-                    free: free_count,
-                });
-            }
-        }
+    if missing.len() > free.len() {
+        return Err(IpamError::StaticExhausted {
+            network: pool.network.clone(),
+            host: host.to_string(),
+            range: pool.static_range,
+            wanted: wanted.len(),
+            free: (free.len() + used.len()) as u64,
+        });
     }
-    Ok(HostClaims { block, addresses })
+    let first = rotation(free.len(), start);
+    for (key, v) in missing.into_iter().zip(free.iter().cycle().skip(first)) {
+        addresses.insert(key.clone(), Ipv4Addr::from(*v));
+    }
+    Ok(HostClaims {
+        block,
+        addresses,
+        macs,
+    })
+}
+
+/// The MAC of a NIC whose address `ip` was claimed in a cluster: the first two octets of the
+/// pool's MAC prefix, then the four octets of the address. Since an address is claimed at
+/// most once in the cluster, so is its MAC, across every Vino and network.
+pub fn address_mac(pool: &Pool, ip: Ipv4Addr) -> Mac {
+    let prefix = pool.mac_base.as_u64() & 0xffff_0000_0000;
+    // 16 bits of prefix and 32 of address fit in 48.
+    Mac::from_u64(prefix | u64::from(u32::from(ip))).unwrap_or(pool.mac_base)
+}
+
+/// A stable point in a pool derived from a host's name (FNV-1a).
+fn name_point(host: &str) -> u32 {
+    host.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Where to start among `len` free candidates for the point `start`.
+fn rotation(len: usize, start: u32) -> usize {
+    if len == 0 { 0 } else { start as usize % len }
 }
 
 fn choose_block(
     pool: &Pool,
     span: &DhcpSpan,
-    others: &[(&String, &HostClaims)],
+    others: &[&HostClaims],
     host: &str,
     current: Option<u32>,
+    start: u32,
 ) -> Result<u32, IpamError> {
     let count = span.block_count();
-    let mut held: BTreeMap<u32, &str> = BTreeMap::new();
-    for (other, claims) in others {
-        if let Some(b) = claims.block {
-            let e = held.entry(b).or_insert(other.as_str());
-            if other.as_str() < *e {
-                *e = other.as_str();
-            }
-        }
-    }
     if let Some(b) = current
         && b < count
-        && held.get(&b).is_none_or(|winner| host < *winner)
     {
         return Ok(b);
     }
-    (0..count)
-        .find(|b| !held.contains_key(b))
+    let held: BTreeSet<u32> = others.iter().filter_map(|c| c.block).collect();
+    let free: Vec<u32> = (0..count).filter(|b| !held.contains(b)).collect();
+    free.get(rotation(free.len(), start))
+        .copied()
         .ok_or_else(|| IpamError::BlocksExhausted {
             network: pool.network.clone(),
             host: host.to_string(),
@@ -180,6 +199,26 @@ fn choose_block(
             size: span.block_size(),
             span: span.range,
         })
+}
+
+/// MACs by key, as text (`xx:xx:xx:xx:xx:xx`).
+mod mac_text {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use crate::value::syntax::Mac;
+
+    pub fn serialize<S: Serializer>(macs: &BTreeMap<String, Mac>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(macs.iter().map(|(k, m)| (k, m.to_string())))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Mac>, D::Error> {
+        BTreeMap::<String, String>::deserialize(d)?
+            .into_iter()
+            .map(|(k, m)| Ok((k, m.parse().map_err(D::Error::custom)?)))
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -55,13 +55,22 @@ fn vino_sample_math() {
 }
 
 #[test]
-fn second_host_gets_next_block_and_addresses() {
+fn second_host_gets_other_block_and_addresses() {
     let p = pool(4);
     let a = allocate(&p, &BTreeMap::new(), "a", &keys(2)).unwrap();
     let all = BTreeMap::from([("a".to_string(), a.clone())]);
     let b = allocate(&p, &all, "b", &keys(2)).unwrap();
-    assert_eq!(b.block, Some(1));
-    assert_eq!(b.addresses[&bridge_key()], Ipv4Addr::new(192, 168, 2, 13));
+    assert_ne!(b.block, a.block);
+    assert!(
+        b.addresses
+            .values()
+            .all(|ip| !a.addresses.values().any(|x| x == ip))
+    );
+    // The one free address left is found wherever the host starts.
+    let mut small = p.clone();
+    small.static_range.end = "192.168.2.13".parse().unwrap();
+    let c = allocate(&small, &all, "b", &keys(0)).unwrap();
+    assert_eq!(c.addresses[&bridge_key()], Ipv4Addr::new(192, 168, 2, 13));
 }
 
 #[test]
@@ -85,7 +94,7 @@ fn exhaustion_is_reported() {
         "a".to_string(),
         HostClaims {
             block: Some(0),
-            addresses: BTreeMap::new(),
+            ..Default::default()
         },
     )]);
     let e = allocate(&small, &taken, "b", &keys(0)).unwrap_err();
@@ -108,16 +117,30 @@ fn released_claims_and_conflicts() {
     .unwrap();
     assert_eq!(shrunk.addresses.len(), 2);
     assert_eq!(shrunk.addresses[&bridge_key()], a.addresses[&bridge_key()]);
-    // Two hosts holding the same address (a lost race): the name that sorts first keeps it.
+    // Another holder claiming the same units (a forged entry) takes nothing from this host.
     let dup = BTreeMap::from([("a".to_string(), a.clone()), ("b".to_string(), a.clone())]);
-    let b = allocate(&p, &dup, "b", &keys(3)).unwrap();
-    assert!(
-        b.addresses
-            .values()
-            .all(|ip| !a.addresses.values().any(|x| x == ip))
-    );
-    assert_ne!(b.block, a.block);
     assert_eq!(allocate(&p, &dup, "a", &keys(3)).unwrap(), a);
+    assert_eq!(allocate(&p, &dup, "b", &keys(3)).unwrap(), a);
+}
+
+#[test]
+fn fixed_macs_stay_and_new_claims_spread_out() {
+    let p = pool(4);
+    let mut a = allocate(&p, &BTreeMap::new(), "a", &keys(1)).unwrap();
+    let nic = nic_key("vm-0", "eth0");
+    let ip = a.addresses[&nic];
+    let fixed: crate::value::syntax::Mac = "02:00:00:00:00:07".parse().unwrap();
+    a.macs.insert(nic.clone(), fixed);
+    let mine = BTreeMap::from([("a".to_string(), a.clone())]);
+    let again = allocate(&p, &mine, "a", &keys(1)).unwrap();
+    assert_eq!(again.macs[&nic], fixed);
+    assert_eq!(again.addresses[&nic], ip);
+    assert_eq!(address_mac(&p, ip).to_string(), "52:54:c0:a8:02:0b");
+    // With others in the pool, hosts start at different points.
+    let b = allocate(&p, &mine, "host-b", &keys(1)).unwrap();
+    let c = allocate(&p, &mine, "host-c", &keys(1)).unwrap();
+    assert_ne!(b.block, c.block);
+    assert_ne!(b.block, a.block);
 }
 
 /// Allocates hosts one after another in the given order, as independent daemons would.

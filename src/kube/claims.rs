@@ -1,327 +1,233 @@
-//! IP claims in the cluster: one `VinoIPClaim` per network of a Vino, holding every host's DHCP
-//! block and static addresses (`spec.hosts`, keyed by host name).
+//! IP claims in the cluster: one `VinoPoolClaim` per claimed unit (a static address or a DHCP
+//! block), cluster-scoped, named for the unit, owned by the holder's Node.
 //!
-//! A host reserves with a read-modify-write: it lists the Vino's claim objects, computes its own
-//! claims from everyone's with [`crate::ipam::allocate`] (usually through the planner), and writes
-//! each changed object with the `resourceVersion` of that same list. If any other host wrote in
-//! between, the write fails with 409 Conflict and the whole round starts again from a fresh read
-//! (at most [`MAX_ATTEMPTS`] rounds). Two hosts therefore never hold the same block or address.
-//! A host's existing claims are kept, so a restart (or a round repeated after a conflict)
-//! returns the same claims and writes nothing. A host releases its entries when it leaves the
-//! Vino; the last host out deletes the emptied objects. The objects are owned by the Vino, so
-//! the garbage collector removes them with it as well.
+//! A host takes a unit by *creating* its object: the API server lets one create of a name
+//! succeed, so AlreadyExists means another holder has it, and nothing is ever read, changed
+//! and written back. Pools are keyed by the network's subnet and shared by every Vino in every
+//! namespace; the names are the units themselves, so an address (and the MAC derived from it,
+//! [`crate::ipam::address_mac`]) is held once in the whole cluster. A held unit is kept while
+//! its holder wants it, whatever anyone else writes; it goes when the holder releases it, or
+//! with the holder's Node (garbage collection through the owner reference).
+//!
+//! [`reserve`] reads this host's own claims of the Vino (one list), plans with them, and only
+//! if the plan needs new units lists the pool's claims and creates them; a unit taken in
+//! between is planned around in the next round. Claims of the per-Vino `VinoIPClaim` objects of
+//! earlier versions are carried over once ([`legacy`]), with their MACs.
+
+mod legacy;
+mod units;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, ListParams, PostParams, Preconditions};
-use kube::{Client, Resource};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::{Client, ResourceExt};
 use tracing::{debug, info};
 
-use super::{KubeError, MAX_ATTEMPTS, backoff, is_status};
-use crate::api::Vino;
-use crate::api::claim::{VinoIPClaim, VinoIPClaimSpec};
-use crate::api::validate::LABEL_PREFIX;
-use crate::ipam::{HostClaims, NetworkClaims};
-use crate::plan::names::{bounded, label_value};
+pub use units::Holder;
 
-/// Errors of [`reserve`]: the caller's planning error, or the cluster's.
+use super::{KubeError, MAX_ATTEMPTS, backoff, is_status};
+use crate::api::SpecError;
+use crate::api::Vino;
+use crate::api::pool_claim::VinoPoolClaim;
+use crate::api::validate::check;
+use crate::ipam::{HostClaims, NetworkClaims};
+
+/// Errors of [`reserve`]: the caller's planning error, an invalid Vino, or the cluster's.
 #[derive(Debug, thiserror::Error)]
 pub enum ReserveError<E> {
     /// The caller could not compute its claims (e.g. the network is exhausted).
     #[error(transparent)]
     Plan(E),
+    /// The Vino's networks are invalid.
+    #[error(transparent)]
+    Spec(SpecError),
     /// Reading or writing the claims failed.
     #[error(transparent)]
     Kube(#[from] KubeError),
 }
 
-/// Name of the claim object of `network` of Vino `vino`: `<vino>.<network>` (bounded to 253).
-pub fn object_name(vino: &str, network: &str) -> String {
-    bounded(&format!("{vino}.{network}"), 253)
+impl Holder {
+    /// The holder for Node `node`, read from the API server (claims are owned by the Node).
+    pub async fn read(client: &Client, node: &str) -> Result<Holder, KubeError> {
+        let n = Api::<Node>::all(client.clone())
+            .get(node)
+            .await
+            .map_err(|e| KubeError::api(format!("read Node {node}"), e))?;
+        Ok(Holder {
+            name: node.to_string(),
+            uid: n.uid().unwrap_or_default(),
+        })
+    }
 }
 
-/// Every host's claims on every network of `vino`, by network name, as stored now.
-pub async fn read(
-    client: &Client,
-    vino: &Vino,
-) -> Result<BTreeMap<String, NetworkClaims>, KubeError> {
-    let id = Identity::of(vino)?;
-    let objects = id.list(client).await?;
-    Ok(objects
-        .into_iter()
-        .filter(|o| o.spec.vino_uid == id.uid)
-        .map(|o| (o.spec.network, o.spec.hosts))
-        .collect())
-}
-
-/// Reserves `host`'s claims on `vino`'s networks and returns what `plan` made of them.
+/// Reserves `holder`'s claims on `vino`'s networks and returns what `plan` made of them.
 ///
-/// `plan` gets every host's current claims by network (this host's included) and returns its
-/// result together with this host's claims by network, e.g.
-/// `|all| plan::plan(PlanInput { claims: all, .. }).map(|p| (p.claims.clone(), p))`. Networks
-/// missing from those claims are released. `plan` may run several times (once per round);
-/// its error ends the reservation at once.
+/// `plan` gets this host's claims and, as further entries, what others hold in the same
+/// pools, by network; it returns its result together with this host's claims by network, e.g.
+/// `|all| plan::plan(PlanInput { claims: all, .. }).map(|p| (p.claims.clone(), p))`. Units it
+/// no longer claims are released. `plan` may run several times; its error ends the
+/// reservation at once. The result is always planned from claims as they are stored.
 pub async fn reserve<T, E, F>(
     client: &Client,
     vino: &Vino,
-    host: &str,
+    holder: &Holder,
     mut plan: F,
 ) -> Result<T, ReserveError<E>>
 where
     F: FnMut(&BTreeMap<String, NetworkClaims>) -> Result<(BTreeMap<String, HostClaims>, T), E>,
 {
-    let id = Identity::of(vino)?;
-    let api = id.api(client);
+    let id = units::vino_of(vino)?;
+    let pools = check(&vino.spec).map_err(ReserveError::Spec)?.pools;
+    let api: Api<VinoPoolClaim> = Api::all(client.clone());
+    let what = format!(
+        "IP claims of host {} for Vino {}/{}",
+        holder.name, id.namespace, id.name
+    );
+    let selector = units::holder_selector(&holder.name, &id.namespace, &id.name);
+    let mut held: Vec<VinoPoolClaim> = list(&api, &selector, &what)
+        .await?
+        .into_iter()
+        .filter(|o| o.spec.node == holder.name && o.spec.vino.uid == id.uid)
+        .collect();
+    let bare: Vec<&String> = pools
+        .keys()
+        .filter(|net| !held.iter().any(|o| &o.spec.network == *net))
+        .collect();
+    let mut seed = legacy::seed(client, &id, &holder.name, &bare).await?;
+    let mut foreign: Vec<VinoPoolClaim> = Vec::new();
+    let mut listed = BTreeSet::new();
+    // Units taken by this call: given back if planning fails after all.
+    let mut created: Vec<String> = Vec::new();
     for attempt in 0..MAX_ATTEMPTS {
-        let objects = id.list(client).await?;
-        let mut current = BTreeMap::new();
-        let mut stale = false;
-        for o in objects {
-            if o.spec.vino_uid == id.uid {
-                current.insert(o.spec.network.clone(), o);
-            } else {
-                id.remove_stale(&api, &o, host).await?;
-                stale = true;
-            }
+        let mut all: BTreeMap<String, NetworkClaims> = units::taken(&foreign, &pools);
+        for (net, own) in units::own_claims(&held, &pools, &seed) {
+            all.entry(net).or_default().insert(holder.name.clone(), own);
         }
-        if stale {
-            continue;
-        }
-        let all = current
-            .iter()
-            .map(|(net, o)| (net.clone(), o.spec.hosts.clone()))
-            .collect();
-        let (mine, value) = plan(&all).map_err(ReserveError::Plan)?;
-        let mut conflicted = false;
-        for (network, claims) in &mine {
-            let result = match current.get(network) {
-                Some(o) if o.spec.hosts.get(host) == Some(claims) => Ok(()),
-                Some(o) => {
-                    let mut o = o.clone();
-                    o.spec.hosts.insert(host.to_string(), claims.clone());
-                    replace(&api, &o).await
+        let (mine, value) = match plan(&all) {
+            Ok(planned) => planned,
+            Err(e) => {
+                for name in &created {
+                    delete(&api, name, &what).await?;
                 }
-                None => id.create(&api, network, host, claims).await,
-            };
-            conflicted |= written(result, &id, network)?;
-        }
-        for (network, o) in &current {
-            if !mine.contains_key(network) && o.spec.hosts.contains_key(host) {
-                conflicted |= written(drop_entry(&api, o, host).await, &id, network)?;
+                return Err(ReserveError::Plan(e));
             }
+        };
+        let wanted = units::wanted(&mine, &pools, &id, holder, &seed);
+        let (keep, stale): (Vec<_>, Vec<_>) = held
+            .into_iter()
+            .partition(|o| wanted.get(&o.name_any()).is_some_and(|w| w.spec == o.spec));
+        held = keep;
+        for o in &stale {
+            delete(&api, &o.name_any(), &what).await?;
         }
-        if !conflicted {
+        let missing: Vec<&VinoPoolClaim> = wanted
+            .iter()
+            .filter(|(name, _)| !held.iter().any(|o| o.name_any() == **name))
+            .map(|(_, o)| o)
+            .collect();
+        if missing.is_empty() {
             return Ok(value);
         }
-        debug!(vino = %id, host, attempt, "claims changed under us; reading again");
-        backoff(attempt).await;
+        // Learn what others hold in these pools before reaching for anything.
+        let unlisted: BTreeSet<String> = missing
+            .iter()
+            .map(|o| o.spec.pool.clone())
+            .filter(|p| !listed.contains(p))
+            .collect();
+        let learnt = !unlisted.is_empty();
+        for pool in unlisted {
+            let found = list(&api, &units::pool_selector(&pool), &what).await?;
+            foreign.retain(|o| o.spec.pool != pool);
+            foreign.extend(found.into_iter().filter(|o| {
+                o.spec.pool == pool && !(o.spec.node == holder.name && o.spec.vino.uid == id.uid)
+            }));
+            listed.insert(pool);
+        }
+        if learnt {
+            continue;
+        }
+        let mut lost = false;
+        for o in missing {
+            match api.create(&PostParams::default(), o).await {
+                Ok(o) => {
+                    created.push(o.name_any());
+                    held.push(o);
+                }
+                Err(e) if is_status(&e, 409) => {
+                    debug!(claim = %o.name_any(), host = %holder.name, "unit taken by another holder");
+                    forget_seed(&mut seed, o);
+                    foreign.push(o.clone());
+                    lost = true;
+                }
+                Err(e) => return Err(KubeError::api(format!("create {what}"), e).into()),
+            }
+        }
+        if lost {
+            // Whoever holds them now is learnt with the pool on the next round.
+            listed.clear();
+            backoff(attempt).await;
+        }
     }
     Err(KubeError::Contended {
-        what: format!("reserve IP claims of host {host} for Vino {id}"),
+        what: format!("reserve {what}"),
         attempts: MAX_ATTEMPTS,
     }
     .into())
 }
 
-/// Releases every claim `host` holds for the Vino `namespace/name`, deleting claim objects that
-/// no host holds any more.
+/// Releases every claim `host` holds for the Vino `namespace/name` (of any UID).
 pub async fn release(
     client: &Client,
     namespace: &str,
     name: &str,
     host: &str,
 ) -> Result<(), KubeError> {
-    let id = Identity {
-        namespace: namespace.to_string(),
-        name: name.to_string(),
-        uid: String::new(),
-    };
-    let api = id.api(client);
-    for attempt in 0..MAX_ATTEMPTS {
-        let mut conflicted = false;
-        for o in id.list(client).await? {
-            if o.spec.hosts.contains_key(host) || o.spec.hosts.is_empty() {
-                conflicted |= written(drop_entry(&api, &o, host).await, &id, &o.spec.network)?;
-            }
-        }
-        if !conflicted {
-            info!(vino = %id, host, "IP claims released");
-            return Ok(());
-        }
-        backoff(attempt).await;
-    }
-    Err(KubeError::Contended {
-        what: format!("release IP claims of host {host} for Vino {id}"),
-        attempts: MAX_ATTEMPTS,
-    })
-}
-
-/// Which Vino the claims belong to.
-struct Identity {
-    namespace: String,
-    name: String,
-    uid: String,
-}
-
-impl std::fmt::Display for Identity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
-
-impl Identity {
-    fn of(vino: &Vino) -> Result<Identity, KubeError> {
-        let name = vino.metadata.name.clone().unwrap_or_default();
-        let missing = |what| KubeError::Incomplete(name.clone(), what);
-        Ok(Identity {
-            namespace: vino
-                .metadata
-                .namespace
-                .clone()
-                .ok_or_else(|| missing("namespace"))?,
-            uid: vino.metadata.uid.clone().ok_or_else(|| missing("uid"))?,
-            name: vino.metadata.name.clone().ok_or_else(|| missing("name"))?,
-        })
-    }
-
-    fn api(&self, client: &Client) -> Api<VinoIPClaim> {
-        Api::namespaced(client.clone(), &self.namespace)
-    }
-
-    fn labels(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (format!("{LABEL_PREFIX}cr-name"), label_value(&self.name)),
-            (
-                format!("{LABEL_PREFIX}cr-namespace"),
-                label_value(&self.namespace),
-            ),
-        ])
-    }
-
-    /// The Vino's claim objects, from one consistent list (each with its resourceVersion).
-    async fn list(&self, client: &Client) -> Result<Vec<VinoIPClaim>, KubeError> {
-        let selector = self
-            .labels()
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let list = self
-            .api(client)
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| KubeError::api(format!("list IP claims of Vino {self}"), e))?;
-        // Label values may be hashed: the spec names the Vino exactly.
-        Ok(list
-            .items
-            .into_iter()
-            .filter(|o| o.spec.vino == self.name)
-            .collect())
-    }
-
-    async fn create(
-        &self,
-        api: &Api<VinoIPClaim>,
-        network: &str,
-        host: &str,
-        claims: &HostClaims,
-    ) -> Result<(), kube::Error> {
-        let mut o = VinoIPClaim::new(
-            &object_name(&self.name, network),
-            VinoIPClaimSpec {
-                vino: self.name.clone(),
-                vino_uid: self.uid.clone(),
-                network: network.to_string(),
-                hosts: BTreeMap::from([(host.to_string(), claims.clone())]),
-            },
-        );
-        o.metadata = ObjectMeta {
-            name: o.metadata.name.take(),
-            namespace: Some(self.namespace.clone()),
-            labels: Some(self.labels()),
-            owner_references: Some(vec![OwnerReference {
-                api_version: Vino::api_version(&()).into_owned(),
-                kind: Vino::kind(&()).into_owned(),
-                name: self.name.clone(),
-                uid: self.uid.clone(),
-                controller: Some(false),
-                block_owner_deletion: Some(false),
-            }]),
-            ..Default::default()
-        };
-        api.create(&PostParams::default(), &o).await.map(|_| ())
-    }
-
-    /// Deals with a claim object of an earlier Vino of the same name: deletes it when no other
-    /// host holds anything in it, else stops with an error (those claims may be in use).
-    async fn remove_stale(
-        &self,
-        api: &Api<VinoIPClaim>,
-        o: &VinoIPClaim,
-        host: &str,
-    ) -> Result<(), KubeError> {
-        let name = o.metadata.name.clone().unwrap_or_default();
-        let others: BTreeSet<&String> = o.spec.hosts.keys().filter(|h| *h != host).collect();
-        if !others.is_empty() {
-            return Err(KubeError::StaleClaims {
-                namespace: self.namespace.clone(),
-                name,
-                uid: o.spec.vino_uid.clone(),
-                hosts: others.into_iter().cloned().collect::<Vec<_>>().join(", "),
-            });
-        }
-        info!(claim = %name, "deleting IP claims of an earlier Vino with the same name");
-        written(delete_exact(api, o).await, self, &o.spec.network).map(|_| ())
-    }
-}
-
-/// Writes `o` back with the resourceVersion it was read with.
-async fn replace(api: &Api<VinoIPClaim>, o: &VinoIPClaim) -> Result<(), kube::Error> {
-    let name = o.metadata.name.clone().unwrap_or_default();
-    api.replace(&name, &PostParams::default(), o)
-        .await
-        .map(|_| ())
-}
-
-/// Removes `host`'s entry from `o`; deletes `o` if no host is left in it.
-async fn drop_entry(
-    api: &Api<VinoIPClaim>,
-    o: &VinoIPClaim,
-    host: &str,
-) -> Result<(), kube::Error> {
-    let mut o = o.clone();
-    o.spec.hosts.remove(host);
-    if o.spec.hosts.is_empty() {
-        delete_exact(api, &o).await
-    } else {
-        replace(api, &o).await
-    }
-}
-
-/// Deletes `o` only if it is still the version that was read.
-async fn delete_exact(api: &Api<VinoIPClaim>, o: &VinoIPClaim) -> Result<(), kube::Error> {
-    let name = o.metadata.name.clone().unwrap_or_default();
-    let dp = DeleteParams::default().preconditions(Preconditions {
-        resource_version: o.metadata.resource_version.clone(),
-        uid: o.metadata.uid.clone(),
-    });
-    api.delete(&name, &dp).await.map(|_| ())
-}
-
-/// Sorts the result of one write: `Ok(false)` written, `Ok(true)` someone else changed the
-/// object first (409 Conflict or AlreadyExists, 404 gone), `Err` anything else.
-fn written(
-    result: Result<(), kube::Error>,
-    id: &Identity,
-    network: &str,
-) -> Result<bool, KubeError> {
-    match result {
-        Ok(()) => Ok(false),
-        Err(e) if is_status(&e, 409) || is_status(&e, 404) => Ok(true),
-        Err(e) => Err(KubeError::api(
-            format!("write IP claims of Vino {id} on network {network}"),
+    let api: Api<VinoPoolClaim> = Api::all(client.clone());
+    let selector = units::holder_selector(host, namespace, name);
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels(&selector),
+    )
+    .await
+    .map_err(|e| {
+        KubeError::api(
+            format!("release IP claims of host {host} for Vino {namespace}/{name}"),
             e,
-        )),
+        )
+    })?;
+    info!(vino = %format!("{namespace}/{name}"), host, "IP claims released");
+    Ok(())
+}
+
+/// Claim objects matching `selector`.
+async fn list(
+    api: &Api<VinoPoolClaim>,
+    selector: &str,
+    what: &str,
+) -> Result<Vec<VinoPoolClaim>, KubeError> {
+    Ok(api
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(|e| KubeError::api(format!("list {what}"), e))?
+        .items)
+}
+
+/// Deletes the claim `name` (one already gone is fine).
+async fn delete(api: &Api<VinoPoolClaim>, name: &str, what: &str) -> Result<(), KubeError> {
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_status(&e, 404) => Ok(()),
+        Err(e) => Err(KubeError::api(format!("release {name} of {what}"), e)),
+    }
+}
+
+/// Drops the unit of `o` from the carried-over claims: another holder has it.
+fn forget_seed(seed: &mut BTreeMap<String, HostClaims>, o: &VinoPoolClaim) {
+    if let Some(c) = seed.get_mut(&o.spec.network) {
+        if o.spec.block.is_some() {
+            c.block = None;
+        }
+        c.addresses.retain(|_, ip| Some(*ip) != o.spec.address);
     }
 }

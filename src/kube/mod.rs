@@ -1,4 +1,4 @@
-//! The Kubernetes side of a host: IP claims shared with the other hosts of a Vino, publication
+//! The Kubernetes side of a host: IP claims in pools shared by every host and Vino, publication
 //! of BareMetalHosts and Secrets, this host's status entry and conditions, events, and its
 //! finalizer. Every write names this host: server-side apply uses the field manager
 //! `vinod/<node>`, and every object vinod publishes carries `vino.airshipit.org/node`.
@@ -65,20 +65,6 @@ pub enum KubeError {
         /// The broken rules, by field.
         problems: String,
     },
-    /// IP claims left behind by an earlier Vino of the same name, still held by other hosts.
-    #[error(
-        "VinoIPClaim {namespace}/{name} belongs to an earlier Vino with this name (uid {uid}) and is still held by {hosts}; remove it once those hosts are gone"
-    )]
-    StaleClaims {
-        /// Namespace.
-        namespace: String,
-        /// Name.
-        name: String,
-        /// The earlier Vino's UID.
-        uid: String,
-        /// Hosts holding entries.
-        hosts: String,
-    },
     /// The Vino lacks metadata the cluster always sets (name, namespace, uid).
     #[error("Vino {0} has no {1}: was it read from the API server?")]
     Incomplete(String, &'static str),
@@ -104,10 +90,9 @@ impl Failure for KubeError {
             KubeError::Api { .. }
             | KubeError::Contended { .. }
             | KubeError::NotWithdrawn { .. } => FailureKind::ApiUnreachable,
-            KubeError::Clash { .. }
-            | KubeError::Rejected { .. }
-            | KubeError::StaleClaims { .. }
-            | KubeError::Incomplete(..) => FailureKind::InvalidInput,
+            KubeError::Clash { .. } | KubeError::Rejected { .. } | KubeError::Incomplete(..) => {
+                FailureKind::InvalidInput
+            }
         }
     }
 }
@@ -126,10 +111,13 @@ pub fn field_manager(node: &str) -> String {
     format!("vinod/{node}")
 }
 
+/// The prefix of every host's finalizer on a Vino.
+pub const HOST_FINALIZER_PREFIX: &str = "vino.airshipit.org/";
+
 /// Host `node`'s finalizer on a Vino: `vino.airshipit.org/<node>` (the node part bounded to a
 /// valid qualified name, hashed if the node name is longer than 63 characters).
 pub fn finalizer_name(node: &str) -> String {
-    format!("vino.airshipit.org/{}", label_value(node))
+    format!("{HOST_FINALIZER_PREFIX}{}", label_value(node))
 }
 
 /// Whether the error is an API status with `code`.

@@ -1,5 +1,5 @@
 //! The cluster [`VinoSource`]: this host's Node and every Vino from the API server, IP claims
-//! shared through `VinoIPClaim`s, BareMetalHosts and Secrets published, this host's status
+//! held as `VinoPoolClaim`s, BareMetalHosts and Secrets published, this host's status
 //! entry reported, Events sent, and the Vinos that were deleted or no longer select the host
 //! torn down.
 //!
@@ -16,7 +16,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use tracing::warn;
 
-use super::claims::{self, ReserveError};
+use super::claims::{self, Holder, ReserveError};
 use super::finalizer::{self, FinalizeError};
 use super::{KubeError, publish, status};
 use crate::api::{NodePhase, Vino};
@@ -43,6 +43,8 @@ pub struct KubeSource {
     vinos: Vec<Vino>,
     nodes: Vec<NodeFacts>,
     node: NodeFacts,
+    /// This host's Node as the holder (owner) of its IP claims.
+    holder: Holder,
     /// The BareMetalHost each planned domain was published as, from the plans of earlier
     /// passes: a deleted VM's Event names its host without deriving it from the domain name.
     published_as: BTreeMap<String, String>,
@@ -59,6 +61,7 @@ impl KubeSource {
             vinos: Vec::new(),
             nodes: Vec::new(),
             node: NodeFacts::default(),
+            holder: Holder::default(),
             published_as: BTreeMap::new(),
             node_name,
         }
@@ -141,6 +144,10 @@ impl VinoSource for KubeSource {
             .await
             .map_err(|e| KubeError::api(format!("read Node {}", self.node_name), e))?;
         self.node = self.facts_of(&me);
+        self.holder = Holder {
+            name: self.node_name.clone(),
+            uid: me.uid().unwrap_or_default(),
+        };
         self.nodes = nodes
             .list(&ListParams::default())
             .await
@@ -198,12 +205,13 @@ impl VinoSource for KubeSource {
                 Unplanned::Source(e)
             }
         })?;
-        claims::reserve(&self.client, vino, node, |all| {
+        claims::reserve(&self.client, vino, &self.holder, |all| {
             plan(all).map(|p| (p.claims.clone(), p))
         })
         .await
         .map_err(|e| match e {
             ReserveError::Plan(e) => Unplanned::Invalid(e),
+            ReserveError::Spec(e) => Unplanned::Invalid(e.into()),
             ReserveError::Kube(e) => Unplanned::Source(e),
         })
     }

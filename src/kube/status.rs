@@ -1,13 +1,13 @@
 //! `Vino.status` and Events, written by each selected host.
 //!
 //! A host writes its own `status.nodes[]` entry (a list-map keyed by `name`) by server-side
-//! apply on the status subresource with its field manager `vinod/<node>`, so entries of
-//! different hosts never overwrite each other. With its entry it writes the conditions and the
-//! `nodesReady`/`vmsReady` summaries, computed by [`summarize`] from every selected host's entry
-//! as read together with the Vino's `resourceVersion`; the apply carries that
-//! `resourceVersion`, so it fails (409) if any other host wrote in between, and the host reads
-//! and computes again. The conditions therefore always describe every entry they are stored
-//! with, whichever host wrote last.
+//! apply on the status subresource with its field manager `vinod/<node>` and no precondition,
+//! so entries of different hosts never overwrite each other and never conflict. Then, from the
+//! Vino that write returned, it computes the conditions and the `nodesReady`/`vmsReady`
+//! summaries ([`summarize`]) and, if they differ from the stored ones, applies them with that
+//! `resourceVersion` (field manager `vinod/<node>/summary`). A conflict there is not retried:
+//! another host wrote after this host's entry, and whichever summary is stored last was
+//! computed from a version that holds every entry written before it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,7 +19,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, warn};
 
-use super::{KubeError, MAX_ATTEMPTS, backoff, field_manager, is_status};
+use super::{KubeError, field_manager, is_status};
 use crate::api::status::{CONDITION_DEGRADED, CONDITION_PROGRESSING, CONDITION_READY};
 use crate::api::{NodePhase, NodeStatus, Vino, VinoStatus};
 
@@ -211,74 +211,85 @@ async fn write(
 ) -> Result<Vino, KubeError> {
     let api: Api<Vino> = Api::namespaced(client.clone(), namespace);
     let what = |verb: &str| format!("{verb} the status of Vino {namespace}/{name} for host {node}");
-    let pp = PatchParams::apply(&field_manager(node)).force();
-    for attempt in 0..MAX_ATTEMPTS {
-        let vino = api
-            .get(name)
-            .await
-            .map_err(|e| KubeError::api(what("read"), e))?;
-        let status = vino.status.clone().unwrap_or_default();
-        let mut entries: Vec<NodeStatus> = status
-            .nodes
-            .iter()
-            .filter(|e| e.name != node)
-            .cloned()
-            .collect();
-        entries.extend(entry.cloned());
-        let generation = vino.metadata.generation.unwrap_or_default();
-        let summary = summarize(
-            generation,
-            selected,
-            &entries,
-            &status.conditions,
-            Timestamp::now(),
+    let mut vino = api
+        .get(name)
+        .await
+        .map_err(|e| KubeError::api(what("read"), e))?;
+    let own = |v: &Vino| {
+        v.status
+            .as_ref()
+            .and_then(|s| s.nodes.iter().find(|e| e.name == node).cloned())
+    };
+    if own(&vino).as_ref() != entry {
+        // The entry alone, under the host's own field manager: no other host writes it, so it
+        // needs no precondition and never conflicts.
+        let body = status_body(
+            &vino,
+            json!({"nodes": entry.into_iter().collect::<Vec<_>>()}),
         );
-        if unchanged(&status, node, entry, &summary) {
-            return Ok(vino);
-        }
-        let body = json!({
-            "apiVersion": Vino::api_version(&()),
-            "kind": Vino::kind(&()),
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "resourceVersion": vino.resource_version(),
-            },
-            "status": {
-                "nodes": entry.into_iter().collect::<Vec<_>>(),
-                "conditions": summary.conditions,
-                "nodesReady": summary.nodes_ready,
-                "vmsReady": summary.vms_ready,
-            },
-        });
-        match api.patch_status(name, &pp, &Patch::Apply(&body)).await {
-            Ok(v) => return Ok(v),
-            Err(e) if is_status(&e, 409) => {
-                debug!(vino = %format!("{namespace}/{name}"), node, attempt, "status changed under us; reading again");
-                backoff(attempt).await;
-            }
-            Err(e) => return Err(KubeError::api(what("write"), e)),
-        }
+        let pp = PatchParams::apply(&field_manager(node)).force();
+        vino = api
+            .patch_status(name, &pp, &Patch::Apply(&body))
+            .await
+            .map_err(|e| KubeError::api(what("write"), e))?;
     }
-    Err(KubeError::Contended {
-        what: what("write"),
-        attempts: MAX_ATTEMPTS,
+    let status = vino.status.clone().unwrap_or_default();
+    let summary = summarize(
+        vino.metadata.generation.unwrap_or_default(),
+        selected,
+        &status.nodes,
+        &status.conditions,
+        Timestamp::now(),
+    );
+    if unchanged(&status, &summary) {
+        return Ok(vino);
+    }
+    // The summary, computed from the entries just read, on that very version. A conflict
+    // means another host wrote since: an entry (whose host then writes a summary that sees
+    // this host's entry too) or a summary computed from a version that already holds it.
+    // Either way the stored summary ends up describing this entry: nothing to retry.
+    let mut body = status_body(
+        &vino,
+        json!({
+            "conditions": summary.conditions,
+            "nodesReady": summary.nodes_ready,
+            "vmsReady": summary.vms_ready,
+        }),
+    );
+    body["metadata"]["resourceVersion"] = json!(vino.resource_version());
+    let pp = PatchParams::apply(&summary_manager(node)).force();
+    match api.patch_status(name, &pp, &Patch::Apply(&body)).await {
+        Ok(v) => Ok(v),
+        Err(e) if is_status(&e, 409) => {
+            debug!(vino = %format!("{namespace}/{name}"), node, "status written by another host since; its summary holds this entry");
+            Ok(vino)
+        }
+        Err(e) => Err(KubeError::api(what("write"), e)),
+    }
+}
+
+/// The field manager of host `node`'s writes of the shared conditions and summaries, apart
+/// from its entry's, so that applying one never drops the other.
+fn summary_manager(node: &str) -> String {
+    format!("{}/summary", field_manager(node))
+}
+
+/// A server-side apply of `status` to `vino`'s status subresource.
+fn status_body(vino: &Vino, status: serde_json::Value) -> serde_json::Value {
+    json!({
+        "apiVersion": Vino::api_version(&()),
+        "kind": Vino::kind(&()),
+        "metadata": {"name": vino.name_any(), "namespace": vino.namespace()},
+        "status": status,
     })
 }
 
-/// Whether `status` already holds `entry` (or lacks the host's entry when `entry` is `None`)
-/// and `summary`.
-fn unchanged(
-    status: &VinoStatus,
-    node: &str,
-    entry: Option<&NodeStatus>,
-    summary: &Summary,
-) -> bool {
+/// Whether `status` already holds `summary`.
+fn unchanged(status: &VinoStatus, summary: &Summary) -> bool {
     let by_type = |c: &[Condition]| -> BTreeMap<String, Condition> {
         c.iter().map(|c| (c.type_.clone(), c.clone())).collect()
     };
-    status.nodes.iter().find(|e| e.name == node) == entry
-        && by_type(&status.conditions) == by_type(&summary.conditions)
+    by_type(&status.conditions) == by_type(&summary.conditions)
         && status.nodes_ready.as_deref() == Some(summary.nodes_ready.as_str())
         && status.vms_ready.as_deref() == Some(summary.vms_ready.as_str())
 }

@@ -123,10 +123,11 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
                     .map(move |nic| (vm, nic))
             })
             .map(|(vm, nic)| {
-                let ip = claims[&net.name].addresses[&ipam::nic_key(&vm.names.domain, &nic.name)];
+                let key = ipam::nic_key(&vm.names.domain, &nic.name);
+                let ip = claims[&net.name].addresses[&key];
                 let r = Reservation {
                     file: format!("{}-{}", vm.names.domain, nic.name),
-                    mac: mac(pool, ip),
+                    mac: mac(pool, &claims[&net.name], &key),
                     ip,
                     hostname: vm.names.hostname.clone(),
                 };
@@ -166,13 +167,13 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
             .network_interfaces
             .iter()
             .map(|nic| {
-                let ip =
-                    claims[&nic.network].addresses[&ipam::nic_key(&vm.names.domain, &nic.name)];
+                let key = ipam::nic_key(&vm.names.domain, &nic.name);
+                let ip = claims[&nic.network].addresses[&key];
                 NicPlan {
                     name: nic.name.clone(),
                     network: nic.network.clone(),
                     bridge: checked.bridges[&nic.network].clone(),
-                    mac: mac(&checked.pools[&nic.network], ip),
+                    mac: mac(&checked.pools[&nic.network], &claims[&nic.network], &key),
                     ip,
                 }
             })
@@ -358,9 +359,15 @@ fn tftp(config: &Config) -> Option<(std::path::PathBuf, String)> {
     })
 }
 
-fn mac(pool: &Pool, ip: Ipv4Addr) -> String {
+/// The MAC of the address claimed under `key`: the one its claim fixed, else the pool's.
+fn mac(pool: &Pool, claims: &HostClaims, key: &str) -> String {
+    let fixed = claims.macs.get(key).copied();
     // Validation guarantees the whole static range has MACs; claims are inside it.
-    pool.mac_for(ip).map(|m| m.to_string()).unwrap_or_default()
+    let derived = || pool.mac_for(claims.addresses[key]);
+    fixed
+        .or_else(derived)
+        .map(|m| m.to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

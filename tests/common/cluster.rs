@@ -370,3 +370,29 @@ impl Drop for ClusterHost {
         self.daemon = None;
     }
 }
+
+/// The IP claims (`VinoPoolClaim`s) `node` holds, or every host's with `None`.
+pub async fn claims_of(
+    admin: &Client,
+    node: Option<&str>,
+) -> Vec<vinod::api::pool_claim::VinoPoolClaim> {
+    Api::<vinod::api::pool_claim::VinoPoolClaim>::all(admin.clone())
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|o| node.is_none_or(|n| o.spec.node == n))
+        .collect()
+}
+
+/// How many networks of Vinos `node` holds IP claims on (each is a bridge address, a DHCP
+/// block and the VM NICs' addresses).
+pub async fn claimed_networks(admin: &Client, node: &str) -> usize {
+    let claims = claims_of(admin, Some(node)).await;
+    let networks: std::collections::BTreeSet<(String, String)> = claims
+        .into_iter()
+        .map(|o| (o.spec.vino.uid, o.spec.network))
+        .collect();
+    networks.len()
+}

@@ -14,11 +14,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Node, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+
+/// The host the admission policies are probed as (it has a Node only while probing).
+const PROBE: &str = "policy-probe";
 
 /// Where the repository is.
 pub fn repo() -> &'static Path {
@@ -148,6 +151,39 @@ impl KubeEnv {
             .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
     }
 
+    /// The holder of host `node`'s IP claims: its Node, created (unlabelled, without
+    /// addresses) if it does not exist yet.
+    pub async fn holder(&self, node: &str) -> vinod::kube::claims::Holder {
+        holder(&self.admin(), node).await
+    }
+
+    /// Node `name` of a host that publishes (labels `labels`, InternalIP `ip`, the BMC address
+    /// the admission policy accepts for it), created if it does not exist yet; its holder.
+    pub async fn host_node(
+        &self,
+        name: &str,
+        ip: &str,
+        labels: &[(&str, &str)],
+    ) -> vinod::kube::claims::Holder {
+        let api: Api<Node> = Api::all(self.admin());
+        let labels: std::collections::BTreeMap<&str, &str> = labels.iter().copied().collect();
+        let n: Node = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}
+        }))
+        .expect("node");
+        match api.create(&PostParams::default(), &n).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => panic!("create Node {name}: {e}"),
+        }
+        let status =
+            serde_json::json!({"status": {"addresses": [{"type": "InternalIP", "address": ip}]}});
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+            .await
+            .unwrap_or_else(|e| panic!("Node {name} addresses: {e}"));
+        holder(&self.admin(), name).await
+    }
+
     /// Applies every manifest of `packaging/rbac/` unchanged (the ClusterRoles, their binding
     /// to group `vinod:nodes` and the service account `vinod-system/vinod`, the admission policy
     /// and its binding), binds `vinod-node-objects` in each of `namespaces` as
@@ -194,7 +230,29 @@ impl KubeEnv {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            // The policy that checks writes against the host's Node (a Node of its own for the
+            // probe): the probe's own Secret under a name vinod never writes.
+            holder(&self.admin(), PROBE).await;
+            let probe_api: Api<Secret> = Api::namespaced(self.node_client(PROBE).await, ns);
+            let mut own = probe.clone();
+            own.metadata.labels =
+                Some([("vino.airshipit.org/node".to_string(), PROBE.to_string())].into());
+            let deadline = Instant::now() + ESTABLISHED_TIMEOUT;
+            loop {
+                match probe_api.create(&dry_run, &own).await {
+                    Err(kube::Error::Api(s)) if s.message.contains("vinod-node-facts") => break,
+                    other => assert!(
+                        Instant::now() < deadline,
+                        "the node facts policy is not enforced in {ns}: {other:?}"
+                    ),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
+        Api::<Node>::all(self.admin())
+            .delete(PROBE, &Default::default())
+            .await
+            .expect("delete the probe's Node");
     }
 
     /// The API server's URL.
@@ -216,6 +274,12 @@ impl KubeEnv {
     /// once it is ready.
     pub fn start_apiserver(&self) {
         self.script("start-apiserver");
+    }
+
+    /// Starts the garbage collector (kube-controller-manager with only that controller), as in
+    /// a cluster: objects whose owners are gone are deleted.
+    pub fn start_gc(&self) {
+        self.script("start-gc");
     }
 
     fn script(&self, command: &str) {
@@ -398,4 +462,22 @@ pub fn assert_ok(out: &Output, what: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The holder of host `node`'s IP claims: its Node, created (unlabelled, without addresses)
+/// by `admin` if it does not exist yet.
+pub async fn holder(admin: &Client, node: &str) -> vinod::kube::claims::Holder {
+    let api: Api<Node> = Api::all(admin.clone());
+    let n: Node = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": node}
+    }))
+    .expect("node");
+    match api.create(&PostParams::default(), &n).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => panic!("create Node {node}: {e}"),
+    }
+    vinod::kube::claims::Holder::read(admin, node)
+        .await
+        .unwrap_or_else(|e| panic!("read Node {node}: {e}"))
 }

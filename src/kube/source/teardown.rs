@@ -1,6 +1,9 @@
 //! The end of a Vino on this host: once its host objects are gone (the pass's reconcile
 //! removed them), the host withdraws its BareMetalHosts and Secrets, releases its IP claims,
-//! removes its status entry and, last, its finalizer.
+//! removes its status entry and, last, its finalizer. From a Vino being deleted it also
+//! removes the finalizers of hosts whose Node no longer exists.
+
+use std::collections::BTreeSet;
 
 use tracing::{debug, info, warn};
 
@@ -13,11 +16,19 @@ use crate::state::{HostState, Owner};
 
 impl KubeSource {
     /// Finishes the Vinos of the last read that no longer select this host (deleted or
-    /// deselected) and still carry its finalizer, given the host as the pass left it (`now`).
-    /// Returns what cannot be finished yet; the next pass retries it.
+    /// deselected) and still carry its finalizer, given the host as the pass left it (`now`),
+    /// and lets every Vino being deleted go of hosts whose Node is gone. Returns what cannot be
+    /// finished yet; the next pass retries it.
     pub(super) async fn release_departed(&self, now: &HostState) -> Vec<KubeError> {
         let node = &self.node;
         let mut errors = Vec::new();
+        let nodes: BTreeSet<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+        for vino in &self.vinos {
+            if let Err(e) = finalizer::remove_departed(&self.client, vino, &nodes).await {
+                warn!(vino = %Owner::of(vino), error = %error_chain(&e), "cannot let go of gone hosts");
+                errors.push(e);
+            }
+        }
         for vino in self.vinos.iter().filter(|v| !active(v, node)) {
             if !has_finalizer(vino, &node.name) {
                 continue;
