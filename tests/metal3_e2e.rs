@@ -162,6 +162,20 @@ async fn bmo_takes_vinod_hosts_from_registering_to_provisioned_and_back() {
     env.install_rbac(&[NS]).await;
     let admin = env.admin();
     create_node(&admin, HOST, "10.24.0.5", true).await;
+    // The BMC is advertised on loopback, not on a Node address: the admission policy lets a
+    // host publish it only as its Node says (an operator does the same for a separate BMC
+    // network).
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(admin.clone());
+    nodes
+        .patch(
+            HOST,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"annotations": {
+                "vino.airshipit.org/redfish-address": "127.0.0.1"
+            }}})),
+        )
+        .await
+        .unwrap();
 
     // Dropped in reverse: BMO first, then Ironic, then the host whose BMC Ironic talks to.
     let mut host = ClusterHost::new(&env, HOST, "test:///default", "resync_ms = 3000");
