@@ -232,10 +232,19 @@ where
     tokio::pin!(conn);
     tokio::select! {
         done = conn.as_mut() => return done.map_err(io::Error::other),
-        () = stopped(&mut stop) => conn.as_mut().graceful_shutdown(),
+        () = stopped(&mut stop) => {}
+    }
+    // A connection accepted an instant before the stop may have its request on the way;
+    // closing it as idle would fail that request. Serve for a moment before closing.
+    tokio::select! {
+        done = conn.as_mut() => return done.map_err(io::Error::other),
+        () = tokio::time::sleep(LAST_REQUEST_GRACE) => conn.as_mut().graceful_shutdown(),
     }
     conn.await.map_err(io::Error::other)
 }
+
+/// How long a connection is still read after the stop before an idle one is closed.
+const LAST_REQUEST_GRACE: Duration = Duration::from_millis(200);
 
 /// Returns once `stop` is true (or its sender is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
