@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::host::{NetNs, Reaper, config_text, skip_reason, standalone_daemon, vino_yaml};
+use common::host::{NetNs, Reaper, skip_reason, standalone_pass, vino_yaml};
 
 /// A one-VM Vino `lab/<name>` on bridge `bridge`, on 10.9.0.0/24 (the host's own network).
 fn on_host_subnet(name: &str, bridge: &str) -> String {
@@ -50,20 +50,8 @@ fn host_with_uplink(tag: &str) -> (NetNs, NetNs) {
 
 /// Runs one standalone pass over `docs` with `extra` configuration; returns the status file.
 fn one_pass(ns: &NetNs, dir: &std::path::Path, extra: &str, docs: &[String]) -> String {
-    let config = dir.join("vinod.toml");
-    let text = config_text(dir, "test:///default", "vinod-hnet", "");
-    std::fs::write(&config, format!("{text}{extra}")).unwrap();
-    let file = dir.join("vinos.yaml");
-    std::fs::write(&file, docs.join("\n---\n")).unwrap();
-    let out = standalone_daemon(&ns.path(), &config, &file)
-        .arg("--once")
-        .output()
-        .unwrap();
-    assert!(out.status.code().is_some(), "vinod died: {out:?}");
     // YAML doubles the apostrophe in single-quoted messages.
-    std::fs::read_to_string(dir.join("state/standalone/status.yaml"))
-        .unwrap()
-        .replace("''", "'")
+    standalone_pass(&ns.path(), dir, "vinod-hnet", extra, docs).replace("''", "'")
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::host::{NetNs, Reaper, config_text, skip_reason, standalone_daemon, vino_yaml};
+use common::host::{NetNs, Reaper, skip_reason, standalone_pass, vino_yaml};
 
 /// The manifest of a valid one-VM Vino whose metadata is replaced by `metadata` (flow YAML).
 fn manifest(metadata: &str) -> String {
@@ -66,20 +66,8 @@ fn the_daemon_builds_and_writes_nothing_for_hostile_metadata() {
     let ns = NetNs::new("hmeta");
     let dir = tempfile::tempdir().unwrap();
     let _reaper = Reaper(dir.path().to_path_buf());
-    let config = dir.path().join("vinod.toml");
-    std::fs::write(
-        &config,
-        config_text(dir.path(), "test:///default", "vinod-hmeta", ""),
-    )
-    .unwrap();
     let docs: Vec<String> = CASES.iter().map(|(m, _)| manifest(m)).collect();
-    let file = dir.path().join("vinos.yaml");
-    std::fs::write(&file, docs.join("\n---\n")).unwrap();
-    let out = standalone_daemon(&ns.path(), &config, &file)
-        .arg("--once")
-        .output()
-        .unwrap();
-    assert!(out.status.code().is_some(), "vinod died: {out:?}");
+    let status = standalone_pass(&ns.path(), dir.path(), "vinod-hmeta", "", &docs);
 
     // Nothing built: no bridge, no dnsmasq configuration or process.
     let links = ns.ip(&["-o", "link", "show"]);
@@ -94,7 +82,6 @@ fn the_daemon_builds_and_writes_nothing_for_hostile_metadata() {
     for outside in ["/tmp/vinod-out", "/tmp/vinod-pwn.sh"] {
         assert!(!Path::new(outside).exists(), "{outside} exists");
     }
-    let status = std::fs::read_to_string(dir.path().join("state/standalone/status.yaml")).unwrap();
     assert_eq!(
         status.matches("phase: Degraded").count(),
         CASES.len(),

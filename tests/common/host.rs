@@ -276,3 +276,26 @@ pub fn standalone_daemon(netns: &Path, config: &Path, manifest: &Path) -> Comman
         .arg(manifest);
     cmd
 }
+
+/// Runs one standalone pass (`vinod run --once`) in `netns` over the Vinos `docs`, with the
+/// configuration [`config_text`] gives for `dir` (libvirt's test driver, pool `pool`) plus
+/// `extra`; returns the status file it wrote.
+pub fn standalone_pass(
+    netns: &Path,
+    dir: &Path,
+    pool: &str,
+    extra: &str,
+    docs: &[String],
+) -> String {
+    let config = dir.join("vinod.toml");
+    let text = config_text(dir, "test:///default", pool, "");
+    std::fs::write(&config, format!("{text}{extra}")).unwrap();
+    let file = dir.join("vinos.yaml");
+    std::fs::write(&file, docs.join("\n---\n")).unwrap();
+    let out = standalone_daemon(netns, &config, &file)
+        .arg("--once")
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some(), "vinod died: {out:?}");
+    std::fs::read_to_string(dir.join("state/standalone/status.yaml")).unwrap()
+}
