@@ -117,6 +117,7 @@ fn plan_with(
         taken_cpus: &CpuSet::default(),
         current_pins: &Default::default(),
         host_network: &Default::default(),
+        retained: &[],
     })
 }
 

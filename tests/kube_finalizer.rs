@@ -71,6 +71,7 @@ async fn build(client: &Client, vino: &Vino, node: &str) {
             taken_cpus: &CpuSet::default(),
             current_pins: &Default::default(),
             host_network: &Default::default(),
+            retained: &[],
         })
         .map(|p| (p.claims.clone(), p))
     })

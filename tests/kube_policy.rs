@@ -85,6 +85,7 @@ async fn publish_as(client: &Client, vino: &Vino, node: &str) -> Vec<String> {
             taken_cpus: &CpuSet::default(),
             current_pins: &Default::default(),
             host_network: &Default::default(),
+            retained: &[],
         })
         .map(|p| (p.claims.clone(), p))
     })

@@ -88,6 +88,7 @@ async fn plan_on(client: &Client, vino: &Vino, host: &str) -> VinoPlan {
             taken_cpus: &CpuSet::default(),
             current_pins: &Default::default(),
             host_network: &Default::default(),
+            retained: &[],
         })
         .map(|p| (p.claims.clone(), p))
     })

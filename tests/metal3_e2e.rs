@@ -7,23 +7,28 @@
 //! published, are registered by BMO through Ironic and vinod's Redfish BMC and each reaches
 //! `available`; Ironic holds a node per VM with vinod's BMC address, the VM's System and its
 //! boot MAC. A `live-iso` image (iPXE's ISO) set on each host takes it to `provisioned` over
-//! virtual media (Ironic reads the ISO in the VM's CD drive back from vinod's BMC); removing the
-//! image deprovisions it to `available`; deleting the Vino removes every BareMetalHost and
-//! every Ironic node. Ironic may log no error until the deletion. Each step is timed and the
+//! virtual media (Ironic reads the ISO in the VM's CD drive back from vinod's BMC).
+//!
+//! Then the lifecycle: a count-down and the Node's label removal leave both provisioned VMs
+//! in place with the Vino Degraded naming them; with `releaseProvisioned` the count-down
+//! takes the highest VM, and the Vino's deletion the other, each only after BMO deprovisioned
+//! and released its BareMetalHost (the System is seen to outlive its host); every Ironic node
+//! goes, the Vino goes, and Ironic logs no error throughout. Each step is timed and the
 //! timeline printed. Root only; every wait is bounded.
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::bmo::{self, Bmo};
-use common::cluster::{ClusterHost, create_node, until};
+use common::cluster::{ClusterHost, LABEL, create_node, label_node, until};
 use common::host::{skip_reason, vino_yaml};
 use common::ironic::{self, Ironic};
 use common::kube_env::KubeEnv;
+use common::metal3::{LIMIT, Timeline, bmc_systems, bmhs, name, node_status, state, wait_bmhs};
 use kube::Client;
-use kube::api::{Api, DynamicObject, ListParams};
-use kube::discovery::ApiResource;
+use kube::api::Api;
 use serde_json::{Value, json};
 
 const NS: &str = "lab";
@@ -35,58 +40,13 @@ const BMC_PORT: u16 = 18000;
 const FLAVOR: &str = "small: {vcpus: 2, memoryMiB: 1024, rootDiskGiB: 8}";
 /// A small bootable ISO (iPXE's, from the distribution's `ipxe` package).
 const LIVE_ISO: &str = "/usr/lib/ipxe/ipxe.iso";
-const LIMIT: Duration = Duration::from_secs(180);
-
-/// The BareMetalHosts of `lab`, as metal3's CRD stores them (not vinod's types).
-async fn bmhs(admin: &Client) -> Vec<Value> {
-    let resource = ApiResource {
-        group: "metal3.io".into(),
-        version: "v1alpha1".into(),
-        api_version: "metal3.io/v1alpha1".into(),
-        kind: "BareMetalHost".into(),
-        plural: "baremetalhosts".into(),
-    };
-    Api::<DynamicObject>::namespaced_with(admin.clone(), NS, &resource)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|o| serde_json::to_value(o).unwrap())
-        .collect()
-}
-
-/// The provisioning state BMO reported for `host` (empty before its first report).
-fn state(host: &Value) -> &str {
-    host["status"]["provisioning"]["state"]
-        .as_str()
-        .unwrap_or_default()
-}
+/// The BMC credentials of `vino_yaml`.
+const BMC_USER: &str = "admin:pw";
 
 /// Ironic's nodes, with their driver info.
 fn ironic_nodes(ironic: &Ironic) -> Vec<Value> {
     let nodes = ironic.expect("GET", "/v1/nodes?detail=true", None, 200);
     nodes["nodes"].as_array().cloned().unwrap_or_default()
-}
-
-/// Waits until the BareMetalHosts satisfy `done`, checking BMO is alive meanwhile.
-async fn wait_bmhs(admin: &Client, bmo: &mut Bmo, what: &str, done: impl Fn(&[Value]) -> bool) {
-    until(what, LIMIT, || {
-        bmo.assert_running();
-        async {
-            let hosts = bmhs(admin).await;
-            if done(&hosts) {
-                Ok(())
-            } else {
-                let states: Vec<String> = hosts
-                    .iter()
-                    .map(|h| format!("{}: {:?}", h["metadata"]["name"], state(h)))
-                    .collect();
-                Err(format!("{states:?}"))
-            }
-        }
-    })
-    .await;
 }
 
 /// Whether the array `list` holds the string `value`.
@@ -112,33 +72,8 @@ fn set_image(env: &KubeEnv, host: &Value, image: &Value) {
     ]);
 }
 
-/// Milestones since the Vino was applied.
-struct Timeline {
-    began: Instant,
-    steps: Vec<(&'static str, Duration)>,
-}
-
-impl Timeline {
-    fn mark(&mut self, step: &'static str) {
-        self.steps.push((step, self.began.elapsed()));
-    }
-
-    fn print(&self) {
-        println!("metal3 timeline ({VMS} VMs, BMO v0.13.2, Ironic 39):");
-        let mut last = Duration::ZERO;
-        for (step, at) in &self.steps {
-            println!(
-                "  {step:<28} at {:>6.1} s  (+{:.1} s)",
-                at.as_secs_f64(),
-                (*at - last).as_secs_f64()
-            );
-            last = *at;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bmo_takes_vinod_hosts_from_registering_to_provisioned_and_back() {
+async fn bmo_takes_vinod_hosts_to_provisioned_and_vinod_keeps_them_until_released() {
     if let Some(why) = skip_reason() {
         common::prereq::skip(why);
         return;
@@ -193,28 +128,37 @@ async fn bmo_takes_vinod_hosts_from_registering_to_provisioned_and_back() {
     host.start(&[]);
 
     let manifest = work.path().join("vino.yaml");
-    let vino = vino_yaml("m3", "vm3b0", 74, VMS as u32, 2)
-        .replace("small: {vcpus: 2, memoryMiB: 256, rootDiskGiB: 1}", FLAVOR)
-        .replace(
-            "  bmcCredentials:",
-            "  bmcDriver: redfish-virtualmedia\n  bmcCredentials:",
-        );
-    std::fs::write(&manifest, vino).unwrap();
-    let manifest = manifest.display().to_string();
-    let mut timeline = Timeline {
-        began: Instant::now(),
-        steps: Vec::new(),
+    let write_manifest = |workers: usize, release: bool| {
+        let metal3 = if release {
+            "  metal3: {releaseProvisioned: true}\n"
+        } else {
+            ""
+        };
+        let vino = vino_yaml("m3", "vm3b0", 74, workers as u32, 2)
+            .replace("small: {vcpus: 2, memoryMiB: 256, rootDiskGiB: 1}", FLAVOR)
+            .replace(
+                "nodeSelector: {matchLabels: {}}",
+                &format!("nodeSelector: {{matchLabels: {{{LABEL}: \"true\"}}}}"),
+            )
+            .replace(
+                "  bmcCredentials:",
+                &format!("  bmcDriver: redfish-virtualmedia\n{metal3}  bmcCredentials:"),
+            );
+        std::fs::write(&manifest, vino).unwrap();
+        manifest.display().to_string()
     };
+    let manifest = write_manifest(VMS, false);
+    let mut timeline = Timeline::start();
     env.kubectl_ok(&["apply", "-f", &manifest]);
     timeline.mark("applied");
 
-    wait_bmhs(&admin, &mut bmo, "BareMetalHosts published", |h| {
+    wait_bmhs(&admin, NS, &mut bmo, "BareMetalHosts published", |h| {
         h.len() == VMS
     })
     .await;
     timeline.mark("published");
-    let published = bmhs(&admin).await;
-    wait_bmhs(&admin, &mut bmo, "every host available", |h| {
+    let published = bmhs(&admin, NS).await;
+    wait_bmhs(&admin, NS, &mut bmo, "every host available", |h| {
         h.len() == VMS && h.iter().all(|h| state(h) == "available")
     })
     .await;
@@ -254,7 +198,7 @@ async fn bmo_takes_vinod_hosts_from_registering_to_provisioned_and_back() {
         );
     }
     // What BMO registered is what vinod published: no field of the spec was changed.
-    for h in bmhs(&admin).await {
+    for h in bmhs(&admin, NS).await {
         let name = &h["metadata"]["name"];
         let before = published
             .iter()
@@ -276,7 +220,7 @@ async fn bmo_takes_vinod_hosts_from_registering_to_provisioned_and_back() {
     for h in &published {
         set_image(&env, h, &image);
     }
-    wait_bmhs(&admin, &mut bmo, "every host provisioned", |h| {
+    wait_bmhs(&admin, NS, &mut bmo, "every host provisioned", |h| {
         h.len() == VMS && h.iter().all(|h| state(h) == "provisioned")
     })
     .await;
@@ -296,24 +240,49 @@ async fn bmo_takes_vinod_hosts_from_registering_to_provisioned_and_back() {
         assert_eq!(cd["inserted"], true, "{media}");
         assert_eq!(cd["image"], image["url"], "{media}");
     }
-    for h in &published {
-        set_image(&env, h, &Value::Null);
-    }
-    wait_bmhs(&admin, &mut bmo, "every host deprovisioned", |h| {
-        h.len() == VMS && h.iter().all(|h| state(h) == "available")
+    let [first, second] = [0, 1].map(|i| format!("m3-{HOST}-worker-{i}"));
+    let [first_vm, second_vm] = [0, 1].map(|i| format!("{NS}.m3.worker-{i}"));
+
+    // A count-down would take worker-1, which metal3 holds: it stays, and the Vino says why.
+    env.kubectl_ok(&["apply", "-f", &write_manifest(1, false)]);
+    until("the count-down refused", LIMIT, || async {
+        degraded_naming(&env, &[&second])
     })
     .await;
-    timeline.mark("deprovisioned (available)");
+    timeline.mark("count-down refused (Degraded)");
+    still_there(
+        &admin,
+        host.netns(),
+        &[(&first, &first_vm), (&second, &second_vm)],
+    )
+    .await;
 
-    // Up to here Ironic may log no error.
-    let before_delete = ironic.log().len();
+    // So would the Node's label removal, for both.
+    label_node(&admin, HOST, false).await;
+    until("the deselection refused", LIMIT, || async {
+        degraded_naming(&env, &[&first, &second])
+    })
+    .await;
+    timeline.mark("deselection refused (Degraded)");
+    still_there(
+        &admin,
+        host.netns(),
+        &[(&first, &first_vm), (&second, &second_vm)],
+    )
+    .await;
+    label_node(&admin, HOST, true).await;
+
+    // With the opt-in the count-down goes ahead: BMO deprovisions worker-1 first.
+    env.kubectl_ok(&["apply", "-f", &write_manifest(1, true)]);
+    released_then_destroyed(&admin, &mut bmo, host.netns(), &second, &second_vm).await;
+    timeline.mark("count-down: worker-1 released, destroyed");
+    still_there(&admin, host.netns(), &[(&first, &first_vm)]).await;
+
+    // Deleting the Vino takes worker-0 the same way, then every Ironic node and the Vino go.
     env.kubectl_ok(&["delete", "-f", &manifest, "--wait=false"]);
     timeline.mark("Vino deleted");
-    wait_bmhs(&admin, &mut bmo, "every BareMetalHost gone", |h| {
-        h.is_empty()
-    })
-    .await;
-    timeline.mark("BareMetalHosts gone");
+    released_then_destroyed(&admin, &mut bmo, host.netns(), &first, &first_vm).await;
+    timeline.mark("worker-0 released, destroyed");
     until("every Ironic node gone", LIMIT, || async {
         let nodes = ironic_nodes(&ironic);
         if nodes.is_empty() {
@@ -324,28 +293,88 @@ async fn bmo_takes_vinod_hosts_from_registering_to_provisioned_and_back() {
     })
     .await;
     timeline.mark("Ironic nodes gone");
-    timeline.print();
+    until("the Vino gone", LIMIT, || async {
+        let out = env.kubectl_ok(&["get", "vino", "-n", NS, "-o", "name"]);
+        if out.trim().is_empty() {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    })
+    .await;
+    timeline.mark("Vino gone");
+    timeline.print(&format!(
+        "metal3 timeline ({VMS} VMs, BMO v0.13.2, Ironic 39)"
+    ));
 
     drop(bmo);
     ironic.stop();
-    let log = ironic.log();
-    let (registered, deleted) = log.split_at(before_delete.min(log.len()));
-    let errors = |text: &str| -> Vec<String> {
-        text.lines()
-            .filter(|l| l.contains(" ERROR "))
-            .map(str::to_string)
-            .collect()
-    };
-    // vinod destroys the VMs as it withdraws the hosts, while BMO still holds them: Ironic's
-    // last calls may fail against a System that is gone. Shown, not yet asserted.
-    for line in errors(deleted) {
-        let short: String = line.chars().take(240).collect();
-        println!("Ironic, after the Vino's deletion: {short}");
-    }
-    let errors = errors(registered);
+    let errors: Vec<String> = ironic
+        .log()
+        .lines()
+        .filter(|l| l.contains(" ERROR "))
+        .map(str::to_string)
+        .collect();
     assert!(
         errors.is_empty(),
         "ERROR lines in Ironic's log:\n{}",
         errors.join("\n")
     );
+}
+
+/// Whether this host's status entry is Degraded naming each of `hosts`.
+fn degraded_naming(env: &KubeEnv, hosts: &[&str]) -> Result<(), String> {
+    let entry = node_status(env, NS, "m3", HOST);
+    let message = entry["message"].as_str().unwrap_or_default();
+    if entry["phase"] == "Degraded" && hosts.iter().all(|h| message.contains(h)) {
+        assert!(message.contains("provisioned"), "{message}");
+        Ok(())
+    } else {
+        Err(entry.to_string())
+    }
+}
+
+/// Asserts each (BareMetalHost, System) is still there: the host provisioned, the VM served.
+async fn still_there(admin: &Client, netns: &Path, pairs: &[(&str, &str)]) {
+    let hosts = bmhs(admin, NS).await;
+    let systems = bmc_systems(netns, BMC_PORT, BMC_USER);
+    for (bmh, vm) in pairs {
+        let h = hosts
+            .iter()
+            .find(|h| name(h) == *bmh)
+            .unwrap_or_else(|| panic!("BareMetalHost {bmh} is gone"));
+        assert_eq!(state(h), "provisioned", "{bmh}");
+        assert!(
+            systems.iter().any(|s| s == vm),
+            "VM {vm} is gone: {systems:?}"
+        );
+    }
+}
+
+/// Waits until BareMetalHost `bmh` and then VM `vm` are gone, checking at every look that the
+/// VM is never gone while its host exists (BMO still drives it through the BMC).
+async fn released_then_destroyed(admin: &Client, bmo: &mut Bmo, netns: &Path, bmh: &str, vm: &str) {
+    let began = Instant::now();
+    let mut states = Vec::new();
+    loop {
+        assert!(began.elapsed() < LIMIT, "{bmh} not released: {states:?}");
+        bmo.assert_running();
+        let host = bmhs(admin, NS).await.into_iter().find(|h| name(h) == bmh);
+        let served = bmc_systems(netns, BMC_PORT, BMC_USER)
+            .iter()
+            .any(|s| s == vm);
+        if let Some(h) = &host {
+            assert!(served, "VM {vm} destroyed while {bmh} is {:?}", state(h));
+            if states.last().map(String::as_str) != Some(state(h)) {
+                states.push(state(h).to_string());
+            }
+        } else if !served {
+            println!(
+                "{bmh}: {} → gone, then VM {vm} destroyed",
+                states.join(" → ")
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

@@ -57,6 +57,7 @@ impl VinoSource for MemorySource {
         Ok(Inputs {
             node: node(),
             vinos,
+            leaving: Vec::new(),
             secrets: BTreeMap::<(String, String), Secret>::new(),
             problem: None,
         })

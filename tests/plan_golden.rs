@@ -65,6 +65,7 @@ fn run_case(dir: &Path) -> Value {
         taken_cpus: &CpuSet::default(),
         current_pins: &Default::default(),
         host_network: &Default::default(),
+        retained: &[],
     })
     .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     serde_json::to_value(p.redacted()).unwrap()

@@ -136,6 +136,7 @@ fn four_vms_on_real_libvirt_and_a_real_pxe_boot() {
         taken_cpus: &CpuSet::default(),
         current_pins: &Default::default(),
         host_network: &Default::default(),
+        retained: &[],
     })
     .unwrap();
     for vm in &p.vms {
@@ -263,6 +264,7 @@ fn plan_host(v: &vinod::api::Vino, cfg: &Config) -> HostState {
         taken_cpus: &CpuSet::default(),
         current_pins: &Default::default(),
         host_network: &Default::default(),
+        retained: &[],
     })
     .unwrap()
     .host

@@ -138,6 +138,12 @@ pub struct Metal3Options {
     /// The BareMetalHosts' `automatedCleaningMode`: `disabled` (default) or `metadata`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub automated_cleaning_mode: Option<CleaningMode>,
+    /// Whether a count-down, a deselection or the Vino's deletion may take VMs that metal3
+    /// holds (BareMetalHost provisioned, provisioning, or with a `consumerRef`). Default
+    /// `false`: such a VM stays, and the Vino is Degraded naming it. With `true` vinod deletes
+    /// the BareMetalHost, waits for BMO to deprovision and release it, then destroys the VM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_provisioned: Option<bool>,
 }
 
 /// Whether BMO inspects the hosts.

@@ -221,6 +221,7 @@ fn plan_cmd(args: &PlanArgs) -> Result<()> {
         taken_cpus: &CpuSet::default(),
         current_pins: &Default::default(),
         host_network: &Default::default(),
+        retained: &[],
     })?;
     for w in &plan.warnings {
         eprintln!("warning: {w}");

@@ -77,6 +77,7 @@ pub async fn publish(client: &Client, plan: &VinoPlan) -> Result<PublishReport, 
         &plan.node,
         &plan.bare_metal_hosts,
         &plan.secrets,
+        &BTreeSet::new(),
     )
     .await
 }
@@ -87,7 +88,18 @@ pub async fn withdraw(
     owner: &Owner,
     node: &str,
 ) -> Result<PublishReport, KubeError> {
-    sync(client, owner, node, &[], &[]).await
+    sync(client, owner, node, &[], &[], &BTreeSet::new()).await
+}
+
+/// Deletes what this host published for the Vino except the BareMetalHosts `keep` and their
+/// Secrets, which stay as they are (metal3 holds them).
+pub async fn withdraw_except(
+    client: &Client,
+    owner: &Owner,
+    node: &str,
+    keep: &BTreeSet<String>,
+) -> Result<PublishReport, KubeError> {
+    sync(client, owner, node, &[], &[], keep).await
 }
 
 async fn sync(
@@ -96,6 +108,7 @@ async fn sync(
     node: &str,
     hosts: &[BareMetalHost],
     secrets: &[Secret],
+    keep: &BTreeSet<String>,
 ) -> Result<PublishReport, KubeError> {
     let ns = owner.namespace.as_str();
     let labels = ownership(owner, node);
@@ -224,7 +237,7 @@ async fn sync(
     let wanted: BTreeSet<String> = hosts.iter().map(|h| h.name_any()).collect();
     let mut remaining: BTreeSet<String> = live_hosts.keys().cloned().collect();
     for (name, l) in &live_hosts {
-        if wanted.contains(name) {
+        if wanted.contains(name) || keep.contains(name) {
             continue;
         }
         match delete(&bmh_api, l).await {
@@ -239,7 +252,7 @@ async fn sync(
     }
     let wanted: BTreeSet<String> = secrets.iter().map(|s| s.name_any()).collect();
     for (name, s) in &live_secrets {
-        if wanted.contains(name) {
+        if wanted.contains(name) || referencing_host(name).is_some_and(|h| keep.contains(h)) {
             continue;
         }
         if let Some(host) = referencing_host(name).filter(|h| remaining.contains(*h)) {

@@ -17,8 +17,9 @@ use kube::{Client, ResourceExt};
 use tracing::warn;
 
 use super::claims::{self, Holder, ReserveError};
-use super::finalizer::{self, FinalizeError};
+use super::finalizer::{self, FinalizeError, has_finalizer};
 use super::{KubeError, publish, status};
+use crate::api::host_use::HostUse;
 use crate::api::{NodePhase, Vino};
 use crate::error_chain;
 use crate::host::facts;
@@ -166,14 +167,18 @@ impl VinoSource for KubeSource {
             .map_err(|e| KubeError::api("list Vinos", e))?
             .items;
         self.vinos.sort_by_key(Owner::of);
-        let vinos: Vec<Vino> = self
+        let (vinos, leaving): (Vec<Vino>, Vec<Vino>) = self
             .vinos
             .iter()
-            .filter(|v| active(v, &self.node))
+            .filter(|v| active(v, &self.node) || has_finalizer(v, &self.node_name))
             .cloned()
-            .collect();
+            .partition(|v| active(v, &self.node));
         let mut secrets = BTreeMap::new();
-        for (namespace, name) in vinos.iter().filter_map(credentials::secret_ref) {
+        let referenced = vinos
+            .iter()
+            .chain(&leaving)
+            .filter_map(credentials::secret_ref);
+        for (namespace, name) in referenced {
             let api: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
             let found = api.get_opt(&name).await.map_err(|e| {
                 KubeError::api(format!("read BMC credentials Secret {namespace}/{name}"), e)
@@ -185,6 +190,7 @@ impl VinoSource for KubeSource {
         Ok(Inputs {
             node: self.node.clone(),
             vinos,
+            leaving,
             secrets,
             problem: None,
         })
@@ -216,6 +222,14 @@ impl VinoSource for KubeSource {
         })
     }
 
+    async fn host_uses(
+        &mut self,
+        owner: &Owner,
+        names: &[String],
+    ) -> Result<BTreeMap<String, HostUse>, KubeError> {
+        self.uses_of(owner, names).await
+    }
+
     async fn publish(
         &mut self,
         plans: &[VinoPlan],
@@ -234,7 +248,7 @@ impl VinoSource for KubeSource {
 
     async fn finish(&mut self, pass: &Finished<'_>) -> Vec<KubeError> {
         self.send_events(pass).await;
-        self.release_departed(pass.now).await
+        self.release_departed(pass.now, pass.departing).await
     }
 }
 

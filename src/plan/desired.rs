@@ -36,7 +36,15 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
     let vms: Vec<Vm> = spec
         .nodes
         .iter()
-        .flat_map(|set| (0..set.count).map(move |index| (set, index)))
+        .flat_map(|set| {
+            let kept = input
+                .retained
+                .iter()
+                .filter(move |(name, index)| *name == set.name && *index >= set.count);
+            (0..set.count)
+                .chain(kept.map(|(_, index)| *index))
+                .map(move |index| (set, index))
+        })
         .map(|(set, index)| Vm {
             set,
             index,
@@ -158,6 +166,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
         claims: claims.clone(),
         pinned_cpus: pins.iter().flatten().flatten().copied().collect(),
         warnings: checked.warnings.iter().map(ToString::to_string).collect(),
+        departing: Vec::new(),
     };
     let owner_ref = owner_reference(input.vino);
     for (vm, pinned) in vms.iter().zip(pins) {

@@ -136,6 +136,7 @@ mod tests {
             claims: Default::default(),
             pinned_cpus: Default::default(),
             warnings: vec![],
+            departing: vec![],
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod credentials;
+pub mod departure;
 mod desired;
 pub mod diff;
 pub mod facts;
@@ -101,6 +102,9 @@ pub struct PlanInput<'a> {
     pub current_pins: &'a BTreeMap<String, CpuSet>,
     /// The host's own network (observed), which no Vino may overlap or take over.
     pub host_network: &'a HostNetwork,
+    /// VMs beyond their set's `count` that stay planned while metal3 may still hold them
+    /// (see [`departure`]).
+    pub retained: &'a [(String, u32)],
 }
 
 /// What one Vino wants on this host.
@@ -125,6 +129,9 @@ pub struct VinoPlan {
     pub pinned_cpus: CpuSet,
     /// Accepted input worth reporting.
     pub warnings: Vec<String>,
+    /// VMs leaving this host that are not destroyed in this pass, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub departing: Vec<departure::Departure>,
 }
 
 /// Summary of one VM.

@@ -2,6 +2,7 @@
 //! the one mode-specific part behind [`source::VinoSource`]. The adapters only ever see what
 //! vinod owns; the ordering and the policy (what to do when a step fails) live here.
 
+mod departures;
 pub mod files;
 pub mod pass;
 pub mod report;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tracing::{info, warn};
 
+use super::departures;
 use super::report::VinoReport;
 use super::source::{Failure, FailureKind, Finished, Inputs, Unplanned, VinoSource};
 use super::{Adapters, AfterOp, Outcome, ReconcileError};
@@ -16,7 +17,7 @@ use crate::host::{Bridges, DhcpServers, Hypervisor};
 use crate::plan::cpu::CpuLedger;
 use crate::plan::diff::diff;
 use crate::plan::merge::merge;
-use crate::plan::{self, HostNetwork, PlanError, PlanInput, VinoPlan, credentials, names};
+use crate::plan::{self, HostNetwork, PlanError, PlanInput, VinoPlan, credentials};
 use crate::redfish::BmcCredentials;
 use crate::render::objects::Credentials;
 use crate::state::{HostState, Owner};
@@ -123,7 +124,14 @@ where
     pub async fn pass(&mut self, after_op: AfterOp<'_>) -> Result<PassReport, PassError<S::Error>> {
         let inputs = self.source.read().await.map_err(PassError::Read)?;
         if let Some(table) = &self.bmc {
-            table.replace(&bmc_table(&inputs.vinos, &secret_credentials(&inputs)));
+            // Leaving Vinos too: BMO deprovisions their hosts through the BMC before they go.
+            let all: Vec<Vino> = inputs
+                .vinos
+                .iter()
+                .chain(&inputs.leaving)
+                .cloned()
+                .collect();
+            table.replace(&bmc_table(&all, &secret_credentials(&inputs)));
         }
         let observed = self.adapters.observe().await?;
         let host_network = self.adapters.host_network().await?;
@@ -131,11 +139,15 @@ where
 
         let Planned {
             mut plans,
-            frozen,
+            mut frozen,
             mut reports,
             failure: plan_failure,
         } = self.plan_all(&inputs, &observed, &host_network).await;
         failure = failure.max(plan_failure);
+        let (departing, held_failure) = self
+            .hold_departed(&inputs, &observed, &mut frozen, &mut reports)
+            .await;
+        failure = failure.max(held_failure);
 
         let (desired, conflicts) = merge(&plans, &frozen, &observed);
         for c in &conflicts {
@@ -161,7 +173,9 @@ where
         }
         let first_error = outcome.errors.first().map(|e| error_chain(e));
         for p in &plans {
-            reports.push(VinoReport::of_plan(p, &desired, &now, first_error.clone()));
+            let mut r = VinoReport::of_plan(p, &desired, &now, first_error.clone());
+            r.note_departures(&p.departing);
+            reports.push(r);
         }
         for r in &mut reports {
             r.status.name = inputs.node.name.clone();
@@ -176,6 +190,7 @@ where
             observed: &observed,
             now: &now,
             first_error: first_error.as_deref(),
+            departing: &departing,
         };
         let source_errors = published
             .errors
@@ -231,34 +246,49 @@ where
         let mut reports = Vec::new();
         for vino in &inputs.vinos {
             let owner = Owner::of(vino);
-            let planned = match from_secret.remove(&owner).unwrap_or(Ok(None)) {
-                Err(e) => Err(Unplanned::Invalid(e)),
-                Ok(creds) => {
-                    let taken = cpus.taken_for(&owner);
-                    let (node, config, current) = (&inputs.node, &self.config, cpus.current());
-                    let mut planner = |claims: &_| {
-                        plan::plan(PlanInput {
-                            vino,
-                            node,
-                            config,
-                            claims,
-                            credentials: creds.as_ref(),
-                            taken_cpus: &taken,
-                            current_pins: current,
-                            host_network,
-                        })
-                    };
-                    self.source.reserve(vino, &mut planner).await
-                }
+            let creds = from_secret.remove(&owner).unwrap_or(Ok(None));
+            let release = plan::departure::releases_provisioned(Some(&vino.spec));
+            let node_name = inputs.node.name.clone();
+            let planned = match self
+                .departures(&owner, Some(&vino.spec), release, &node_name, observed)
+                .await
+            {
+                Err(e) => Err(Unplanned::Source(e)),
+                Ok(leaving) => match (creds, departures::unplannable(&leaving)) {
+                    (_, Some(why)) => Err(Unplanned::Held(why)),
+                    (Err(e), None) => Err(Unplanned::Invalid(e)),
+                    (Ok(creds), None) => {
+                        let retained = departures::retained(&leaving);
+                        let taken = cpus.taken_for(&owner);
+                        let (node, config, current) = (&inputs.node, &self.config, cpus.current());
+                        let mut planner = |claims: &_| {
+                            plan::plan(PlanInput {
+                                vino,
+                                node,
+                                config,
+                                claims,
+                                credentials: creds.as_ref(),
+                                taken_cpus: &taken,
+                                current_pins: current,
+                                host_network,
+                                retained: &retained,
+                            })
+                        };
+                        let reserved = self.source.reserve(vino, &mut planner).await;
+                        reserved.map(|p| (p, leaving))
+                    }
+                },
             };
             match planned {
-                Ok(p) => {
+                Ok((mut p, leaving)) => {
                     cpus.record(&p.pinned_cpus);
+                    departures::settle(&mut p, leaving, observed);
                     plans.push(p);
                 }
                 Err(e) => {
                     let (kind, why) = match &e {
                         Unplanned::Invalid(e) => (FailureKind::InvalidInput, e.to_string()),
+                        Unplanned::Held(why) => (FailureKind::InvalidInput, why.clone()),
                         Unplanned::Source(e) => (e.kind(), error_chain(e)),
                     };
                     warn!(vino = %owner, error = %why, "cannot plan; keeping what it has");
@@ -290,28 +320,19 @@ fn without_undefined_vms(
     plans
         .iter()
         .map(|p| {
-            let missing: BTreeSet<&str> = p
+            let missing: BTreeSet<String> = p
                 .vms
                 .iter()
                 .filter(|vm| {
                     !now.domains.contains_key(&vm.name) && !observed.domains.contains_key(&vm.name)
                 })
-                .map(|vm| vm.bare_metal_host.as_str())
+                .map(|vm| vm.bare_metal_host.clone())
                 .collect();
-            if missing.is_empty() {
-                return p.clone();
+            if !missing.is_empty() {
+                warn!(vino = %p.owner, hosts = ?missing, "BareMetalHosts withheld: their VMs are not defined");
             }
-            warn!(vino = %p.owner, hosts = ?missing, "BareMetalHosts withheld: their VMs are not defined");
-            let withheld_secret = |name: &str| {
-                missing.iter().any(|bmh| {
-                    name == names::credentials_secret(bmh) || name == names::network_data_secret(bmh)
-                })
-            };
             let mut kept = p.clone();
-            kept.bare_metal_hosts
-                .retain(|h| !missing.contains(h.metadata.name.as_deref().unwrap_or_default()));
-            kept.secrets
-                .retain(|s| !withheld_secret(s.metadata.name.as_deref().unwrap_or_default()));
+            kept.withhold(&missing);
             kept
         })
         .collect()
@@ -322,6 +343,7 @@ fn secret_credentials(inputs: &Inputs) -> BTreeMap<Owner, FromSecret> {
     inputs
         .vinos
         .iter()
+        .chain(&inputs.leaving)
         .map(|v| {
             let secret = credentials::secret_ref(v).and_then(|key| inputs.secrets.get(&key));
             (Owner::of(v), secret.map(credentials::decode).transpose())

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{NodePhase, NodeStatus};
 use crate::plan::VinoPlan;
+use crate::plan::departure::{self, Departure};
 use crate::plan::diff::diff;
 use crate::state::{HostState, Owner};
 
@@ -47,6 +48,19 @@ impl VinoReport {
     pub fn degrade(&mut self, message: String) {
         self.status.phase = NodePhase::Degraded;
         self.status.message = Some(message);
+    }
+
+    /// Reports the VMs leaving this host that stay for now: Degraded naming the ones metal3
+    /// holds, else Progressing naming the BareMetalHosts it is asked to release.
+    pub fn note_departures(&mut self, departing: &[Departure]) {
+        match departure::summary(departing) {
+            Some((true, why)) if self.status.phase != NodePhase::Degraded => self.degrade(why),
+            Some((false, why)) if self.status.phase == NodePhase::Ready => {
+                self.status.phase = NodePhase::Progressing;
+                self.status.message = Some(why);
+            }
+            _ => {}
+        }
     }
 
     /// The report of a planned Vino: ready when the host holds all it wants, else degraded

@@ -2,15 +2,16 @@
 //! only mode-specific part of a pass: files in standalone mode ([`super::files`]), the API
 //! server in a cluster ([`crate::kube::source`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Secret;
 
 use super::report::VinoReport;
 use crate::api::Vino;
+use crate::api::host_use::HostUse;
 use crate::ipam::NetworkClaims;
 use crate::plan::{NodeFacts, PlanError, VinoPlan};
-use crate::state::HostState;
+use crate::state::{HostState, Owner};
 
 /// What went wrong, as far as retrying is concerned. Of several failures in one pass the
 /// greatest decides the pause before the next.
@@ -38,6 +39,9 @@ pub struct Inputs {
     pub node: NodeFacts,
     /// The Vinos this host builds (selecting it, not being deleted), sorted by owner.
     pub vinos: Vec<Vino>,
+    /// The Vinos that still exist but no longer ask this host for anything (being deleted,
+    /// or no longer selecting it): their VMs leave, as their `spec.metal3` allows.
+    pub leaving: Vec<Vino>,
     /// The credentials Secrets the Vinos reference, by (namespace, name); one absent here
     /// does not exist.
     pub secrets: BTreeMap<(String, String), Secret>,
@@ -52,9 +56,12 @@ pub enum Unplanned<E> {
     /// The Vino cannot be planned as it is.
     #[error(transparent)]
     Invalid(#[from] PlanError),
-    /// The source could not reserve its claims.
+    /// The source could not reserve its claims, or tell how metal3 uses its hosts.
     #[error(transparent)]
     Source(E),
+    /// A VM metal3 holds cannot be planned any more (its set was removed).
+    #[error("{0}")]
+    Held(String),
 }
 
 /// The planner, called by a source with every host's claims by network.
@@ -90,7 +97,14 @@ pub struct Finished<'a> {
     pub now: &'a HostState,
     /// The first operation that failed, if one did.
     pub first_error: Option<&'a str>,
+    /// Vinos that left this host but whose VMs stay for now.
+    pub departing: &'a Departing,
 }
+
+/// The Vinos that left this host with VMs that stay for now: the BareMetalHosts each keeps
+/// published (every other one of theirs is withdrawn), or `None` to withdraw nothing (how
+/// metal3 uses them could not be read).
+pub type Departing = BTreeMap<Owner, Option<BTreeSet<String>>>;
 
 /// Where a host's Vinos come from and where its results go.
 #[allow(async_fn_in_trait)]
@@ -109,6 +123,18 @@ pub trait VinoSource {
         vino: &Vino,
         plan: &mut Planner<'_>,
     ) -> Result<VinoPlan, Unplanned<Self::Error>>;
+
+    /// How metal3 uses the BareMetalHosts `names` of Vino `owner` on this host, for those that
+    /// exist (published by this host). A source without metal3 (standalone) has none, so
+    /// leaving VMs are destroyed at once.
+    async fn host_uses(
+        &mut self,
+        owner: &Owner,
+        names: &[String],
+    ) -> Result<BTreeMap<String, HostUse>, Self::Error> {
+        let _ = (owner, names);
+        Ok(BTreeMap::new())
+    }
 
     /// Publishes the planned Vinos' objects and every report; degrades the reports whose
     /// publication failed.

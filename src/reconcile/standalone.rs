@@ -92,6 +92,7 @@ impl VinoSource for FileSource {
         Ok(Inputs {
             node: self.node.clone(),
             vinos: self.last_good.vinos.clone(),
+            leaving: Vec::new(),
             secrets: self.last_good.secrets.clone(),
             problem,
         })

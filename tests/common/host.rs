@@ -187,6 +187,7 @@ pub fn plan_of(vino: &Vino, config: &Config) -> VinoPlan {
         taken_cpus: &CpuSet::default(),
         current_pins: &Default::default(),
         host_network: &Default::default(),
+        retained: &[],
     })
     .unwrap()
 }

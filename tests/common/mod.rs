@@ -12,6 +12,7 @@ pub mod ironic;
 pub mod kube_env;
 pub mod libvirtd;
 pub mod log;
+pub mod metal3;
 pub mod prereq;
 pub mod python;
 pub mod secret;

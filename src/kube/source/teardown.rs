@@ -3,15 +3,23 @@
 //! removes its status entry and, last, its finalizer. From a Vino being deleted it also
 //! removes the finalizers of hosts whose Node no longer exists.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::ResourceExt;
+use kube::api::{Api, DynamicObject};
+use kube::discovery::ApiResource;
 
 use tracing::{debug, info, warn};
 
 use super::{KubeSource, active, selected_hosts};
+use crate::api::bmh::BareMetalHost;
+use crate::api::host_use::HostUse;
 use crate::error_chain;
 use crate::kube::finalizer::{self, FinalizeError, State, has_finalizer};
 use crate::kube::{KubeError, claims, is_status, publish, status};
 use crate::plan::diff::diff;
+use crate::plan::ownership;
+use crate::reconcile::source::Departing;
 use crate::state::{HostState, Owner};
 
 impl KubeSource {
@@ -19,7 +27,11 @@ impl KubeSource {
     /// deselected) and still carry its finalizer, given the host as the pass left it (`now`),
     /// and lets every Vino being deleted go of hosts whose Node is gone. Returns what cannot be
     /// finished yet; the next pass retries it.
-    pub(super) async fn release_departed(&self, now: &HostState) -> Vec<KubeError> {
+    pub(super) async fn release_departed(
+        &self,
+        now: &HostState,
+        departing: &Departing,
+    ) -> Vec<KubeError> {
         let node = &self.node;
         let mut errors = Vec::new();
         let nodes: BTreeSet<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
@@ -34,6 +46,17 @@ impl KubeSource {
                 continue;
             }
             let owner = Owner::of(vino);
+            if let Some(keep) = departing.get(&owner) {
+                // Its VMs stay until metal3 lets their hosts go: withdraw the others first.
+                if let Some(keep) = keep
+                    && let Err(e) =
+                        publish::withdraw_except(&self.client, &owner, &node.name, keep).await
+                {
+                    warn!(vino = %owner, error = %error_chain(&e), "cannot withdraw BareMetalHosts");
+                    errors.push(e);
+                }
+                continue;
+            }
             if !diff(&HostState::default(), &now.owned_by(&owner)).is_empty() {
                 debug!(vino = %owner, "host objects still there; teardown waits");
                 continue;
@@ -72,5 +95,32 @@ impl KubeSource {
             }
         }
         errors
+    }
+
+    /// How metal3 uses the BareMetalHosts `names` of `owner` that this host published (one
+    /// GET each: only leaving VMs are asked about). A host of that name without this host's
+    /// ownership labels is not vinod's and counts as absent.
+    pub(super) async fn uses_of(
+        &self,
+        owner: &Owner,
+        names: &[String],
+    ) -> Result<BTreeMap<String, HostUse>, KubeError> {
+        let resource = ApiResource::erase::<BareMetalHost>(&());
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &owner.namespace, &resource);
+        let labels = ownership(owner, &self.node_name);
+        let mut out = BTreeMap::new();
+        for name in names {
+            let found = api.get_opt(name).await.map_err(|e| {
+                KubeError::api(format!("read BareMetalHost {}/{name}", owner.namespace), e)
+            })?;
+            let Some(found) = found else { continue };
+            if !labels.iter().all(|(k, v)| found.labels().get(k) == Some(v)) {
+                continue;
+            }
+            let value = serde_json::to_value(&found).unwrap_or_default();
+            out.insert(name.clone(), HostUse::of_object(&value));
+        }
+        Ok(out)
     }
 }

@@ -57,6 +57,7 @@ fn plan_on(vino: &Vino, node: &NodeFacts, host: &HostState) -> Result<VinoPlan, 
         taken_cpus: &ledger.taken_for(&owner),
         current_pins: ledger.current(),
         host_network: &Default::default(),
+        retained: &[],
     })
 }
 
@@ -186,6 +187,7 @@ fn bare_metal_hosts_skip_inspection_and_cleaning_unless_the_vino_asks() {
     v.spec.metal3 = Some(Metal3Options {
         inspection: Some(Inspection::Agent),
         automated_cleaning_mode: Some(CleaningMode::Metadata),
+        release_provisioned: None,
     });
     let p = plan_on(&v, &node("0-7"), &HostState::default()).unwrap();
     for bmh in &p.bare_metal_hosts {
@@ -230,4 +232,45 @@ fn uefi_vms_get_efi_firmware_and_their_hosts_say_so() {
             .values()
             .all(|d| d.xml.contains("<os firmware='efi'>"))
     );
+}
+
+#[test]
+fn a_retained_vm_beyond_count_is_planned_as_before() {
+    let host = node("0-7");
+    let before = plan_on(&demo("a", 1, 1), &host, &HostState::default()).unwrap();
+    let mut down = demo("a", 1, 1);
+    down.spec.nodes[1].count = 1;
+    let retained = [("worker".to_string(), 1), ("gone".to_string(), 0)];
+    let p = plan(PlanInput {
+        vino: &down,
+        node: &host,
+        config: &Config::default(),
+        claims: &before
+            .claims
+            .iter()
+            .map(|(k, v)| (k.clone(), BTreeMap::from([(host.name.clone(), v.clone())])))
+            .collect(),
+        credentials: None,
+        taken_cpus: &CpuSet::default(),
+        current_pins: &pins(&before),
+        host_network: &Default::default(),
+        retained: &retained,
+    })
+    .unwrap();
+    let names: Vec<&str> = p.vms.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "default.a.master-0",
+            "default.a.worker-0",
+            "default.a.worker-1"
+        ]
+    );
+    assert_eq!(
+        p.host.domains["default.a.worker-1"],
+        before.host.domains["default.a.worker-1"]
+    );
+    assert_eq!(p.bare_metal_hosts.len(), 3);
+    let without = plan_on(&down, &host, &HostState::default()).unwrap();
+    assert_eq!(without.vms.len(), 2);
 }

@@ -30,6 +30,7 @@ fn plan_with(vino: &Vino, host: &HostNetwork, config: &Config) -> Result<VinoPla
         taken_cpus: &CpuSet::default(),
         current_pins: &BTreeMap::new(),
         host_network: host,
+        retained: &[],
     })
 }
 
