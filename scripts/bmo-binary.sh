@@ -38,9 +38,10 @@ VERSION_DIR="${CACHE_ROOT}/${BMO_VERSION}"
 BIN="${VERSION_DIR}/baremetal-operator"
 CRD_DIR="${VERSION_DIR}/crds"
 
-# True when the binary runs and the BareMetalHost CRD is next to it.
+# True when the binary runs and metal3's CRDs (BareMetalHost, HardwareData, …) are next to it.
 cached_ok() {
-  [[ -x "${BIN}" && -s "${CRD_DIR}/metal3.io_baremetalhosts.yaml" ]] || return 1
+  [[ -x "${BIN}" && -s "${CRD_DIR}/metal3.io_baremetalhosts.yaml" \
+    && -s "${CRD_DIR}/metal3.io_hardwaredata.yaml" ]] || return 1
   timeout 20 "${BIN}" --help >/dev/null 2>&1 || return 1
 }
 

@@ -4,7 +4,8 @@
 //! one vinod daemon in cluster mode (libvirt test driver, so nothing really boots), all on
 //! 127.0.0.1 of the host's network namespace. A Vino of two VMs with `bmcDriver:
 //! redfish-virtualmedia` is applied; the BareMetalHosts vinod publishes, left exactly as
-//! published, are registered by BMO through Ironic and vinod's Redfish BMC and each reaches
+//! published (every create and update admitted by BMO's own validating webhook), are
+//! registered by BMO through Ironic and vinod's Redfish BMC and each reaches
 //! `available`; Ironic holds a node per VM with vinod's BMC address, the VM's System and its
 //! boot MAC. A `live-iso` image (iPXE's ISO) set on each host takes it to `provisioned` over
 //! virtual media (Ironic reads the ISO in the VM's CD drive back from vinod's BMC).
@@ -125,6 +126,7 @@ async fn bmo_takes_vinod_hosts_to_provisioned_and_vinod_keeps_them_until_release
     let work = tempfile::tempdir().unwrap();
     let mut ironic = Ironic::start(&venv, host.netns(), &work.path().join("ironic"));
     let mut bmo = Bmo::start(&bin, host.netns(), &env.admin_kubeconfig(), NS, work.path());
+    bmo.admit(&env, NS).await;
     host.start(&[]);
 
     let manifest = work.path().join("vino.yaml");
@@ -134,8 +136,15 @@ async fn bmo_takes_vinod_hosts_to_provisioned_and_vinod_keeps_them_until_release
         } else {
             ""
         };
+        // A count-down also relabels the hosts: an update BMO's webhook must admit.
+        let stage = if workers < VMS {
+            "      flavor: small\n      bmhLabels: {stage: down}\n"
+        } else {
+            "      flavor: small\n"
+        };
         let vino = vino_yaml("m3", "vm3b0", 74, workers as u32, 2)
             .replace("small: {vcpus: 2, memoryMiB: 256, rootDiskGiB: 1}", FLAVOR)
+            .replace("      flavor: small\n", stage)
             .replace(
                 "nodeSelector: {matchLabels: {}}",
                 &format!("nodeSelector: {{matchLabels: {{{LABEL}: \"true\"}}}}"),
@@ -197,6 +206,21 @@ async fn bmo_takes_vinod_hosts_to_provisioned_and_vinod_keeps_them_until_release
             "boot MAC {mac} not a port of the node: {ports}"
         );
     }
+    // BMO took the hardware vinod built (HardwareData) as the hosts' hardware details.
+    wait_bmhs(&admin, NS, &mut bmo, "hardware details", |h| {
+        h.iter().all(|h| h["status"]["hardware"].is_object())
+    })
+    .await;
+    for h in bmhs(&admin, NS).await {
+        let hw = &h["status"]["hardware"];
+        assert_eq!(hw["cpu"]["count"], 2, "{}: {hw}", name(&h));
+        assert_eq!(hw["cpu"]["arch"], "x86_64", "{hw}");
+        assert_eq!(hw["ramMebibytes"], 1024, "{hw}");
+        assert_eq!(hw["storage"][0]["name"], "/dev/vda", "{hw}");
+        assert_eq!(hw["storage"][0]["sizeBytes"], 8u64 << 30, "{hw}");
+        assert_eq!(hw["nics"][0]["mac"], h["spec"]["bootMACAddress"], "{hw}");
+        assert_eq!(hw["nics"][0]["pxe"], true, "{hw}");
+    }
     // What BMO registered is what vinod published: no field of the spec was changed.
     for h in bmhs(&admin, NS).await {
         let name = &h["metadata"]["name"];
@@ -255,6 +279,20 @@ async fn bmo_takes_vinod_hosts_to_provisioned_and_vinod_keeps_them_until_release
         host.netns(),
         &[(&first, &first_vm), (&second, &second_vm)],
     )
+    .await;
+    // The relabelling went through BMO's webhook to both hosts, the held one included.
+    until("the hosts relabelled", LIMIT, || async {
+        let hosts = bmhs(&admin, NS).await;
+        let stages: Vec<&Value> = hosts
+            .iter()
+            .map(|h| &h["metadata"]["labels"]["stage"])
+            .collect();
+        if stages.len() == VMS && stages.iter().all(|s| *s == "down") {
+            Ok(())
+        } else {
+            Err(format!("{stages:?}"))
+        }
+    })
     .await;
 
     // So would the Node's label removal, for both.

@@ -23,6 +23,7 @@ pub mod bmh;
 pub mod claim;
 pub mod crd;
 pub mod flavor;
+pub mod hardware_data;
 pub mod host_use;
 pub mod pool_claim;
 pub mod status;

@@ -8,6 +8,7 @@
 
 pub mod claims;
 pub mod finalizer;
+pub mod hardware;
 pub mod publish;
 pub mod source;
 pub mod status;

@@ -18,7 +18,7 @@ use tracing::warn;
 
 use super::claims::{self, Holder, ReserveError};
 use super::finalizer::{self, FinalizeError, has_finalizer};
-use super::{KubeError, publish, status};
+use super::{KubeError, hardware, publish, status};
 use crate::api::host_use::HostUse;
 use crate::api::{NodePhase, Vino};
 use crate::error_chain;
@@ -109,6 +109,13 @@ impl KubeSource {
                         errors.extend(rep.errors);
                     } else if !rep.pending.is_empty() && r.status.phase == NodePhase::Ready {
                         r.status.phase = NodePhase::Progressing;
+                    }
+                    match hardware::publish(&self.client, p).await {
+                        Ok(n) => written += n,
+                        Err(e) => {
+                            r.degrade(format!("publishing failed: {}", error_chain(&e)));
+                            errors.push(e);
+                        }
                     }
                 }
                 Err(e) => {

@@ -188,7 +188,8 @@ pub fn observed_vm(observed: &HostState, domain: &str) -> HostState {
 }
 
 impl super::VinoPlan {
-    /// Leaves the BareMetalHosts `hosts` (and their Secrets) out of what is published.
+    /// Leaves the BareMetalHosts `hosts` (and their Secrets and HardwareData) out of what is
+    /// published.
     pub fn withhold(&mut self, hosts: &BTreeSet<String>) {
         if hosts.is_empty() {
             return;
@@ -202,6 +203,8 @@ impl super::VinoPlan {
             .retain(|h| !hosts.contains(h.metadata.name.as_deref().unwrap_or_default()));
         self.secrets
             .retain(|s| !theirs(s.metadata.name.as_deref().unwrap_or_default()));
+        self.hardware
+            .retain(|h| !hosts.contains(h.metadata.name.as_deref().unwrap_or_default()));
     }
 }
 

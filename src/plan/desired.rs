@@ -167,6 +167,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
         pinned_cpus: pins.iter().flatten().flatten().copied().collect(),
         warnings: checked.warnings.iter().map(ToString::to_string).collect(),
         departing: Vec::new(),
+        hardware: Vec::new(),
     };
     let owner_ref = owner_reference(input.vino);
     for (vm, pinned) in vms.iter().zip(pins) {
@@ -231,6 +232,10 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
             );
             disks.push((input.config.libvirt.pool_name.clone(), name, target));
         }
+        let sizes: Vec<(String, u64)> = disks
+            .iter()
+            .map(|(_, volume, device)| (device.clone(), out.host.volumes[volume].capacity_bytes))
+            .collect();
 
         let dspec = DomainSpec {
             name: vm.names.domain.clone(),
@@ -284,6 +289,16 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
             &credentials,
             owner_ref.clone(),
         );
+        if objs.inspection_disabled {
+            out.hardware.push(super::publish::hardware_data(
+                &objs,
+                vm,
+                flavor.vcpus,
+                flavor.memory_mib,
+                &nics,
+                &sizes,
+            ));
+        }
         out.bare_metal_hosts.push(objects::bare_metal_host(&objs));
         out.secrets.extend(objects::secrets(&objs));
         out.vms.push(VmPlan {

@@ -137,6 +137,7 @@ mod tests {
             pinned_cpus: Default::default(),
             warnings: vec![],
             departing: vec![],
+            hardware: vec![],
         }
     }
 

@@ -25,6 +25,7 @@ pub use facts::{HostInterface, HostNetwork, HostRoute, NodeFacts, NumaNode, sele
 pub use labels::ownership;
 
 use crate::api::bmh::BareMetalHost;
+use crate::api::hardware_data::HardwareData;
 use crate::api::{SpecError, Vino};
 use crate::config::Config;
 use crate::ipam::{HostClaims, IpamError, NetworkClaims};
@@ -123,6 +124,10 @@ pub struct VinoPlan {
     pub bare_metal_hosts: Vec<BareMetalHost>,
     /// Secrets to publish (credentials and network data).
     pub secrets: Vec<Secret>,
+    /// The VMs' hardware for metal3 (HardwareData named after each BareMetalHost), while
+    /// BMO's inspection is disabled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hardware: Vec<HardwareData>,
     /// This host's claims by network, to persist.
     pub claims: BTreeMap<String, HostClaims>,
     /// CPUs this Vino pins (empty when unpinned); serialised in cpulist form.

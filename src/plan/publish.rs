@@ -1,4 +1,4 @@
-//! The objects published for each VM (BareMetalHost and Secrets), and the inputs they need:
+//! The objects published for each VM (BareMetalHost, Secrets, HardwareData), and the inputs they need:
 //! BMC credentials, the BMC address, the owner reference.
 
 use std::collections::BTreeMap;
@@ -9,6 +9,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use super::labels::{bmh_labels, ownership};
 use super::vm::Vm;
 use super::{NicPlan, PlanError, PlanInput, names};
+use crate::api::hardware_data::{
+    Cpu, HardwareData, HardwareDataSpec, HardwareDetails, Nic, Storage, SystemVendor,
+};
 use crate::api::validate::Checked;
 use crate::api::vino::{Inspection, VinoSpec};
 use crate::config::Config;
@@ -149,4 +152,56 @@ pub(super) fn owner_reference(vino: &crate::api::Vino) -> Option<OwnerReference>
         controller: Some(false),
         block_owner_deletion: Some(false),
     })
+}
+
+/// The HardwareData of one VM (named and labelled like its BareMetalHost's Secrets): what BMO
+/// puts into the host's `status.hardware` while inspection is disabled. `disks` are each
+/// volume's guest device and size; the boot NIC is the one with MAC `boot_mac`.
+pub(super) fn hardware_data(
+    objects: &VmObjects,
+    vm: &Vm,
+    vcpus: u32,
+    memory_mib: u64,
+    nics: &[NicPlan],
+    disks: &[(String, u64)],
+) -> HardwareData {
+    let details = HardwareDetails {
+        system_vendor: SystemVendor {
+            manufacturer: "vinod".into(),
+            product_name: "libvirt domain".into(),
+        },
+        ram_mebibytes: memory_mib,
+        nics: nics
+            .iter()
+            .map(|n| Nic {
+                name: n.name.clone(),
+                model: "virtio".into(),
+                mac: n.mac.clone(),
+                ip: n.ip.to_string(),
+                pxe: n.mac == objects.boot_mac,
+            })
+            .collect(),
+        storage: disks
+            .iter()
+            .map(|(device, size)| Storage {
+                name: format!("/dev/{device}"),
+                size_bytes: *size,
+                model: "virtio disk".into(),
+            })
+            .collect(),
+        cpu: Cpu {
+            arch: "x86_64".into(),
+            count: vcpus,
+        },
+        hostname: vm.names.hostname.clone(),
+    };
+    let mut hd = HardwareData::new(
+        &objects.bmh,
+        HardwareDataSpec {
+            hardware: Some(details),
+        },
+    );
+    hd.metadata.namespace = Some(objects.namespace.clone());
+    hd.metadata.labels = Some(objects.secret_labels.clone());
+    hd
 }

@@ -89,6 +89,28 @@ pub fn forward_loopback(netns: &Path, port: u16) {
         .expect("forwarder ready");
 }
 
+/// Makes `127.0.0.1:port` of the test's namespace (where the API server runs) reach
+/// `127.0.0.1:port` inside the namespace at `netns`, one thread per connection, for the test's
+/// lifetime.
+pub fn forward_into(netns: &Path, port: u16) {
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind forwarder");
+    let path = netns.to_path_buf();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let inside = std::fs::File::open(&path).expect("netns");
+                setns(inside.as_fd(), CloneFlags::CLONE_NEWNET).expect("enter netns");
+                let Ok(down) = TcpStream::connect(("127.0.0.1", port)) else {
+                    return;
+                };
+                pipe(conn.try_clone().unwrap(), down.try_clone().unwrap());
+                pipe(down, conn);
+            });
+        }
+    });
+}
+
 fn pipe(mut from: TcpStream, to: TcpStream) {
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut from, &mut to.try_clone().unwrap());
