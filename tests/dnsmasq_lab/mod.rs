@@ -205,7 +205,11 @@ impl Lab {
             lease_time: "1h".into(),
             dns_servers: vec![],
             ipxe_url: format!("http://192.168.{net}.1/boot.ipxe"),
-            tftp,
+            tftp: tftp.map(|(root, file)| vinod::render::dnsmasq::Tftp {
+                root,
+                bios_file: file,
+                efi_file: "snponly.efi".into(),
+            }),
             hostsdir: self.run_dir().join("dnsmasq").join(BRIDGE).join("hosts"),
             leasefile: self.lease_file(),
         };
