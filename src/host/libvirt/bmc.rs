@@ -1,6 +1,6 @@
-//! The BMC's part of a domain definition: boot order, firmware, the virtual CD drive and the
-//! `<bmc:bmc>` metadata element (namespace [`BMC_NS`]) that records the override and the BIOS
-//! settings.
+//! The BMC's part of a domain definition: boot order, firmware (secure boot included), the
+//! virtual CD drive and the `<bmc:bmc>` metadata element (namespace [`BMC_NS`]) that records
+//! the override, the BIOS settings and a pending NVRAM reset.
 //!
 //! Pure functions over libvirt's XML. [`view`] reads what the BMC needs; [`apply`] rewrites a
 //! definition so it carries a [`BmcState`], leaving everything else (and vinod's own
@@ -191,9 +191,9 @@ pub(super) fn is_bmc_element(e: &BytesStart<'_>) -> Result<bool, XmlError> {
         .any(|(k, v)| k.starts_with("xmlns") && v == BMC_NS))
 }
 
-/// Rewrites `xml` so that it carries `state`: the boot order, the firmware attribute, the CD
-/// drive (present only with media) and the `<bmc:bmc>` element (absent for a default state).
-/// Everything else is copied unchanged.
+/// Rewrites `xml` so that it carries `state`: the boot order, the firmware (attribute,
+/// secure-boot features, SMM), the CD drive (present only with media) and the `<bmc:bmc>`
+/// element (absent for a default state). Everything else is copied unchanged.
 pub fn apply(xml: &str, state: &BmcState, machine: &str) -> Result<String, XmlError> {
     let mut reader = Reader::from_str(xml);
     let mut w = Writer::new(Vec::new());
