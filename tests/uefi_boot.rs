@@ -17,8 +17,8 @@
 //!    again, is refused.
 //! 3. `SecureBootEnable: false`, a `ForceRestart`: the plain firmware again, the boot URL
 //!    fetched.
-//! 4. The Vino removed: the domain and its NVRAM file are gone, a file vinod did not make in
-//!    the NVRAM directory is still there.
+//! 4. Switched to Legacy, then the Vino removed: the domain and its NVRAM file are gone, a
+//!    file vinod did not make in the NVRAM directory is still there.
 
 mod common;
 
@@ -108,6 +108,15 @@ fn enrolled(nvram: &Path) -> bool {
     let bytes = std::fs::read(nvram).unwrap_or_else(|e| panic!("{}: {e}", nvram.display()));
     let needle = b"Microsoft Corporation UEFI CA 2011";
     bytes.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A file the test made, removed when the test ends (also when it fails).
+struct Removed(PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Lines of vinod's log that hold `needle`.
@@ -219,6 +228,7 @@ async fn uefi_vm_network_boots_and_boots_under_secure_boot() {
     std::fs::create_dir_all(NVRAM_DIR).unwrap();
     let foreign = Path::new(NVRAM_DIR).join(format!("not-vinods-{}.fd", std::process::id()));
     std::fs::write(&foreign, b"kept").unwrap();
+    let _foreign_gone = Removed(foreign.clone());
     let console_dir = tmp.path().join("console");
     let listener = common::cluster::listen_in(&netns, SocketAddr::from((bridge_ip, 8080)));
     let tftp_sent = format!("sent /usr/lib/ipxe/snponly.efi to {ip}");
@@ -352,7 +362,13 @@ async fn uefi_vm_network_boots_and_boots_under_secure_boot() {
     assert!(!element(&live, "os").contains("secure='yes'"));
     reset(&netns, &system, "ForceOff");
 
-    // 4. The Vino goes: so do the domain and its NVRAM, and nothing else.
+    // 4. The Vino goes: so do the domain and its NVRAM, also after a switch to Legacy (the
+    // definition no longer names the NVRAM), and nothing else.
+    let legacy = json!({"Boot": {"BootSourceOverrideMode": "Legacy"}});
+    let (status, doc) = bmc(&netns, "PATCH", &system, Some(&legacy));
+    assert_eq!(status, 200, "{doc}");
+    assert!(!inactive_xml(&vm.name).contains("efi"), "still UEFI");
+    assert!(nvram.exists());
     std::fs::write(&manifest_path, "").unwrap();
     wait_for("the domain gone", Duration::from_secs(90), || {
         Connect::open(Some(common::libvirtd::URI))
@@ -362,5 +378,4 @@ async fn uefi_vm_network_boots_and_boots_under_secure_boot() {
     });
     assert!(!nvram.exists(), "{} left behind", nvram.display());
     assert_eq!(std::fs::read(&foreign).unwrap(), b"kept");
-    std::fs::remove_file(&foreign).unwrap();
 }
