@@ -25,7 +25,7 @@ export DEBIAN_FRONTEND=noninteractive
 # Build dependencies, then the real components the tests drive.
 build_pkgs=(pkg-config libvirt-dev)
 test_pkgs=(iproute2 dnsmasq-base busybox udhcpc tftp-hpa isc-dhcp-client strace curl
-  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils ipxe-qemu ipxe
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils ipxe-qemu ipxe ovmf
   openssl)
 
 say() { printf '== %s\n' "$*" >&2; }

@@ -104,6 +104,39 @@ fn tftp_serves_the_boot_file_byte_exact() {
     });
 }
 
+/// A PXE client that says it is x86-64 UEFI firmware (DHCP option 93, client architecture 7
+/// or 9) gets the EFI boot file; one that says nothing, the BIOS one.
+#[test]
+fn uefi_pxe_clients_get_the_efi_boot_file() {
+    if let Some(why) = skip_reason(&["busybox"]) {
+        return prereq::skip(why);
+    }
+    let lab = Lab::new("efi", 211, 2);
+    let root = lab.path("tftp");
+    fs::create_dir(&root).unwrap();
+    let server = lab.server(&[0, 1], Some((root, "undionly.kpxe".into())));
+    lab.in_host(|| async {
+        let d = lab.adapter();
+        d.start(&server).await.unwrap();
+        let boot_file = |i: usize| {
+            let events = fs::read_to_string(&lab.vms[i].events).unwrap();
+            let line = events.lines().find(|l| l.starts_with("bound")).unwrap();
+            line.rsplit("boot_file=").next().unwrap().to_string()
+        };
+        assert_eq!(lab.dhcp(0), Some(lab.vms[0].ip));
+        assert_eq!(boot_file(0), "undionly.kpxe");
+        for arch in ["0x5d:0007", "0x5d:0009"] {
+            assert_eq!(lab.dhcp_with(1, &["-x", arch]), Some(lab.vms[1].ip));
+            assert_eq!(boot_file(1), "snponly.efi", "client architecture {arch}");
+        }
+        // An iPXE client, UEFI or not, gets the boot URL.
+        let ipxe = ["-x", "0x5d:0007", "-x", "0x4d:0469505845"];
+        assert_eq!(lab.dhcp_with(1, &ipxe), Some(lab.vms[1].ip));
+        assert_eq!(boot_file(1), "http://192.168.211.1/boot.ipxe");
+        d.stop(BRIDGE).await.unwrap();
+    });
+}
+
 #[test]
 fn added_reservation_is_served_without_restart() {
     if let Some(why) = skip_reason(&["busybox"]) {

@@ -5,7 +5,7 @@
 //! with the `redfish` inspect interface, which must find the flavor's vCPUs, memory and disk,
 //! the architecture and the boot NIC's MAC; the VM of a flavor `vinod plan` warns about (under
 //! 1 GiB of memory) fails inspection as the warning says. Then power on, off and reboot, boot device once
-//! and persistent, boot mode, virtual media attach and detach, a BIOS setting applied and the
+//! and persistent, boot mode, secure boot on and off on UEFI, virtual media attach and detach, a BIOS setting applied and the
 //! BIOS reset by manual clean steps, each read back from Ironic and from libvirt. Ironic's log may hold no
 //! ERROR line. Root only; every wait is bounded.
 
@@ -165,6 +165,33 @@ fn power(ironic: &Ironic, node: &str, target: &str, then: &str, domain_runs: boo
     assert_eq!(domain(vm).1, domain_runs, "libvirt after {target}");
 }
 
+/// Secure boot through Ironic's API on a UEFI node: asked for in the definition, in force in
+/// the running firmware after Ironic's power-on, and off again.
+fn secure_boot_on_and_off(ironic: &Ironic, node: &str, vm: &str) {
+    let set = |on: bool| {
+        ironic.expect(
+            "PUT",
+            &format!("/v1/nodes/{node}/states/secure_boot"),
+            Some(&json!({"target": on})),
+            202,
+        );
+        ironic.wait_node(node, WAIT, |n| n["secure_boot"] == on);
+        let config = domain(vm).0;
+        let asked = config.contains("<feature enabled='yes' name='secure-boot'/>");
+        assert_eq!(asked, on, "libvirt after secure boot {on}: {config}");
+    };
+    set(true);
+    power(ironic, node, "power on", "power on", true, vm);
+    let conn = Connect::open(Some(common::libvirtd::URI)).unwrap();
+    let live = conn.lookup_domain_by_name(vm).unwrap().xml_desc(0).unwrap();
+    assert!(
+        live.contains("secure='yes'") && live.contains("OVMF_VARS_4M.ms.fd"),
+        "not the enrolled-keys secure-boot firmware: {live}"
+    );
+    power(ironic, node, "power off", "power off", false, vm);
+    set(false);
+}
+
 fn harness() -> Option<(PathBuf, Libvirtd)> {
     if let Some(why) = skip_reason() {
         common::prereq::skip(why);
@@ -199,6 +226,11 @@ fn ironic_inspects_and_drives_vinod_vms() {
         &format!(
             "advertise_address = \"127.0.0.1\"\nport = {BMC_PORT}\nmedia_allow = [\"127.0.0.1/32\"]"
         ),
+    )
+    // Secure boot needs q35.
+    .replace(
+        "domain_type = \"qemu\"",
+        "domain_type = \"qemu\"\nmachine = \"q35\"",
     );
     let config_path = tmp.path().join("vinod.toml");
     std::fs::write(&config_path, &text).unwrap();
@@ -332,6 +364,9 @@ fn ironic_inspects_and_drives_vinod_vms() {
         let efi =
             domain(vm).0.contains("firmware=\"efi\"") || domain(vm).0.contains("firmware='efi'");
         assert_eq!(efi, mode == "uefi", "libvirt after boot mode {mode}");
+        if mode == "uefi" {
+            secure_boot_on_and_off(&ironic, node, vm);
+        }
     }
 
     let image = b"vinod virtual media test image".repeat(1000);
@@ -375,6 +410,10 @@ fn ironic_inspects_and_drives_vinod_vms() {
 
     ironic.stop();
     let log = ironic.log();
+    for on in ["True", "False"] {
+        let set = format!("Secure boot state for node {node} has been set to {on}");
+        assert!(log.contains(&set), "Ironic's log lacks {set:?}");
+    }
     for warning in log.lines().filter(|l| l.contains(" WARNING ")) {
         println!("Ironic: {warning}");
     }

@@ -1065,3 +1065,95 @@ async fn bios_settings_apply_at_the_next_boot() {
     let other = api.get(&bios, &api.basic(1)).await;
     assert_eq!(other.status, StatusCode::NOT_FOUND, "another Vino's VM");
 }
+
+#[tokio::test]
+async fn secure_boot_needs_uefi_on_q35_and_applies_at_the_next_boot() {
+    let api = api("rf-sb").await;
+    let auth = api.basic(0);
+    let patch = |path: String, body: Value| {
+        let auth = auth.clone();
+        let api = &api;
+        async move {
+            api.call(
+                Method::PATCH,
+                &path,
+                &[("authorization", &auth)],
+                &body.to_string(),
+            )
+            .await
+        }
+    };
+    let (pc, q35) = (api.system(0, 0), api.system(0, 1));
+    let sb = |system: &str| format!("{system}/SecureBoot");
+    let system = api.get(&pc, &auth).await.json();
+    assert_eq!(system["SecureBoot"]["@odata.id"], sb(&pc));
+    let doc = api.get(&sb(&pc), &auth).await.json();
+    assert_eq!(doc["@odata.type"], "#SecureBoot.v1_1_0.SecureBoot");
+    assert_eq!(
+        (
+            &doc["SecureBootEnable"],
+            &doc["SecureBootCurrentBoot"],
+            &doc["SecureBootMode"]
+        ),
+        (&json!(false), &json!("Disabled"), &json!("SetupMode"))
+    );
+    // Legacy firmware: a conflict with the boot mode; UEFI on a pc machine: no SMM.
+    let on = json!({"SecureBootEnable": true});
+    let r = patch(sb(&pc), on.clone()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.error_id(), "PropertyValueConflict");
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs UEFI")
+    );
+    let uefi = json!({"Boot": {"BootSourceOverrideMode": "UEFI"}});
+    assert_eq!(patch(pc.clone(), uefi.clone()).await.status, StatusCode::OK);
+    let r = patch(sb(&pc), on.clone()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("q35")
+    );
+    let r = patch(sb(&pc), json!({"SecureBootEnable": "on"})).await;
+    assert_eq!(r.error_id(), "PropertyValueTypeError");
+    let r = patch(sb(&pc), json!({"SecureBootMode": "UserMode"})).await;
+    assert_eq!(r.error_id(), "PropertyNotWritable");
+
+    // UEFI on q35: asked for the next boot, in force once booted through the BMC.
+    assert_eq!(patch(q35.clone(), uefi).await.status, StatusCode::OK);
+    let r = patch(sb(&q35), on).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["SecureBootEnable"], true);
+    assert_eq!(
+        r.json()["SecureBootCurrentBoot"],
+        "Disabled",
+        "the VM is off"
+    );
+    let reset = format!("{q35}/Actions/ComputerSystem.Reset");
+    let r = api.post(&reset, &auth, r#"{"ResetType":"On"}"#).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let doc = api.get(&sb(&q35), &auth).await.json();
+    assert_eq!(doc["SecureBootCurrentBoot"], "Enabled");
+    assert_eq!(doc["SecureBootMode"], "UserMode");
+    let off = json!({"SecureBootEnable": false});
+    assert_eq!(patch(sb(&q35), off).await.json()["SecureBootEnable"], false);
+    let doc = api.get(&sb(&q35), &auth).await.json();
+    assert_eq!(
+        doc["SecureBootCurrentBoot"], "Enabled",
+        "until the next boot"
+    );
+    let r = api
+        .post(&reset, &auth, r#"{"ResetType":"ForceRestart"}"#)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let doc = api.get(&sb(&q35), &auth).await.json();
+    assert_eq!(doc["SecureBootCurrentBoot"], "Disabled");
+    let other = api.get(&sb(&q35), &api.basic(1)).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "another Vino's VM");
+    let r = api.post(&reset, &auth, r#"{"ResetType":"ForceOff"}"#).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+}

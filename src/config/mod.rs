@@ -114,8 +114,10 @@ pub struct DhcpConfig {
     pub lease_time: String,
     /// TFTP root. Empty: TFTP off.
     pub tftp_root: PathBuf,
-    /// With TFTP on: the file PXE ROMs that are not iPXE get (they then chain to iPXE).
+    /// With TFTP on: the file BIOS PXE ROMs that are not iPXE get (they then chain to iPXE).
     pub tftp_boot_file: String,
+    /// With TFTP on: the file x86-64 UEFI PXE clients get (an EFI iPXE binary).
+    pub tftp_efi_boot_file: String,
     /// Boot URL for iPXE clients. Empty: `http://<pxeBootImageHost>:<port>/dualboot.ipxe` as
     /// in ViNO. `{bridge_ip}` is replaced by the host's bridge address on the network.
     pub ipxe_boot_url: String,
@@ -196,6 +198,7 @@ impl Default for DhcpConfig {
             lease_time: "1h".into(),
             tftp_root: PathBuf::new(),
             tftp_boot_file: "undionly.kpxe".into(),
+            tftp_efi_boot_file: "snponly.efi".into(),
             ipxe_boot_url: String::new(),
         }
     }

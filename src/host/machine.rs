@@ -33,6 +33,31 @@ pub struct Machine {
     pub media: Option<Media>,
     /// BIOS settings as changed through the BMC.
     pub bios: BiosSettings,
+    /// QEMU machine type of the persistent definition (`pc-q35-7.2`, `pc`, …).
+    pub machine_type: String,
+    /// Secure boot (UEFI firmware with secure boot and enrolled keys) asked for the next boot.
+    pub secure_boot: bool,
+}
+
+impl Machine {
+    /// Why secure boot cannot be turned on for this machine, if it cannot: it needs UEFI
+    /// firmware, and OVMF's secure-boot builds need SMM, which only the q35 machine type has.
+    pub fn secure_boot_unsupported(&self) -> Option<String> {
+        if self.boot.mode != BootMode::Uefi {
+            return Some(format!(
+                "{} boots {} firmware; secure boot needs UEFI (set Boot/BootSourceOverrideMode to UEFI first)",
+                self.name,
+                self.boot.mode.as_str()
+            ));
+        }
+        if !self.machine_type.contains("q35") {
+            return Some(format!(
+                "{} is a {} machine; secure boot needs the q35 machine type (libvirt.machine = \"q35\" in vinod.toml)",
+                self.name, self.machine_type
+            ));
+        }
+        None
+    }
 }
 
 /// The processors of a machine: its topology, architecture and model.

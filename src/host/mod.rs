@@ -169,4 +169,21 @@ pub trait Machines {
         name: &str,
         bios: BiosSettings,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Asks for UEFI firmware with secure boot and enrolled keys (or without secure boot) at
+    /// the next boot through the BMC; a change also resets the machine's NVRAM from the new
+    /// firmware's template at that boot. The caller checks that the machine supports it
+    /// ([`Machine::secure_boot_unsupported`](machine::Machine::secure_boot_unsupported)).
+    fn set_secure_boot(
+        &self,
+        name: &str,
+        enabled: bool,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Whether the firmware the machine runs now enforces secure boot (`false` when it is
+    /// off); `None` if there is no vinod-owned machine of that name.
+    fn secure_boot_now(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<bool>, Self::Error>> + Send;
 }

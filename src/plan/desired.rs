@@ -374,12 +374,11 @@ fn url_host(ip: IpAddr) -> String {
     }
 }
 
-fn tftp(config: &Config) -> Option<(std::path::PathBuf, String)> {
-    (!config.dhcp.tftp_root.as_os_str().is_empty()).then(|| {
-        (
-            config.dhcp.tftp_root.clone(),
-            config.dhcp.tftp_boot_file.clone(),
-        )
+fn tftp(config: &Config) -> Option<dnsmasq::Tftp> {
+    (!config.dhcp.tftp_root.as_os_str().is_empty()).then(|| dnsmasq::Tftp {
+        root: config.dhcp.tftp_root.clone(),
+        bios_file: config.dhcp.tftp_boot_file.clone(),
+        efi_file: config.dhcp.tftp_efi_boot_file.clone(),
     })
 }
 

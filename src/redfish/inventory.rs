@@ -35,6 +35,8 @@ pub enum Part {
     Bios,
     /// `Bios/Settings`.
     BiosSettings,
+    /// `SecureBoot`.
+    SecureBoot,
 }
 
 impl Part {
@@ -53,6 +55,7 @@ impl Part {
             ["Storage", id, "Volumes", disk] => Self::Volume(s(id), s(disk)),
             ["Bios"] => Self::Bios,
             ["Bios", "Settings"] => Self::BiosSettings,
+            ["SecureBoot"] => Self::SecureBoot,
             _ => return None,
         })
     }
@@ -61,7 +64,11 @@ impl Part {
     pub fn needs_disks(&self) -> bool {
         !matches!(
             self,
-            Self::Processors | Self::Processor(_) | Self::Bios | Self::BiosSettings
+            Self::Processors
+                | Self::Processor(_)
+                | Self::Bios
+                | Self::BiosSettings
+                | Self::SecureBoot
         )
     }
 }

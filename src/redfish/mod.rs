@@ -18,6 +18,7 @@ pub mod media;
 mod reply;
 pub mod resources;
 mod routes;
+pub mod secure_boot;
 pub mod target;
 pub mod tls;
 

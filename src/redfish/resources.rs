@@ -76,7 +76,7 @@ pub fn odata() -> Value {
 /// The CSDL `$metadata` document: references to DMTF's published schemas of every type
 /// served.
 pub fn metadata() -> String {
-    const SCHEMAS: [(&str, &str); 29] = [
+    const SCHEMAS: [(&str, &str); 30] = [
         ("ServiceRoot", "v1_11_0"),
         ("ComputerSystemCollection", ""),
         ("ComputerSystem", "v1_13_0"),
@@ -101,6 +101,7 @@ pub fn metadata() -> String {
         ("VolumeCollection", ""),
         ("Volume", "v1_5_0"),
         ("Bios", "v1_1_0"),
+        ("SecureBoot", "v1_1_0"),
         ("ActionInfo", "v1_1_2"),
         ("Message", "v1_1_2"),
         ("Resource", "v1_11_0"),
@@ -171,6 +172,7 @@ pub fn system(m: &Machine) -> Value {
         "SimpleStorage": link(format!("{path}/SimpleStorage")),
         "Storage": link(format!("{path}/Storage")),
         "Bios": link(format!("{path}/Bios")),
+        "SecureBoot": link(format!("{path}/SecureBoot")),
         "EthernetInterfaces": link(format!("{path}/EthernetInterfaces")),
         "VirtualMedia": link(format!("{path}/VirtualMedia")),
         "Links": {

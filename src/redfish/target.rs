@@ -140,7 +140,9 @@ impl Target {
     /// The methods the resource allows, for `Allow` and 405.
     pub fn allow(&self) -> &'static str {
         match self {
-            Self::System(_) | Self::Part(_, Part::BiosSettings) => "GET, HEAD, PATCH",
+            Self::System(_)
+            | Self::Part(_, Part::BiosSettings)
+            | Self::Part(_, Part::SecureBoot) => "GET, HEAD, PATCH",
             Self::Reset(_) | Self::Insert(..) | Self::Eject(..) | Self::ResetBios(_) => "POST",
             Self::Sessions => "GET, HEAD, POST",
             Self::Session(_) => "GET, HEAD, DELETE",
@@ -218,6 +220,10 @@ mod tests {
         assert_eq!(
             Target::Part("x".into(), Part::BiosSettings).allow(),
             "GET, HEAD, PATCH"
+        );
+        assert_eq!(
+            Target::parse("/redfish/v1/Systems/x/SecureBoot").map(|t| t.allow()),
+            Some("GET, HEAD, PATCH")
         );
         assert_eq!(
             Target::parse("/redfish/v1/Systems/x/Processors/CPU0/Sub"),

@@ -31,12 +31,24 @@ pub struct DnsmasqSpec {
     pub dns_servers: Vec<IpAddr>,
     /// Boot URL for iPXE clients.
     pub ipxe_url: String,
-    /// TFTP root and the boot file for non-iPXE PXE ROMs, if TFTP is on.
-    pub tftp: Option<(PathBuf, String)>,
+    /// TFTP root and boot files for PXE clients that are not iPXE, if TFTP is on.
+    pub tftp: Option<Tftp>,
     /// Directory of reservation files (read by inotify).
     pub hostsdir: PathBuf,
     /// Lease database.
     pub leasefile: PathBuf,
+}
+
+/// What dnsmasq serves over TFTP to PXE clients that are not iPXE (they chain to iPXE).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tftp {
+    /// TFTP root.
+    pub root: PathBuf,
+    /// Boot file of BIOS PXE ROMs (an iPXE UNDI loader such as `undionly.kpxe`).
+    pub bios_file: String,
+    /// Boot file of x86-64 UEFI PXE clients (client architecture 7 or 9; an EFI iPXE binary
+    /// such as `snponly.efi`).
+    pub efi_file: String,
 }
 
 /// One static reservation.
@@ -106,11 +118,17 @@ pub fn render_config(s: &DnsmasqSpec) -> String {
     }
     let _ = writeln!(o, "dhcp-userclass=set:ipxe,iPXE");
     match &s.tftp {
-        Some((root, file)) => {
+        Some(t) => {
             let _ = writeln!(o, "enable-tftp");
-            let _ = writeln!(o, "tftp-root={}", root.display());
-            let _ = writeln!(o, "dhcp-boot=tag:!ipxe,{file},,{}", s.bridge_ip);
-            let _ = writeln!(o, "dhcp-boot=tag:ipxe,{},,{}", s.ipxe_url, s.bridge_ip);
+            let _ = writeln!(o, "tftp-root={}", t.root.display());
+            // RFC 4578 client architectures 7 and 9: x86-64 UEFI firmware, which cannot run a
+            // BIOS loader.
+            let _ = writeln!(o, "dhcp-match=set:efi64,option:client-arch,7");
+            let _ = writeln!(o, "dhcp-match=set:efi64,option:client-arch,9");
+            let ip = s.bridge_ip;
+            let _ = writeln!(o, "dhcp-boot=tag:!ipxe,tag:efi64,{},,{ip}", t.efi_file);
+            let _ = writeln!(o, "dhcp-boot=tag:!ipxe,tag:!efi64,{},,{ip}", t.bios_file);
+            let _ = writeln!(o, "dhcp-boot=tag:ipxe,{},,{ip}", s.ipxe_url);
         }
         None => {
             let _ = writeln!(o, "dhcp-boot={},,{}", s.ipxe_url, s.bridge_ip);
@@ -165,11 +183,19 @@ mod tests {
     fn static_mode_and_tftp() {
         let mut s = spec();
         s.block = None;
-        s.tftp = Some(("/srv/tftp".into(), "undionly.kpxe".into()));
+        s.tftp = Some(Tftp {
+            root: "/srv/tftp".into(),
+            bios_file: "undionly.kpxe".into(),
+            efi_file: "snponly.efi".into(),
+        });
         let c = render_config(&s);
         assert!(c.contains("dhcp-range=set:vinod,192.168.0.0,static,255.255.240.0,1h\n"));
         assert!(c.contains("tftp-root=/srv/tftp\n"));
-        assert!(c.contains("dhcp-boot=tag:!ipxe,undionly.kpxe,,192.168.2.10\n"));
+        assert!(c.contains("dhcp-match=set:efi64,option:client-arch,7\n"));
+        assert!(c.contains("dhcp-match=set:efi64,option:client-arch,9\n"));
+        assert!(c.contains("dhcp-boot=tag:!ipxe,tag:efi64,snponly.efi,,192.168.2.10\n"));
+        assert!(c.contains("dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe,,192.168.2.10\n"));
+        assert!(c.contains("dhcp-boot=tag:ipxe,http://10.0.0.1:80/dualboot.ipxe,,192.168.2.10\n"));
         let r = Reservation {
             file: "x".into(),
             mac: "52:54:00:00:00:01".into(),

@@ -100,6 +100,14 @@ fn render_with_hash(s: &DomainSpec, hash: &str) -> String {
         "    <type arch='x86_64' machine='{}'>hvm</type>",
         x(&s.machine)
     );
+    if s.uefi {
+        // Without it libvirt picks the first matching firmware, which on q35 is OVMF with
+        // secure boot on and Microsoft's keys enrolled; secure boot is the BMC's to turn on.
+        let _ = writeln!(
+            o,
+            "    <firmware><feature enabled='no' name='secure-boot'/></firmware>"
+        );
+    }
     // Disk first, then the network: a fresh VM (empty disk) PXE-boots, a provisioned one
     // boots its disk; the Redfish BMC can override either way.
     let _ = writeln!(o, "    <boot dev='hd'/>");
@@ -206,6 +214,17 @@ mod tests {
         changed.memory_mib = 4096;
         assert_ne!(render(&changed).1, hash);
         assert_eq!(render(&spec()).1, hash);
+    }
+
+    #[test]
+    fn uefi_asks_for_firmware_without_secure_boot() {
+        let (legacy, _) = render(&spec());
+        assert!(legacy.contains("  <os>\n") && !legacy.contains("<firmware>"));
+        let mut s = spec();
+        s.uefi = true;
+        let (xml, _) = render(&s);
+        assert!(xml.contains("<os firmware='efi'>"));
+        assert!(xml.contains("<firmware><feature enabled='no' name='secure-boot'/></firmware>"));
     }
 
     #[test]

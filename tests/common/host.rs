@@ -243,6 +243,14 @@ pub fn wait_for(
 /// bridge), answers with an iPXE script that idles, and returns the request's text and the
 /// peer.
 pub async fn serve_boot_fetch(listener: &std::net::TcpListener) -> (String, std::net::SocketAddr) {
+    serve_boot_script(listener, "#!ipxe\nsleep 600\n").await
+}
+
+/// [`serve_boot_fetch`], answering with the iPXE script `script`.
+pub async fn serve_boot_script(
+    listener: &std::net::TcpListener,
+    script: &str,
+) -> (String, std::net::SocketAddr) {
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
     listener.set_nonblocking(true).unwrap();
@@ -261,8 +269,9 @@ pub async fn serve_boot_fetch(listener: &std::net::TcpListener) -> (String, std:
         .unwrap();
     let mut req = [0u8; 1024];
     let n = conn.read(&mut req).unwrap();
-    let _ =
-        conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n#!ipxe\nsleep 600\n");
+    let _ = conn.write_all(
+        format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n{script}").as_bytes(),
+    );
     (String::from_utf8_lossy(&req[..n]).into_owned(), peer)
 }
 

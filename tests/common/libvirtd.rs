@@ -28,6 +28,8 @@ const VIRTLOGD: &str = "/usr/sbin/virtlogd";
 const LIBVIRT_SOCK: &str = "/run/libvirt/libvirt-sock";
 const VIRTLOGD_SOCK: &str = "/run/libvirt/virtlogd-sock";
 const QEMU_CONF: &str = "/etc/libvirt/qemu.conf";
+/// Where libvirt keeps the domains' UEFI variable stores.
+const NVRAM_DIR: &str = "/var/lib/libvirt/qemu/nvram";
 /// The first start probes qemu's capabilities (8–12 s here); later ones take well under 1 s.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -254,6 +256,8 @@ impl Drop for Libvirtd {
             if !virsh(&["undefine", "--nvram", d]).status.success() {
                 let _ = virsh(&["undefine", d]);
             }
+            // libvirt keeps the NVRAM of a domain whose definition no longer says UEFI.
+            let _ = fs::remove_file(format!("{NVRAM_DIR}/{d}_VARS.fd"));
         }
         let pools = std::mem::take(&mut *self.pools.lock().unwrap_or_else(PoisonError::into_inner));
         for p in &pools {

@@ -94,7 +94,8 @@ pub async fn define_vinos(ns: &str, vinos: &[&str], per_vino: u32) -> Vec<BedVin
                 owner: owner.clone(),
                 node: "bed".into(),
                 domain_type: "test".into(),
-                machine: "pc".into(),
+                // The second VM of each Vino is a q35 machine (secure boot needs it).
+                machine: if i == 1 { "q35" } else { "pc" }.into(),
                 vcpus: 2,
                 memory_mib: 2048,
                 hugepages: false,

@@ -205,7 +205,11 @@ impl Lab {
             lease_time: "1h".into(),
             dns_servers: vec![],
             ipxe_url: format!("http://192.168.{net}.1/boot.ipxe"),
-            tftp,
+            tftp: tftp.map(|(root, file)| vinod::render::dnsmasq::Tftp {
+                root,
+                bios_file: file,
+                efi_file: "snponly.efi".into(),
+            }),
             hostsdir: self.run_dir().join("dnsmasq").join(BRIDGE).join("hosts"),
             leasefile: self.lease_file(),
         };
@@ -253,13 +257,19 @@ impl Lab {
 
     /// Runs udhcpc on guest `i` (bounded tries); the address it was offered, if any.
     pub fn dhcp(&self, i: usize) -> Option<Ipv4Addr> {
+        self.dhcp_with(i, &[])
+    }
+
+    /// [`Lab::dhcp`] with more udhcpc arguments (such as `-x` options to send).
+    pub fn dhcp_with(&self, i: usize, extra: &[&str]) -> Option<Ipv4Addr> {
         let vm = &self.vms[i];
         let _ = fs::remove_file(&vm.events);
         let script = vm.script.to_str().unwrap();
-        let args = [
+        let mut args = vec![
             "30", "ip", "netns", "exec", &vm.ns, "busybox", "udhcpc", "-i", "eth0", "-f", "-q",
             "-n", "-t", "5", "-T", "1", "-s", script,
         ];
+        args.extend_from_slice(extra);
         let out = Command::new("timeout").args(args).output().unwrap();
         let events = fs::read_to_string(&vm.events).unwrap_or_default();
         let bound = events

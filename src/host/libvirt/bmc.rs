@@ -1,6 +1,6 @@
-//! The BMC's part of a domain definition: boot order, firmware, the virtual CD drive and the
-//! `<bmc:bmc>` metadata element (namespace [`BMC_NS`]) that records the override and the BIOS
-//! settings.
+//! The BMC's part of a domain definition: boot order, firmware (secure boot included), the
+//! virtual CD drive and the `<bmc:bmc>` metadata element (namespace [`BMC_NS`]) that records
+//! the override, the BIOS settings and a pending NVRAM reset.
 //!
 //! Pure functions over libvirt's XML. [`view`] reads what the BMC needs; [`apply`] rewrites a
 //! definition so it carries a [`BmcState`], leaving everything else (and vinod's own
@@ -19,6 +19,9 @@ pub const BMC_NS: &str = "https://airshipit.org/vinod/bmc/1";
 
 /// User alias marking the virtual CD drive (`ua-` aliases persist in the definition).
 const CD_ALIAS: &str = "ua-vinod-cd";
+
+/// Attribute of the `<bmc:bmc>` element that asks the next boot to reset the NVRAM.
+pub const NVRAM_RESET: &str = "nvram-reset";
 
 /// The domain definition could not be parsed or written.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,11 @@ pub struct BmcState {
     pub media: Option<Media>,
     /// BIOS settings.
     pub bios: BiosSettings,
+    /// UEFI firmware with secure boot and enrolled keys (only with [`BootMode::Uefi`]).
+    pub secure_boot: bool,
+    /// The next boot through the BMC resets the NVRAM from the firmware's template (the
+    /// firmware changed since the NVRAM was made).
+    pub nvram_reset: bool,
 }
 
 impl BmcState {
@@ -59,6 +67,7 @@ impl BmcState {
         } else {
             BootMode::Legacy
         };
+        let secure_boot = view.efi && view.secure_boot;
         let Some(attrs) = &view.bmc else {
             return BmcState {
                 boot: BootOverride {
@@ -68,6 +77,8 @@ impl BmcState {
                 default_boot: view.boot_devs.clone(),
                 media: None,
                 bios: BiosSettings::default(),
+                secure_boot,
+                nvram_reset: false,
             };
         };
         let get = |k: &str| attrs.get(k).map(String::as_str).unwrap_or("");
@@ -94,6 +105,8 @@ impl BmcState {
                 current: settings(get("bios")),
                 pending: settings(get("bios-pending")),
             },
+            secure_boot,
+            nvram_reset: get(NVRAM_RESET) == "yes",
         }
     }
 
@@ -103,6 +116,13 @@ impl BmcState {
             && self.media.is_none()
             && self.boot.mode == BootMode::Legacy
             && self.bios == BiosSettings::default()
+            && !self.secure_boot
+            && !self.nvram_reset
+    }
+
+    /// Secure boot, if the firmware is UEFI.
+    fn secure(&self) -> bool {
+        self.boot.mode == BootMode::Uefi && self.secure_boot
     }
 
     /// The boot order a definition with this state has.
@@ -171,9 +191,9 @@ pub(super) fn is_bmc_element(e: &BytesStart<'_>) -> Result<bool, XmlError> {
         .any(|(k, v)| k.starts_with("xmlns") && v == BMC_NS))
 }
 
-/// Rewrites `xml` so that it carries `state`: the boot order, the firmware attribute, the CD
-/// drive (present only with media) and the `<bmc:bmc>` element (absent for a default state).
-/// Everything else is copied unchanged.
+/// Rewrites `xml` so that it carries `state`: the boot order, the firmware (attribute,
+/// secure-boot features, SMM), the CD drive (present only with media) and the `<bmc:bmc>`
+/// element (absent for a default state). Everything else is copied unchanged.
 pub fn apply(xml: &str, state: &BmcState, machine: &str) -> Result<String, XmlError> {
     let mut reader = Reader::from_str(xml);
     let mut w = Writer::new(Vec::new());
@@ -185,6 +205,8 @@ pub fn apply(xml: &str, state: &BmcState, machine: &str) -> Result<String, XmlEr
     let mut disk_is_ours = false;
     let mut saw_metadata = false;
     let uefi = state.boot.mode == BootMode::Uefi;
+    // A firmware libvirt selected for the other secure-boot setting must be selected anew.
+    let reselect = !uefi || view(xml)?.secure_boot != state.secure();
     loop {
         let event = reader.read_event()?;
         if matches!(event, Event::Eof) {
@@ -244,7 +266,9 @@ pub fn apply(xml: &str, state: &BmcState, machine: &str) -> Result<String, XmlEr
             let parent = parent.as_deref();
             let dropped = match (parent, name.as_slice()) {
                 (Some(b"os"), b"boot") => true,
-                (Some(b"os"), b"loader" | b"nvram" | b"firmware") => !uefi,
+                (Some(b"os"), b"loader" | b"nvram") => reselect,
+                // Rewritten at the end of <os> and <features> from the state.
+                (Some(b"os"), b"firmware") | (Some(b"features"), b"smm") => true,
                 (Some(b"metadata"), _) => is_bmc_element(&e)?,
                 _ => false,
             };
@@ -274,11 +298,17 @@ pub fn apply(xml: &str, state: &BmcState, machine: &str) -> Result<String, XmlEr
                     }
                     w.write_event(Event::Start(os.borrow()))?;
                     if empty {
+                        write_firmware(&mut w, state)?;
                         write_boot(&mut w, state)?;
                         w.write_event(Event::End(os.to_end()))?;
                     } else {
                         path.push(name);
                     }
+                }
+                (Some(b"domain"), b"features") if empty => {
+                    w.write_event(Event::Start(e.borrow()))?;
+                    write_smm(&mut w, state)?;
+                    w.write_event(Event::End(e.to_end()))?;
                 }
                 (Some(b"domain"), b"metadata") => {
                     saw_metadata = true;
@@ -303,7 +333,11 @@ pub fn apply(xml: &str, state: &BmcState, machine: &str) -> Result<String, XmlEr
             let name = path.pop().unwrap_or_default();
             let parent = path.last().map(Vec::as_slice);
             match (parent, name.as_slice()) {
-                (Some(b"domain"), b"os") => write_boot(&mut w, state)?,
+                (Some(b"domain"), b"os") => {
+                    write_firmware(&mut w, state)?;
+                    write_boot(&mut w, state)?
+                }
+                (Some(b"domain"), b"features") => write_smm(&mut w, state)?,
                 (Some(b"domain"), b"devices") => write_cd(&mut w, state, machine)?,
                 (Some(b"domain"), b"metadata") => write_bmc_element(&mut w, state)?,
                 (None, b"domain") if !saw_metadata && !state.is_default() => {
@@ -322,70 +356,11 @@ pub fn apply(xml: &str, state: &BmcState, machine: &str) -> Result<String, XmlEr
     Ok(String::from_utf8_lossy(&w.into_inner()).into_owned())
 }
 
-fn write_boot(w: &mut Writer<Vec<u8>>, state: &BmcState) -> Result<(), XmlError> {
-    for dev in state.boot_order() {
-        w.write_event(Event::Empty(
-            BytesStart::new("boot").with_attributes([("dev", dev.as_str())]),
-        ))?;
-    }
-    Ok(())
-}
-
-fn write_cd(w: &mut Writer<Vec<u8>>, state: &BmcState, machine: &str) -> Result<(), XmlError> {
-    let Some(media) = &state.media else {
-        return Ok(());
-    };
-    // q35 has no IDE bus.
-    let (dev, bus) = if machine.contains("q35") {
-        ("sdc", "sata")
-    } else {
-        ("hdc", "ide")
-    };
-    let file = media.file.display().to_string();
-    w.write_event(Event::Start(
-        BytesStart::new("disk").with_attributes([("type", "file"), ("device", "cdrom")]),
-    ))?;
-    for e in [
-        BytesStart::new("driver").with_attributes([("name", "qemu"), ("type", "raw")]),
-        BytesStart::new("source").with_attributes([("file", file.as_str())]),
-        BytesStart::new("target").with_attributes([("dev", dev), ("bus", bus)]),
-        BytesStart::new("readonly"),
-        BytesStart::new("alias").with_attributes([("name", CD_ALIAS)]),
-    ] {
-        w.write_event(Event::Empty(e))?;
-    }
-    w.write_event(Event::End(BytesEnd::new("disk")))?;
-    Ok(())
-}
-
-fn write_bmc_element(w: &mut Writer<Vec<u8>>, state: &BmcState) -> Result<(), XmlError> {
-    if state.is_default() {
-        return Ok(());
-    }
-    let mut e = BytesStart::new("bmc:bmc");
-    e.push_attribute(("xmlns:bmc", BMC_NS));
-    e.push_attribute(("boot-target", state.boot.target.as_str()));
-    e.push_attribute(("boot-enabled", state.boot.enabled.as_str()));
-    e.push_attribute(("default-boot", state.default_boot.join(",").as_str()));
-    if let Some(m) = &state.media {
-        e.push_attribute(("media-image", m.image.as_str()));
-        e.push_attribute(("media-file", m.file.display().to_string().as_str()));
-    }
-    for (key, values) in [
-        ("bios", &state.bios.current),
-        ("bios-pending", &state.bios.pending),
-    ] {
-        if !values.is_empty() {
-            e.push_attribute((key, settings_text(values).as_str()));
-        }
-    }
-    w.write_event(Event::Empty(e))?;
-    Ok(())
-}
-
 mod view;
+mod write;
 
 pub use view::{DiskRef, DomainView, view};
+use write::{write_bmc_element, write_boot, write_cd, write_firmware, write_smm};
 
 #[cfg(test)]
 mod tests;

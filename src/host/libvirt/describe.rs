@@ -50,6 +50,8 @@ pub(super) fn describe(dom: &VirtDomain, name: &str) -> Result<Option<Machine>, 
         boot: state.boot,
         media: state.media,
         bios: state.bios,
+        machine_type: view.machine,
+        secure_boot: state.secure_boot,
     }))
 }
 

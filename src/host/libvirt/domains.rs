@@ -113,6 +113,7 @@ pub(super) fn undefine(conn: &Connect, domain: &Domain) -> Result<(), VirtError>
             other => other.map_err(err("power off"))?,
         }
     }
+    forget_nvram_if_not_efi(conn, &dom, &domain.name);
     tracing::info!(domain = %domain.name, "undefining domain");
     match dom.undefine_flags(sys::VIR_DOMAIN_UNDEFINE_NVRAM) {
         // The test driver rejects every flag; a domain there has no NVRAM anyway.
@@ -124,6 +125,27 @@ pub(super) fn undefine(conn: &Connect, domain: &Domain) -> Result<(), VirtError>
             dom.undefine().map_err(err("undefine"))
         }
         other => other.map_err(err("undefine")),
+    }
+}
+
+/// A domain that booted UEFI once and was switched to Legacy since (through the BMC or a new
+/// `bootMode`) still has an NVRAM file, which libvirt deletes with the domain only if the
+/// definition says UEFI. So a Legacy definition is made UEFI just before it is undefined; for
+/// a domain that never had an NVRAM libvirt deletes nothing. Best effort: a failure (no UEFI
+/// firmware installed, a driver without firmware selection) leaves the plain undefine.
+fn forget_nvram_if_not_efi(conn: &Connect, dom: &VirtDomain, name: &str) {
+    let Ok((xml, view)) = super::describe::definition(dom, name) else {
+        return;
+    };
+    if view.efi {
+        return;
+    }
+    let mut state = super::bmc::BmcState::of(&view);
+    state.boot.mode = crate::host::machine::BootMode::Uefi;
+    if let Ok(efi) = super::bmc::apply(&xml, &state, &view.machine)
+        && let Err(e) = conn.define_domain_xml(&efi)
+    {
+        tracing::debug!(domain = %name, error = %e, "cannot mark the domain UEFI to delete an NVRAM with it");
     }
 }
 

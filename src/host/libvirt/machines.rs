@@ -9,15 +9,17 @@
 //! followed by a power-on once the guest has stopped). A `Once` override is consumed by that
 //! power-on: right after the domain starts, the persistent definition goes back to the
 //! default order. A reboot the guest does on its own is a warm reset of the same process and
-//! keeps the boot order the domain was started with.
+//! keeps the boot order the domain was started with. Secure boot is UEFI firmware selected by
+//! its features (secure boot, enrolled keys, with SMM); a change of it also resets the NVRAM
+//! from the new firmware's template at that boot.
 
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::warn;
 use virt::connect::Connect;
 use virt::domain::Domain as VirtDomain;
-use virt::error::{Error as LibvirtError, ErrorNumber};
+use virt::error::ErrorNumber;
 use virt::sys;
 
 use super::bmc::{self, BmcState};
@@ -26,7 +28,7 @@ use super::error::{VirtError, is};
 use super::marker::{domain_error, lookup, marker};
 use super::{Libvirt, Machines};
 use crate::host::machine::{
-    BiosSettings, BootEnabled, BootOverride, BootTarget, Disk, Machine, Media, PowerAction,
+    BiosSettings, BootMode, BootOverride, Disk, Machine, Media, PowerAction,
 };
 use crate::state::Owner;
 
@@ -85,8 +87,16 @@ impl Machines for Libvirt {
 
     async fn set_boot(&self, name: &str, boot: BootOverride) -> Result<(), VirtError> {
         let name = name.to_string();
-        self.run_shared(move |conn| rewrite(conn, &name, |s| s.boot = boot).map(drop))
-            .await
+        self.run_shared(move |conn| {
+            rewrite(conn, &name, |s| {
+                s.boot = boot;
+                if boot.mode == BootMode::Legacy {
+                    secure_boot(s, false);
+                }
+            })
+            .map(drop)
+        })
+        .await
     }
 
     async fn insert_media(&self, name: &str, media: &Media) -> Result<(), VirtError> {
@@ -122,6 +132,44 @@ impl Machines for Libvirt {
             rewrite(conn, &name, move |s| s.bios = bios).map(drop)
         })
         .await
+    }
+
+    async fn set_secure_boot(&self, name: &str, enabled: bool) -> Result<(), VirtError> {
+        let name = name.to_string();
+        self.run_shared(move |conn| rewrite(conn, &name, |s| secure_boot(s, enabled)).map(drop))
+            .await
+    }
+
+    async fn secure_boot_now(&self, name: &str) -> Result<Option<bool>, VirtError> {
+        let name = name.to_string();
+        self.run_shared(move |conn| {
+            let dom = match owned(conn, &name) {
+                Ok((dom, _)) => dom,
+                Err(VirtError::NoMachine { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let name = name.as_str();
+            let err = |action| move |e| domain_error(name, action, e);
+            if !dom.is_active().map_err(err("query"))? {
+                return Ok(Some(false));
+            }
+            let live = dom.xml_desc(0).map_err(err("read the definition of"))?;
+            let live = bmc::view(&live).map_err(|source| VirtError::Xml {
+                domain: name.to_string(),
+                source,
+            })?;
+            Ok(Some(live.efi && live.secure_boot))
+        })
+        .await
+    }
+}
+
+/// Turns secure boot on or off in `s`; a change makes the next boot reset the NVRAM, whose
+/// variables (keys included) come from the firmware's template.
+fn secure_boot(s: &mut BmcState, enabled: bool) {
+    if s.secure_boot != enabled {
+        s.secure_boot = enabled;
+        s.nvram_reset = true;
     }
 }
 
@@ -255,123 +303,6 @@ pub(super) fn keep_bmc_state(dom: &VirtDomain, name: &str, xml: &str) -> Result<
     bmc::apply(xml, &state, &new.machine).map_err(xml_err)
 }
 
-fn power(conn: &Connect, name: &str, action: PowerAction) -> Result<Followup, VirtError> {
-    let (dom, _) = owned(conn, name)?;
-    let err = |action| move |e| domain_error(name, action, e);
-    let active = dom.is_active().map_err(err("query"))?;
-    info!(domain = %name, action = action.as_str(), active, "BMC power action");
-    match action {
-        PowerAction::On | PowerAction::ForceOn if !active => start(conn, &dom, name)?,
-        PowerAction::On | PowerAction::ForceOn => {}
-        PowerAction::ForceOff if active => destroy(&dom, name)?,
-        PowerAction::ForceOff => {}
-        PowerAction::GracefulShutdown | PowerAction::PushPowerButton if active => {
-            dom.shutdown().map_err(err("shut down"))?
-        }
-        PowerAction::GracefulShutdown => {}
-        PowerAction::PushPowerButton => start(conn, &dom, name)?,
-        PowerAction::Nmi if active => inject_nmi(&dom).map_err(err("inject an NMI into"))?,
-        PowerAction::Nmi => {
-            return Err(VirtError::NotRunning {
-                domain: name.to_string(),
-                action: "inject an NMI into",
-            });
-        }
-        PowerAction::ForceRestart => {
-            if active {
-                destroy(&dom, name)?;
-            }
-            start(conn, &dom, name)?;
-        }
-        PowerAction::GracefulRestart if !active => start(conn, &dom, name)?,
-        PowerAction::GracefulRestart if boot_pending(&dom, name)? => {
-            dom.shutdown().map_err(err("shut down"))?;
-            return Ok(Followup::StartWhenOff);
-        }
-        PowerAction::GracefulRestart => {
-            dom.reboot(0).map_err(err("reboot"))?;
-            booted(conn, &dom, name)?;
-        }
-    }
-    Ok(Followup::Nothing)
-}
+mod power;
 
-fn start_if_off(conn: &Connect, name: &str) -> Result<bool, VirtError> {
-    let (dom, _) = owned(conn, name)?;
-    if dom
-        .is_active()
-        .map_err(|e| domain_error(name, "query", e))?
-    {
-        return Ok(false);
-    }
-    start(conn, &dom, name)?;
-    Ok(true)
-}
-
-/// Starts the domain from its persistent definition, then records the boot.
-fn start(conn: &Connect, dom: &VirtDomain, name: &str) -> Result<(), VirtError> {
-    dom.create()
-        .map_err(|e| domain_error(name, "power on", e))?;
-    booted(conn, dom, name)
-}
-
-/// After a boot through the BMC: a `Once` override is consumed and pending BIOS settings are
-/// in force.
-fn booted(conn: &Connect, dom: &VirtDomain, name: &str) -> Result<(), VirtError> {
-    // Reading the metadata element alone is much cheaper than the whole definition.
-    let element = match dom.metadata(
-        sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
-        Some(bmc::BMC_NS),
-        sys::VIR_DOMAIN_AFFECT_CONFIG,
-    ) {
-        Ok(element) => element,
-        Err(e) if is(&e, ErrorNumber::NoDomainMetadata) => return Ok(()),
-        Err(e) => return Err(domain_error(name, "read the metadata of", e)),
-    };
-    if !element.contains(BootEnabled::Once.as_str()) && !element.contains("bios-pending") {
-        return Ok(());
-    }
-    rewrite_domain(conn, dom, name, |s| {
-        if s.boot.enabled == BootEnabled::Once {
-            s.boot.target = BootTarget::None;
-            s.boot.enabled = BootEnabled::Disabled;
-        }
-        s.bios = s.bios.booted();
-    })
-    .map(drop)
-}
-
-fn destroy(dom: &VirtDomain, name: &str) -> Result<(), VirtError> {
-    match dom.destroy() {
-        // It stopped by itself in the meantime.
-        Err(e) if is(&e, ErrorNumber::OperationInvalid) => Ok(()),
-        other => other.map_err(|e| domain_error(name, "power off", e)),
-    }
-}
-
-/// Whether the running domain's boot configuration differs from its persistent one.
-fn boot_pending(dom: &VirtDomain, name: &str) -> Result<bool, VirtError> {
-    let live = dom
-        .xml_desc(0)
-        .map_err(|e| domain_error(name, "read the definition of", e))?;
-    let live = bmc::view(&live).map_err(|source| VirtError::Xml {
-        domain: name.to_string(),
-        source,
-    })?;
-    let (_, config) = definition(dom, name)?;
-    Ok((live.boot_devs, live.efi, live.cd_source)
-        != (config.boot_devs, config.efi, config.cd_source))
-}
-
-/// `virDomainInjectNMI`, which the `virt` crate does not wrap.
-#[allow(unsafe_code)]
-fn inject_nmi(dom: &VirtDomain) -> Result<(), LibvirtError> {
-    // SAFETY: `dom` owns a valid domain handle for the whole call, and the function takes no
-    // other pointers; flags must be 0.
-    let ret = unsafe { sys::virDomainInjectNMI(dom.as_ptr(), 0) };
-    if ret < 0 {
-        Err(LibvirtError::last_error())
-    } else {
-        Ok(())
-    }
-}
+use power::{power, start_if_off};

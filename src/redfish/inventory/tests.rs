@@ -24,6 +24,8 @@ fn machine(sockets: u32, cores: u32, threads: u32) -> Machine {
         boot: BootOverride::default(),
         media: None,
         bios: BiosSettings::default(),
+        machine_type: "pc".into(),
+        secure_boot: false,
     }
 }
 

@@ -11,7 +11,7 @@ use crate::redfish::error::ApiError;
 use crate::redfish::inventory::{self as inv, Part, STORAGE_ID};
 use crate::redfish::reply::{etag, json, no_content};
 use crate::redfish::target::Target;
-use crate::redfish::{Bmc, action, auth::Principal, bios, resources as doc};
+use crate::redfish::{Bmc, action, auth::Principal, bios, resources as doc, secure_boot};
 
 /// The document of `part` of System `id`; `path` is the request's, for a 404.
 pub(super) async fn get<M: Machines + Send + Sync>(
@@ -45,6 +45,7 @@ pub(super) async fn get<M: Machines + Send + Sync>(
         Part::Volume(s, d) if ours(s) => disk(d).and_then(|d| inv::volume(&m, d)),
         Part::Bios => Some(bios::bios(&m)),
         Part::BiosSettings => Some(bios::settings(&m)),
+        Part::SecureBoot => Some(secure_boot::resource(&m, enforced_now(bmc, id).await?)),
         _ => None,
     };
     found.ok_or_else(|| ApiError::not_found(path))
@@ -95,8 +96,33 @@ pub(super) async fn patch<M: Machines + Send + Sync>(
             })
             .await
         }
+        Target::Part(id, Part::SecureBoot) => {
+            let _guard = bmc.lock(&visible(bmc, caller, id).await?.name).await;
+            let m = visible(bmc, caller, id).await?;
+            if_match(headers, &secure_boot::resource(&m, enforced_now(bmc, id).await?))?;
+            let enable = secure_boot::patch(body, &m)?;
+            if enable != m.secure_boot {
+                tracing::info!(machine = %id, enable, "secure boot changed for the next boot");
+                bmc.machines
+                    .set_secure_boot(id, enable)
+                    .await
+                    .map_err(fault)?;
+            }
+            let m = visible(bmc, caller, id).await?;
+            let doc = secure_boot::resource(&m, enforced_now(bmc, id).await?);
+            Ok(json(doc, target, &HeaderMap::new()))
+        }
         _ => Err(ApiError::method_not_allowed("PATCH", target.allow())),
     }
+}
+
+/// Whether the firmware machine `id` runs now enforces secure boot.
+async fn enforced_now<M: Machines + Send + Sync>(bmc: &Bmc<M>, id: &str) -> Result<bool, ApiError> {
+    bmc.machines
+        .secure_boot_now(id)
+        .await
+        .map_err(fault)?
+        .ok_or_else(|| ApiError::not_found(&format!("/redfish/v1/Systems/{id}")))
 }
 
 /// A PATCH of `target`, a resource of machine `id` whose document `doc` makes: under the

@@ -42,6 +42,8 @@ fn state(target: BootTarget, enabled: BootEnabled) -> BmcState {
         default_boot: vec!["hd".into(), "network".into()],
         media: None,
         bios: Default::default(),
+        secure_boot: false,
+        nvram_reset: false,
     }
 }
 
@@ -150,6 +152,61 @@ fn uefi_sets_firmware_and_legacy_drops_loader() {
     assert!(!v.efi, "{legacy}");
     assert!(!legacy.contains("OVMF") && !legacy.contains("nvram"));
     assert_eq!(v.boot_devs, ["hd", "network"]);
+}
+
+#[test]
+fn secure_boot_selects_the_enrolled_keys_firmware_with_smm() {
+    let (xml, _) = rendered();
+    let mut s = state(BootTarget::None, BootEnabled::Disabled);
+    s.boot.mode = BootMode::Uefi;
+    let plain = apply(&xml, &s, "q35").unwrap();
+    assert!(
+        plain.contains("<feature enabled=\"no\" name=\"secure-boot\"/>"),
+        "{plain}"
+    );
+    assert!(!plain.contains("smm"));
+    assert!(!view(&plain).unwrap().secure_boot);
+    s.secure_boot = true;
+    s.nvram_reset = true;
+    // As libvirt expands a running domain's firmware: it must be selected anew.
+    let expanded = plain.replace(
+        "<boot dev=\"hd\"/>",
+        "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader><nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>/var/lib/x_VARS.fd</nvram><boot dev=\"hd\"/>",
+    );
+    let secure = apply(&expanded, &s, "q35").unwrap();
+    for want in [
+        "<feature enabled=\"yes\" name=\"enrolled-keys\"/>",
+        "<feature enabled=\"yes\" name=\"secure-boot\"/>",
+        "<smm state=\"on\"/></features>",
+        "nvram-reset=\"yes\"",
+    ] {
+        assert!(secure.contains(want), "{want} not in {secure}");
+    }
+    assert!(!secure.contains("OVMF_CODE_4M.fd") && !secure.contains("<nvram"));
+    assert_eq!(secure.matches("<firmware>").count(), 1);
+    let v = view(&secure).unwrap();
+    assert!(v.secure_boot && v.efi);
+    let back = BmcState::of(&v);
+    assert!(back.secure_boot && back.nvram_reset);
+    // Applying the same state again changes nothing.
+    assert_eq!(apply(&secure, &back, "q35").unwrap(), secure);
+    // Legacy firmware has no secure boot: features and SMM go.
+    s.boot.mode = BootMode::Legacy;
+    let legacy = apply(&secure, &s, "q35").unwrap();
+    assert!(
+        !legacy.contains("<firmware>") && !legacy.contains("smm"),
+        "{legacy}"
+    );
+    assert!(!BmcState::of(&view(&legacy).unwrap()).secure_boot);
+}
+
+#[test]
+fn a_running_secure_boot_loader_counts() {
+    let live = "<domain><os><type machine='pc-q35-7.2'>hvm</type><loader readonly='yes' secure='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.ms.fd</loader></os><cpu><feature name='secure-boot' policy='require'/></cpu></domain>";
+    let v = view(live).unwrap();
+    assert!(v.efi && v.secure_boot);
+    let cpu_only = "<domain><os firmware='efi'/><cpu><feature name='secure-boot' enabled='yes'/></cpu></domain>";
+    assert!(!view(cpu_only).unwrap().secure_boot);
 }
 
 #[test]

@@ -28,6 +28,9 @@ pub struct DomainView {
     pub boot_devs: Vec<String>,
     /// UEFI firmware (`<os firmware='efi'>` or a pflash loader).
     pub efi: bool,
+    /// Secure boot asked for (`<os><firmware><feature name='secure-boot' enabled='yes'>`) or
+    /// in force (`<loader secure='yes'>`, in a running domain's definition).
+    pub secure_boot: bool,
     /// `<os><type machine=…>`.
     pub machine: String,
     /// Source file of the virtual CD drive, if the drive is there.
@@ -110,7 +113,15 @@ pub fn view(xml: &str) -> Result<DomainView, XmlError> {
                 (None, b"domain") => v.domain_type = a.get("type").cloned().unwrap_or_default(),
                 (Some(b"domain"), b"cpu") => v.cpu_mode = a.get("mode").cloned(),
                 (Some(b"cpu"), b"topology") => v.topology = Some(topology(&a)),
-                (Some(b"os"), b"loader") => v.efi |= a.get("type").is_some_and(|t| t == "pflash"),
+                (Some(b"os"), b"loader") => {
+                    v.efi |= a.get("type").is_some_and(|t| t == "pflash");
+                    v.secure_boot |= a.get("secure").is_some_and(|s| s == "yes");
+                }
+                (Some(b"firmware"), b"feature")
+                    if path.len() == 3 && a.get("name").is_some_and(|n| n == "secure-boot") =>
+                {
+                    v.secure_boot |= a.get("enabled").is_some_and(|e| e == "yes");
+                }
                 (Some(b"domain"), b"os") => v.efi |= a.get("firmware").is_some_and(|f| f == "efi"),
                 (Some(b"domain"), b"vcpu") => vcpu_mask = cpus(&a),
                 (Some(b"cputune"), b"vcpupin") => v.pinned_cpus = v.pinned_cpus.union(&cpus(&a)),
