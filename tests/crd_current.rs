@@ -76,6 +76,7 @@ fn vino_crd_has_the_api_shape() {
         "nodeLabelKeysToCopy",
         "pxeBootImageHost",
         "pxeBootImageHostPort",
+        "pxeBootImagePath",
         "flavors",
     ] {
         assert!(spec[field].is_object(), "spec.{field} missing");

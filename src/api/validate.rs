@@ -9,7 +9,9 @@ use super::vino::{Flavor, Network, NodeSet, VinoSpec};
 use super::{FieldError, SpecError};
 use crate::ipam::Pool;
 use crate::value::cpuset::CpuSet;
-use crate::value::syntax::{is_dns_label, is_host, is_ifname, label_key_error, label_value_error};
+use crate::value::syntax::{
+    is_dns_label, is_host, is_ifname, label_key_error, label_value_error, url_path_error,
+};
 
 mod metadata;
 mod networks;
@@ -170,6 +172,9 @@ impl Checker {
                 "spec.pxeBootImageHostPort",
                 format!("{port} is not a TCP port (1-65535)"),
             );
+        }
+        if let Some(e) = spec.pxe_boot_image_path.as_deref().and_then(url_path_error) {
+            self.err("spec.pxeBootImagePath", e);
         }
         for (name, f) in &spec.flavors {
             let field = format!("spec.flavors.{name}");

@@ -86,7 +86,7 @@ pub struct VinoSpec {
     #[schemars(length(max = 32))]
     pub node_label_keys_to_copy: Vec<String>,
 
-    /// Host of the iPXE boot script URL `http://<host>:<port>/dualboot.ipxe` handed out by DHCP.
+    /// Host of the iPXE boot script URL `http://<host>:<port>/<path>` handed out by DHCP.
     /// Default: the host's own address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
@@ -96,6 +96,15 @@ pub struct VinoSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]
     pub pxe_boot_image_host_port: Option<i32>,
+
+    /// Path of that URL. Default: `dualboot.ipxe` (ViNO's); `boot.ipxe` with Ironic's HTTP
+    /// server as host and port hands the VMs Ironic's own iPXE boot script.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 255),
+        regex(pattern = r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+    )]
+    pub pxe_boot_image_path: Option<String>,
 
     /// VM sizes by name, used by `nodes[].flavor`. `master` and `worker` are built in (with
     /// ViNO's sizes) and may be overridden here.

@@ -362,8 +362,11 @@ fn boot_url(config: &Config, spec: &VinoSpec, host_ip: IpAddr, bridge_ip: Ipv4Ad
         None => url_host(host_ip),
     };
     format!(
-        "http://{host}:{}/dualboot.ipxe",
-        spec.pxe_boot_image_host_port.unwrap_or(80)
+        "http://{host}:{}/{}",
+        spec.pxe_boot_image_host_port.unwrap_or(80),
+        spec.pxe_boot_image_path
+            .as_deref()
+            .unwrap_or("dualboot.ipxe")
     )
 }
 

@@ -141,6 +141,29 @@ pub fn is_ifname(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// Why `path` is not a plain relative URL path (as in `http://host:port/<path>`), or `None`.
+pub fn url_path_error(path: &str) -> Option<String> {
+    if path.is_empty() || path.len() > 255 {
+        return Some("must be 1-255 characters".into());
+    }
+    if path.starts_with('/') {
+        return Some("must be relative (no leading '/')".into());
+    }
+    if path
+        .chars()
+        .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')))
+    {
+        return Some("may hold only letters, digits, '.', '_', '-' and '/'".into());
+    }
+    if path
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return Some("has an empty, '.' or '..' segment".into());
+    }
+    None
+}
+
 /// Whether `s` is a host name or an IP address usable in a URL.
 pub fn is_host(s: &str) -> bool {
     s.parse::<std::net::IpAddr>().is_ok()

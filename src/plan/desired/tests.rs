@@ -141,6 +141,29 @@ fn an_ipv6_boot_image_host_is_bracketed_in_the_boot_url() {
         config.contains("http://boot.example:8080/dualboot.ipxe"),
         "{config}"
     );
+    // Ironic's own boot script.
+    v.spec.pxe_boot_image_path = Some("boot.ipxe".into());
+    let p = plan_on(&v, &node("0-7"), &HostState::default()).unwrap();
+    let config = &p.host.dhcp.values().next().unwrap().config;
+    assert!(
+        config.contains("http://boot.example:8080/boot.ipxe"),
+        "{config}"
+    );
+    // Free text never reaches dnsmasq's configuration.
+    for bad in [
+        "/boot.ipxe",
+        "a/../b",
+        "boot.ipxe\ndhcp-script=/x",
+        "x y",
+        "a//b",
+    ] {
+        v.spec.pxe_boot_image_path = Some(bad.into());
+        let e = plan_on(&v, &node("0-7"), &HostState::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("spec.pxeBootImagePath"),
+            "{bad}: {e}"
+        );
+    }
 }
 
 #[test]
