@@ -1,8 +1,8 @@
 //! Publication of the VMs' `HardwareData` (metal3.io), named after their BareMetalHosts. Each
 //! is owned by its BareMetalHost (a controller owner reference, as BMO's own), so it goes with
 //! the host through garbage collection and vinod never deletes one. Written only once its
-//! host exists and only when its content differs from what is stored: one LIST per Vino and
-//! pass otherwise. A cluster without metal3's HardwareData CRD gets none (BMO then simply has
+//! host exists and only when its content differs from what is stored; a pass whose
+//! HardwareData this host already wrote or saw costs no request. A cluster without metal3's HardwareData CRD gets none (BMO then simply has
 //! no hardware details).
 
 use std::collections::BTreeMap;
@@ -14,16 +14,44 @@ use tracing::debug;
 
 use super::{KubeError, field_manager, is_status};
 use crate::api::bmh::BareMetalHost;
-use crate::api::hardware_data::HardwareData;
+use crate::api::hardware_data::{HardwareData, HardwareDataSpec};
 use crate::plan::{VinoPlan, ownership};
 
+/// What this host knows to be stored: each HardwareData's spec by (namespace, name), as
+/// written or listed. A plan whose HardwareData all match costs no request.
+#[derive(Debug, Default)]
+pub struct Stored(BTreeMap<(String, String), HardwareDataSpec>);
+
+impl Stored {
+    fn matches(&self, ns: &str, hd: &HardwareData) -> bool {
+        self.0.get(&(ns.to_string(), hd.name_any())) == Some(&hd.spec)
+    }
+
+    fn record(&mut self, ns: &str, hd: &HardwareData) {
+        self.0
+            .insert((ns.to_string(), hd.name_any()), hd.spec.clone());
+    }
+
+    /// Forgets the HardwareData of BareMetalHosts `hosts` of `ns`, just (re)created: theirs
+    /// went with the old host or was never written.
+    pub fn forget<'a>(&mut self, ns: &str, hosts: impl IntoIterator<Item = &'a String>) {
+        for h in hosts {
+            self.0.remove(&(ns.to_string(), h.clone()));
+        }
+    }
+}
+
 /// Writes `plan`'s HardwareData whose BareMetalHost exists and whose stored content differs;
-/// returns how many were written.
-pub async fn publish(client: &Client, plan: &VinoPlan) -> Result<usize, KubeError> {
-    if plan.hardware.is_empty() {
+/// returns how many were written. `stored` spares the LIST when nothing changed.
+pub async fn publish(
+    client: &Client,
+    plan: &VinoPlan,
+    stored: &mut Stored,
+) -> Result<usize, KubeError> {
+    let ns = plan.owner.namespace.as_str();
+    if plan.hardware.iter().all(|hd| stored.matches(ns, hd)) {
         return Ok(0);
     }
-    let ns = plan.owner.namespace.as_str();
     let selector = ownership(&plan.owner, &plan.node)
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -51,6 +79,7 @@ pub async fn publish(client: &Client, plan: &VinoPlan) -> Result<usize, KubeErro
             .get(&name)
             .is_some_and(|l| l.spec == hd.spec && !l.owner_references().is_empty())
         {
+            stored.record(ns, hd);
             continue;
         }
         let host = hosts
@@ -68,6 +97,7 @@ pub async fn publish(client: &Client, plan: &VinoPlan) -> Result<usize, KubeErro
         api.patch(&name, &params, &Patch::Apply(&body))
             .await
             .map_err(|e| KubeError::api(format!("apply HardwareData {ns}/{name}"), e))?;
+        stored.record(ns, hd);
         written += 1;
     }
     Ok(written)

@@ -49,6 +49,8 @@ pub struct KubeSource {
     /// The BareMetalHost each planned domain was published as, from the plans of earlier
     /// passes: a deleted VM's Event names its host without deriving it from the domain name.
     published_as: BTreeMap<String, String>,
+    /// The HardwareData this host knows to be stored.
+    hardware: tokio::sync::Mutex<hardware::Stored>,
 }
 
 impl KubeSource {
@@ -64,6 +66,7 @@ impl KubeSource {
             node: NodeFacts::default(),
             holder: Holder::default(),
             published_as: BTreeMap::new(),
+            hardware: Default::default(),
             node_name,
         }
     }
@@ -110,7 +113,9 @@ impl KubeSource {
                     } else if !rep.pending.is_empty() && r.status.phase == NodePhase::Ready {
                         r.status.phase = NodePhase::Progressing;
                     }
-                    match hardware::publish(&self.client, p).await {
+                    let stored = &mut *self.hardware.lock().await;
+                    stored.forget(&p.owner.namespace, rep.created.iter().chain(&rep.recreated));
+                    match hardware::publish(&self.client, p, stored).await {
                         Ok(n) => written += n,
                         Err(e) => {
                             r.degrade(format!("publishing failed: {}", error_chain(&e)));
