@@ -92,6 +92,19 @@ def test_bios_settings_wait_for_a_boot(root, vino):
     assert s.bios.attributes["NumLock"] == "On"
 
 
+def test_secure_boot_as_ironic_reads_and_sets_it(root, vino):
+    s = root.get_system(system_path(vino["systems"][0]))
+    sb = s.secure_boot
+    assert sb.enabled is False
+    assert sb.current_boot == sushy.SecureBootCurrentBoot.DISABLED
+    # The bed's VMs boot SeaBIOS: secure boot cannot be turned on, only (again) off.
+    with pytest.raises(exceptions.BadRequestError):
+        sb.set_enabled(True)
+    sb.set_enabled(False)
+    sb.refresh()
+    assert sb.enabled is False
+
+
 def test_other_vinos_system_is_not_found(service, root):
     other = service["vinos"][1]["systems"][0]
     with pytest.raises(exceptions.ResourceNotFoundError):
