@@ -83,6 +83,8 @@ cargo_deny() {
 setup() {
   setup_host
   cargo_deny
+  # Every crate of the lock file, for every platform: `cargo deny --offline` reads them all.
+  cargo fetch --locked >/dev/null
   k8s_binaries
   test_prereq "Redfish test venv" scripts/redfish-venv.sh
   test_prereq "Ironic test venv" scripts/ironic-venv.sh
