@@ -104,6 +104,16 @@ where
         for (net, own) in units::own_claims(&held, &pools, &seed) {
             all.entry(net).or_default().insert(holder.name.clone(), own);
         }
+        // In a cluster a host is never alone in a pool, even when it sees nobody else's claims:
+        // hosts that start at the same moment all see an empty pool. An empty holder (no Node
+        // has an empty name) makes the planner start from the host's own point in the pool, not
+        // the lowest free unit that every other host reaches for too.
+        for net in pools.keys() {
+            all.entry(net.clone())
+                .or_default()
+                .entry(String::new())
+                .or_default();
+        }
         let (mine, value) = match plan(&all) {
             Ok(planned) => planned,
             Err(e) => {

@@ -26,7 +26,8 @@ pub struct Holder {
 }
 
 impl Holder {
-    fn owner_reference(&self) -> OwnerReference {
+    /// The owner reference to the Node: its objects go with it.
+    pub(crate) fn owner_reference(&self) -> OwnerReference {
         OwnerReference {
             api_version: "v1".into(),
             kind: "Node".into(),
