@@ -73,9 +73,17 @@ async fn host_entry(client: &Client) -> Option<vinod::api::NodeStatus> {
 
 async fn set_workers(client: &Client, n: u32) {
     let api: Api<Vino> = Api::namespaced(client.clone(), NS);
-    let mut v = api.get("x").await.unwrap();
-    v.spec.nodes[0].count = n;
-    api.replace("x", &PostParams::default(), &v).await.unwrap();
+    // The host may write the status between the read and the replace.
+    for _ in 0..10 {
+        let mut v = api.get("x").await.unwrap();
+        v.spec.nodes[0].count = n;
+        match api.replace("x", &PostParams::default(), &v).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => panic!("set workers: {e}"),
+        }
+    }
+    panic!("set workers: still conflicting");
 }
 
 async fn label_node(client: &Client, on: bool) {

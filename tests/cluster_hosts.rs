@@ -40,9 +40,17 @@ async fn vino(admin: &Client) -> Vino {
 
 async fn set_workers(admin: &Client, n: u32) {
     let api: Api<Vino> = Api::namespaced(admin.clone(), NS);
-    let mut v = api.get("x").await.unwrap();
-    v.spec.nodes[0].count = n;
-    api.replace("x", &PostParams::default(), &v).await.unwrap();
+    // The coordinator may write the status between the read and the replace.
+    for _ in 0..10 {
+        let mut v = api.get("x").await.unwrap();
+        v.spec.nodes[0].count = n;
+        match api.replace("x", &PostParams::default(), &v).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => panic!("set workers: {e}"),
+        }
+    }
+    panic!("set workers: still conflicting");
 }
 
 async fn bmhs_of(admin: &Client, host: &str) -> Vec<BareMetalHost> {

@@ -33,6 +33,9 @@ use crate::api::pool_claim::VinoPoolClaim;
 use crate::api::validate::check;
 use crate::ipam::{HostClaims, NetworkClaims};
 
+/// After how many rounds with lost units the pool is read again.
+const RELIST_EVERY: u32 = 4;
+
 /// Errors of [`reserve`]: the caller's planning error, an invalid Vino, or the cluster's.
 #[derive(Debug, thiserror::Error)]
 pub enum ReserveError<E> {
@@ -174,8 +177,12 @@ where
             }
         }
         if lost {
-            // Whoever holds them now is learnt with the pool on the next round.
-            listed.clear();
+            // The units lost are known to be taken; the next round plans around them without
+            // reading the pool again (a read of a large pool costs far more than a create that
+            // is refused). Only if that keeps failing is the pool read again.
+            if attempt % RELIST_EVERY == RELIST_EVERY - 1 {
+                listed.clear();
+            }
             backoff(attempt).await;
         }
     }

@@ -230,10 +230,13 @@ mod tests {
 
     #[test]
     fn the_first_selected_node_coordinates() {
-        let vino = crate::api::parse_vino(
-            "apiVersion: airship.airshipit.org/v1\nkind: Vino\nmetadata: {name: v, namespace: n}\nspec:\n  nodeSelector: {matchLabels: {rack: a}}\n",
-        );
-        let Ok(vino) = vino else { return };
+        let mut vino = crate::api::parse_vino(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/vino.yaml"))
+                .unwrap(),
+        )
+        .unwrap();
+        vino.spec.node_selector =
+            serde_json::from_value(serde_json::json!({"matchLabels": {"rack": "a"}})).unwrap();
         let node = |name: &str, rack: &str| NodeFacts {
             name: name.into(),
             labels: BTreeMap::from([("rack".to_string(), rack.to_string())]),
