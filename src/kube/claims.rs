@@ -60,6 +60,7 @@ impl Holder {
         Ok(Holder {
             name: node.to_string(),
             uid: n.uid().unwrap_or_default(),
+            share: None,
         })
     }
 }
@@ -106,6 +107,10 @@ where
         let mut all: BTreeMap<String, NetworkClaims> = units::taken(&foreign, &pools);
         for (net, own) in units::own_claims(&held, &pools, &seed) {
             all.entry(net).or_default().insert(holder.name.clone(), own);
+        }
+        for net in pools.keys() {
+            let own = all.entry(net.clone()).or_default();
+            own.entry(holder.name.clone()).or_default().share = holder.share;
         }
         // In a cluster a host is never alone in a pool, even when it sees nobody else's claims:
         // hosts that start at the same moment all see an empty pool. An empty holder (no Node

@@ -256,6 +256,7 @@ impl VinoSource for KubeSource {
         self.holder = Holder {
             name: self.node_name.clone(),
             uid: me.uid().unwrap_or_default(),
+            share: None,
         };
         self.nodes = all
             .iter()
@@ -324,7 +325,20 @@ impl VinoSource for KubeSource {
             };
             self.report(vino, &entry).await.map_err(Unplanned::Source)?;
         }
-        claims::reserve(&self.client, vino, &self.holder, |all| {
+        // This host's part of the pools: its rank among the Nodes the Vino selects, so that
+        // hosts that start together claim different units.
+        let selected = selected_hosts(vino, &self.nodes);
+        let holder = Holder {
+            share: selected
+                .iter()
+                .position(|n| *n == self.node_name)
+                .map(|i| crate::ipam::Share {
+                    index: i as u32,
+                    parts: selected.len() as u32,
+                }),
+            ..self.holder.clone()
+        };
+        claims::reserve(&self.client, vino, &holder, |all| {
             plan(all).map(|p| (p.claims.clone(), p))
         })
         .await

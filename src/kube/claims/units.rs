@@ -23,6 +23,8 @@ pub struct Holder {
     pub name: String,
     /// Node UID.
     pub uid: String,
+    /// Where in the pools this holder takes new units (see [`crate::ipam::HostClaims::share`]).
+    pub share: Option<crate::ipam::Share>,
 }
 
 impl Holder {
