@@ -63,7 +63,7 @@ impl Writer {
                 field_manager: Some(self.manager.clone()),
                 ..Default::default()
             };
-            return match api.create(&pp, &obj).await {
+            return match throttled(|| api.create(&pp, &obj)).await {
                 Ok(_) => Ok(true),
                 Err(e) if is_status(&e, 409) => {
                     // Not in this host's list, so not its own: never take it over.
@@ -90,13 +90,11 @@ impl Writer {
                 .await
                 .map_err(|e| KubeError::api(what("hand over the fields of"), e))?;
         }
-        api.patch(
-            &name,
-            &PatchParams::apply(&self.manager).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map_err(|e| KubeError::api(what("apply"), e))?;
+        let pp = PatchParams::apply(&self.manager).force();
+        let patch = Patch::Apply(&body);
+        throttled(|| api.patch(&name, &pp, &patch))
+            .await
+            .map_err(|e| KubeError::api(what("apply"), e))?;
         Ok(false)
     }
 
@@ -142,6 +140,35 @@ impl Writer {
             namespace: self.namespace.clone(),
             name: other.name_any(),
             why,
+        }
+    }
+}
+
+/// How often a write the API server throttled (429) is sent again.
+const THROTTLED_ATTEMPTS: u32 = 8;
+
+/// Runs `write`, again after a pause while the API server answers 429 (too many requests in
+/// flight): a busy server is not a failure of the pass, and failing it would only bring the
+/// pass's reads back sooner.
+async fn throttled<T, F, Fut>(mut write: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match write().await {
+            Err(e) if is_status(&e, 429) && attempt + 1 < THROTTLED_ATTEMPTS => {
+                attempt += 1;
+                // 0.5 s more each time, plus up to 0.5 s so that throttled hosts spread out.
+                let jitter = std::hash::BuildHasher::hash_one(
+                    &std::collections::hash_map::RandomState::new(),
+                    attempt,
+                ) % 500;
+                let pause = 500 * u64::from(attempt) + jitter;
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
+            other => return other,
         }
     }
 }
