@@ -66,18 +66,24 @@ async fn count_objects(client: &Client) -> (usize, usize, usize) {
 }
 
 async fn host_entry(client: &Client) -> Option<vinod::api::NodeStatus> {
-    let v = Api::<Vino>::namespaced(client.clone(), NS)
-        .get_opt("x")
+    common::cluster::member(client, NS, "x", HOST)
         .await
-        .unwrap()?;
-    v.status?.nodes.into_iter().find(|n| n.name == HOST)
+        .map(|m| m.spec.entry())
 }
 
 async fn set_workers(client: &Client, n: u32) {
     let api: Api<Vino> = Api::namespaced(client.clone(), NS);
-    let mut v = api.get("x").await.unwrap();
-    v.spec.nodes[0].count = n;
-    api.replace("x", &PostParams::default(), &v).await.unwrap();
+    // The host may write the status between the read and the replace.
+    for _ in 0..10 {
+        let mut v = api.get("x").await.unwrap();
+        v.spec.nodes[0].count = n;
+        match api.replace("x", &PostParams::default(), &v).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => panic!("set workers: {e}"),
+        }
+    }
+    panic!("set workers: still conflicting");
 }
 
 async fn label_node(client: &Client, on: bool) {
@@ -183,11 +189,7 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
         .get("x")
         .await
         .unwrap();
-    assert!(
-        v.finalizers().contains(&vinod::kube::finalizer_name(HOST)),
-        "{:?}",
-        v.finalizers()
-    );
+    assert_eq!(v.finalizers(), [vinod::kube::membership::FINALIZER]);
     let entry = host_entry(&admin).await.unwrap();
     assert_eq!(entry.observed_generation, v.metadata.generation);
     for h in bmhs(&admin).await {
@@ -247,20 +249,10 @@ async fn cluster_mode_builds_publishes_moves_and_tears_down() {
     // The Node loses its label: the Vino moves off the host, which tears everything down.
     label_node(&admin, false).await;
     wait_torn_down(&admin, &host).await;
-    until("finalizer and entry gone", || async {
-        let v = Api::<Vino>::namespaced(admin.clone(), NS)
-            .get("x")
-            .await
-            .unwrap();
-        let fin = v.finalizers().contains(&vinod::kube::finalizer_name(HOST));
-        let entry = v
-            .status
-            .map(|s| s.nodes.iter().any(|n| n.name == HOST))
-            .unwrap_or(false);
-        if fin || entry {
-            Err(format!("finalizer {fin}, entry {entry}"))
-        } else {
-            Ok(())
+    until("VinoNode gone", || async {
+        match host_entry(&admin).await {
+            Some(e) => Err(format!("VinoNode left: {e:?}")),
+            None => Ok(()),
         }
     })
     .await;

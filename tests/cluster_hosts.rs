@@ -1,8 +1,10 @@
 //! Three vinod daemons as three hosts (own Node names, identities, network namespaces and
 //! libvirt test drivers) against one real API server: one Vino selecting all three is built
-//! on each, every host reports its own status entry and the Vino is Ready only once all three
-//! are; addresses never overlap across hosts; the API server stopped for 60 s changes nothing
-//! on any host and every host converges once it is back; deleting the Vino tears all down.
+//! on each, every host reports its own status in its `VinoNode` and the Vino is Ready only once
+//! all three are; addresses never overlap across hosts; the API server stopped for 60 s changes
+//! nothing on any host and every host converges once it is back; a host killed and its Node
+//! deleted takes its `VinoNode` and claims with it; deleting the Vino tears the others down and
+//! the Vino goes.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::census::HostCensus;
-use common::cluster::{ClusterHost, LABEL, create_node, until};
+use common::cluster::{ClusterHost, LABEL, create_node, member, members, until};
 use common::host::{skip_reason, vino_yaml};
 use common::kube_env::{KubeEnv, assert_ok};
 use common::log::LogRecords;
@@ -38,9 +40,17 @@ async fn vino(admin: &Client) -> Vino {
 
 async fn set_workers(admin: &Client, n: u32) {
     let api: Api<Vino> = Api::namespaced(admin.clone(), NS);
-    let mut v = api.get("x").await.unwrap();
-    v.spec.nodes[0].count = n;
-    api.replace("x", &PostParams::default(), &v).await.unwrap();
+    // The coordinator may write the status between the read and the replace.
+    for _ in 0..10 {
+        let mut v = api.get("x").await.unwrap();
+        v.spec.nodes[0].count = n;
+        match api.replace("x", &PostParams::default(), &v).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => panic!("set workers: {e}"),
+        }
+    }
+    panic!("set workers: still conflicting");
 }
 
 async fn bmhs_of(admin: &Client, host: &str) -> Vec<BareMetalHost> {
@@ -57,12 +67,9 @@ async fn wait_hosts_ready(admin: &Client, hosts: &[&ClusterHost], workers: u32) 
     for host in hosts {
         until(&format!("{} Ready", host.name), LIMIT, || async {
             let v = vino(admin).await;
-            let entry = v
-                .status
-                .unwrap_or_default()
-                .nodes
-                .into_iter()
-                .find(|n| n.name == host.name);
+            let entry = member(admin, NS, "x", &host.name)
+                .await
+                .map(|m| m.spec.entry());
             let published = bmhs_of(admin, &host.name).await.len() as u32;
             match entry {
                 Some(e)
@@ -149,6 +156,7 @@ async fn three_hosts_one_vino_and_the_api_server_away_for_a_minute() {
     let Some(env) = KubeEnv::start().await else {
         return;
     };
+    env.start_gc();
     env.namespace(NS).await;
     env.install_rbac(&[NS]).await;
     let admin = env.admin();
@@ -205,14 +213,13 @@ async fn three_hosts_one_vino_and_the_api_server_away_for_a_minute() {
     let status = v.status.clone().unwrap();
     assert_eq!(status.nodes_ready.as_deref(), Some("3/3"));
     assert_eq!(status.vms_ready.as_deref(), Some("6/6"));
-    let mut names: Vec<&str> = status.nodes.iter().map(|n| n.name.as_str()).collect();
-    names.sort();
-    assert_eq!(names, ["host-1", "host-2", "host-3"]);
+    assert_eq!(
+        members(&admin, NS, "x").await,
+        ["host-1", "host-2", "host-3"]
+    );
+    // One finalizer, whatever the number of hosts.
+    assert_eq!(v.finalizers(), [vinod::kube::membership::FINALIZER]);
     for (host, (_, ip)) in hosts.iter().zip(HOSTS) {
-        assert!(
-            v.finalizers()
-                .contains(&vinod::kube::finalizer_name(&host.name))
-        );
         for h in bmhs_of(&admin, &host.name).await {
             assert!(h.spec.bmc.address.contains(&format!("://{ip}:")), "{h:?}");
             assert_eq!(h.labels()["vino.airshipit.org/node"], host.name);
@@ -280,9 +287,39 @@ async fn three_hosts_one_vino_and_the_api_server_away_for_a_minute() {
         assert_eq!(host.dnsmasq_pids(), dnsmasq[i], "{} dnsmasq", host.name);
     }
 
-    // Deleted: every host tears down, then the Vino is gone.
+    // host-3 dies for good and its Node is deleted: the garbage collector takes its VinoNode
+    // and its claims.
+    hosts[2].kill();
+    let gone = Instant::now();
+    Api::<k8s_openapi::api::core::v1::Node>::all(admin.clone())
+        .delete("host-3", &Default::default())
+        .await
+        .unwrap();
+    until(
+        "host-3's VinoNode and claims gone",
+        Duration::from_secs(60),
+        || async {
+            let m = member(&admin, NS, "x", "host-3").await;
+            let claims = common::cluster::claims_of(&admin, Some("host-3"))
+                .await
+                .len();
+            if m.is_none() && claims == 0 {
+                Ok(())
+            } else {
+                Err(format!("VinoNode {}, {claims} claims", m.is_some()))
+            }
+        },
+    )
+    .await;
+    println!(
+        "host-3's VinoNode and claims gone {:.1?} after its Node",
+        gone.elapsed()
+    );
+
+    // Deleted: the remaining hosts tear down, then the Vino is gone.
+    let deleted = Instant::now();
     env.kubectl_ok(&["delete", "vino", "x", "-n", NS, "--wait=false"]);
-    for host in &hosts {
+    for host in &hosts[..2] {
         until(&format!("{} torn down", host.name), LIMIT, || async {
             let vms = host.snapshot().map(|s| s.vms.len());
             let left = bmhs_of(&admin, &host.name).await.len();
@@ -303,15 +340,33 @@ async fn three_hosts_one_vino_and_the_api_server_away_for_a_minute() {
             .unwrap()
         {
             None => Ok(()),
-            Some(v) => Err(format!("finalizers {:?}", v.finalizers())),
+            Some(v) => Err(format!(
+                "finalizers {:?}, VinoNodes of {:?}",
+                v.finalizers(),
+                members(&admin, NS, "x").await
+            )),
         }
     })
     .await;
-    let secrets = Api::<Secret>::namespaced(admin.clone(), NS)
-        .list(&ListParams::default().labels("vino.airshipit.org/cr-name=x"))
-        .await
-        .unwrap();
-    assert!(secrets.items.is_empty(), "Secrets left");
+    println!(
+        "kubectl delete vino done on the two remaining hosts in {:.1?}",
+        deleted.elapsed()
+    );
+    // What the remaining hosts published is gone; the dead host's goes with the Vino (owner).
+    until("Secrets gone", LIMIT, || async {
+        let left = Api::<Secret>::namespaced(admin.clone(), NS)
+            .list(&ListParams::default().labels("vino.airshipit.org/cr-name=x"))
+            .await
+            .unwrap()
+            .items
+            .len();
+        if left == 0 {
+            Ok(())
+        } else {
+            Err(format!("{left} Secrets left"))
+        }
+    })
+    .await;
 }
 
 /// `ip ARGS` in `host`'s network namespace; its JSON output parsed when it prints any.

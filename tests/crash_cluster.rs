@@ -116,13 +116,9 @@ async fn built(admin: &Client) -> bool {
     let Ok(v) = Api::<Vino>::namespaced(admin.clone(), NS).get("c").await else {
         return false;
     };
-    let entry = v
-        .status
-        .clone()
-        .unwrap_or_default()
-        .nodes
-        .into_iter()
-        .find(|n| n.name == HOST);
+    let entry = common::cluster::member(admin, NS, "c", HOST)
+        .await
+        .map(|m| m.spec.entry());
     entry.is_some_and(|e| {
         e.phase == NodePhase::Ready
             && e.vms_ready as usize == VMS

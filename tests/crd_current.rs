@@ -1,10 +1,13 @@
 //! The CRD manifests committed under `packaging/crd/` must be exactly what `vinod crd` prints;
 //! regenerate them with `vinod crd > packaging/crd/airship.airshipit.org_vinoes.yaml`,
 //! `vinod crd --claims > packaging/crd/airship.airshipit.org_vinoipclaims.yaml`,
-//! `vinod crd --pool-claims > packaging/crd/airship.airshipit.org_vinopoolclaims.yaml` and
+//! `vinod crd --pool-claims > packaging/crd/airship.airshipit.org_vinopoolclaims.yaml`,
+//! `vinod crd --vino-nodes > packaging/crd/airship.airshipit.org_vinonodes.yaml` and
 //! `vinod crd --bmh > packaging/crd/metal3.io_baremetalhosts.yaml`.
 
-use vinod::api::crd::{bmh_crd_yaml, claim_crd_yaml, pool_claim_crd_yaml, vino_crd_yaml};
+use vinod::api::crd::{
+    bmh_crd_yaml, claim_crd_yaml, pool_claim_crd_yaml, vino_crd_yaml, vino_node_crd_yaml,
+};
 
 fn committed(name: &str) -> String {
     std::fs::read_to_string(format!(
@@ -38,6 +41,16 @@ fn pool_claim_crd_is_current() {
     );
     let crd: serde_json::Value = serde_yaml::from_str(&pool_claim_crd_yaml()).unwrap();
     assert_eq!(crd["spec"]["scope"], "Cluster");
+}
+
+#[test]
+fn vino_node_crd_is_current() {
+    assert!(
+        committed("airship.airshipit.org_vinonodes.yaml") == vino_node_crd_yaml(),
+        "packaging/crd/airship.airshipit.org_vinonodes.yaml is stale: regenerate it with `vinod crd --vino-nodes`"
+    );
+    let crd: serde_json::Value = serde_yaml::from_str(&vino_node_crd_yaml()).unwrap();
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
 }
 
 #[test]

@@ -119,13 +119,9 @@ async fn host_ready(admin: &Client) -> Result<(), String> {
         .get("x")
         .await
         .map_err(|e| e.to_string())?;
-    let entry = v
-        .status
-        .clone()
-        .unwrap_or_default()
-        .nodes
-        .into_iter()
-        .find(|n| n.name == HOST);
+    let entry = common::cluster::member(admin, NS, "x", HOST)
+        .await
+        .map(|m| m.spec.entry());
     match entry {
         Some(e)
             if e.phase == NodePhase::Ready

@@ -1,6 +1,8 @@
 //! Least privilege on a real API server: `packaging/rbac/` applied as shipped, then each host
-//! identity may write only its own BareMetalHosts, Secrets, claim entries, status entry and
-//! finalizer. Another host's are refused by the admission policy (403), RBAC refuses the rest.
+//! identity may write only its own BareMetalHosts, Secrets, claims and `VinoNode`s (for Vinos
+//! that select it), the shared finalizer on Vinos that select it, and a Vino's summary only as
+//! its coordinator. Another host's are refused by the admission policies (403), RBAC refuses the
+//! rest.
 
 mod common;
 
@@ -19,7 +21,8 @@ use vinod::api::pool_claim::VinoPoolClaim;
 use vinod::api::{self, NodePhase, NodeStatus, Vino};
 use vinod::config::Config;
 use vinod::kube::claims::Holder;
-use vinod::kube::{claims, finalizer, publish, status};
+use vinod::kube::membership::{self, FINALIZER};
+use vinod::kube::{claims, finalizer, publish, summary};
 use vinod::plan::{self, NodeFacts, PlanInput};
 use vinod::value::cpuset::CpuSet;
 
@@ -116,6 +119,10 @@ fn secret(name: &str, node: Option<&str>) -> Secret {
     .unwrap()
 }
 
+fn pp_default() -> PostParams {
+    PostParams::default()
+}
+
 fn label(key: &str) -> Patch<serde_json::Value> {
     Patch::Merge(json!({"metadata": {"labels": {key: "x"}}}))
 }
@@ -141,8 +148,6 @@ async fn hosts_may_write_only_their_own_objects() {
     // Each host does its own work under the shipped roles and policy.
     let mine = publish_as(&a, &vino, "node-a").await;
     let theirs = publish_as(&b, &vino, "node-b").await;
-    finalizer::add(&a, &vino, "node-a").await.unwrap();
-    finalizer::add(&b, &vino, "node-b").await.unwrap();
     let sel: BTreeSet<String> = ["node-a", "node-b"].map(String::from).into();
     let entry = |node: &str| NodeStatus {
         name: node.into(),
@@ -152,10 +157,29 @@ async fn hosts_may_write_only_their_own_objects() {
         message: None,
         observed_generation: vino.metadata.generation,
     };
-    status::report(&a, NS, "demo", &entry("node-a"), &sel)
-        .await
-        .unwrap();
-    status::report(&b, NS, "demo", &entry("node-b"), &sel)
+    let node_labels = BTreeMap::from([(SELECTED.0.to_string(), SELECTED.1.to_string())]);
+    for (client, node) in [(&a, "node-a"), (&b, "node-b")] {
+        membership::ensure_finalizer(client, &vino).await.unwrap();
+        let holder = Holder::read(client, node).await.unwrap();
+        membership::write(client, &vino, &holder, &node_labels, &entry(node))
+            .await
+            .unwrap();
+        // What an earlier version left: its own finalizer and status entry.
+        finalizer::add(client, &vino, node).await.unwrap();
+        let legacy = json!({"apiVersion": "airship.airshipit.org/v1", "kind": "Vino",
+            "metadata": {"name": "demo", "namespace": NS},
+            "status": {"nodes": [entry(node)]}});
+        Api::<Vino>::namespaced(client.clone(), NS)
+            .patch_status(
+                "demo",
+                &PatchParams::apply(&format!("vinod/{node}")).force(),
+                &Patch::Apply(legacy),
+            )
+            .await
+            .unwrap();
+    }
+    let vino = Api::<Vino>::namespaced(admin.clone(), NS)
+        .get("demo")
         .await
         .unwrap();
 
@@ -276,7 +300,9 @@ async fn hosts_may_write_only_their_own_objects() {
         "add another host's finalizer",
     );
     assert!(
-        msg.contains("may only add or remove its finalizer vino.airshipit.org/node-a"),
+        msg.contains(&format!(
+            "may only add or remove the finalizer {FINALIZER} or its own vino.airshipit.org/node-a"
+        )),
         "{msg}"
     );
     let msg = denied_by_node_facts(
@@ -340,19 +366,74 @@ async fn hosts_may_write_only_their_own_objects() {
             .await,
         "wipe every status entry",
     );
-    let v = status::report(
-        &a,
-        NS,
-        "demo",
-        &NodeStatus {
-            phase: NodePhase::Progressing,
-            ..entry("node-a")
-        },
-        &sel,
-    )
-    .await
-    .unwrap();
-    assert_eq!(v.status.unwrap().nodes.len(), 2);
+    // The summary: node-a coordinates (the first selected Node), node-b may not write it.
+    let entries = [entry("node-a"), entry("node-b")];
+    let current = Api::<Vino>::namespaced(admin.clone(), NS)
+        .get("demo")
+        .await
+        .unwrap();
+    let msg = denied_by_node_facts(
+        summary::write(&b, &current, &entries, &sel)
+            .await
+            .map_err(|e| match e {
+                vinod::kube::KubeError::Api { source, .. } => source,
+                other => panic!("{other}"),
+            }),
+        "write the summary of a Vino node-a coordinates",
+    );
+    assert!(msg.contains("Node node-a comes first"), "{msg}");
+    let v = summary::write(&a, &current, &entries, &sel)
+        .await
+        .unwrap()
+        .expect("the summary");
+    assert_eq!(
+        v.status.as_ref().unwrap().nodes_ready.as_deref(),
+        Some("2/2")
+    );
+    assert_eq!(
+        v.status.unwrap().nodes.len(),
+        2,
+        "the earlier version's entries stay"
+    );
+
+    // VinoNodes: only its own, for Vinos that select it.
+    let members: Api<vinod::api::vino_node::VinoNode> = Api::namespaced(a.clone(), NS);
+    let theirs_member = members.get("demo.node-b").await.unwrap();
+    denied_by_policy(
+        members
+            .delete("demo.node-b", &DeleteParams::default())
+            .await,
+        "delete node-b's VinoNode",
+    );
+    denied_by_policy(
+        members
+            .patch(
+                "demo.node-b",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"phase": "Degraded"}})),
+            )
+            .await,
+        "write node-b's VinoNode",
+    );
+    let mut forged = theirs_member.clone();
+    forged.metadata = ObjectMeta {
+        name: Some("demo.node-a2".into()),
+        namespace: Some(NS.into()),
+        labels: theirs_member.metadata.labels.clone().map(|mut l| {
+            l.insert("vino.airshipit.org/node".into(), "node-a".into());
+            l
+        }),
+        owner_references: theirs_member.metadata.owner_references.clone(),
+        ..Default::default()
+    };
+    let msg = denied_by_policy(
+        members.create(&pp_default(), &forged).await,
+        "create a VinoNode for node-b under another name",
+    );
+    assert!(msg.contains("may only write VinoNodes named"), "{msg}");
+    membership::delete(&a, &vinod::state::Owner::of(&vino), "node-a")
+        .await
+        .unwrap();
 
     // IP claims: node-a creates and deletes only claims held by and owned by its Node.
     let claims_api: Api<VinoPoolClaim> = Api::all(a.clone());
@@ -482,9 +563,45 @@ async fn hosts_may_write_only_their_own_objects() {
         "hold up a Vino that does not select it",
     );
     assert!(
-        msg.contains("only add its finalizer to Vinos that select Node node-a"),
+        msg.contains("may only add a finalizer to Vinos that select Node node-a"),
         "{msg}"
     );
+    let only_b = Api::<Vino>::namespaced(admin.clone(), NS)
+        .get("only-b")
+        .await
+        .unwrap();
+    denied_by_node_facts(
+        membership::ensure_finalizer(&a, &only_b)
+            .await
+            .map_err(|e| match e {
+                vinod::kube::KubeError::Api { source, .. } => source,
+                other => panic!("{other}"),
+            }),
+        "add the shared finalizer to a Vino that does not select it",
+    );
+    // Joining it: with node-a's labels the Vino does not select it; with forged labels the
+    // labels are not node-a's.
+    let holder = Holder::read(&a, "node-a").await.unwrap();
+    let node_labels = BTreeMap::from([(SELECTED.0.to_string(), SELECTED.1.to_string())]);
+    let join = |labels: BTreeMap<String, String>| {
+        let (a, only_b, holder) = (a.clone(), only_b.clone(), holder.clone());
+        async move {
+            membership::write(&a, &only_b, &holder, &labels, &entry("node-a"))
+                .await
+                .map_err(|e| match e {
+                    vinod::kube::KubeError::Api { source, .. } => source,
+                    other => panic!("{other}"),
+                })
+        }
+    };
+    let msg = match join(node_labels).await {
+        Err(kube::Error::Api(s)) if s.code == 403 => s.message,
+        other => panic!("join a Vino that does not select it: {other:?}"),
+    };
+    assert!(msg.contains("may only join Vino only-b"), "{msg}");
+    let forged = BTreeMap::from([("vino.airshipit.org/only-b".to_string(), "true".to_string())]);
+    let msg = denied_by_node_facts(join(forged).await, "join with forged Node labels");
+    assert!(msg.contains("carry the labels of Node node-a"), "{msg}");
 
     // Namespaces without the role binding stay closed, even for reading.
     let elsewhere: Api<Secret> = Api::namespaced(a.clone(), "other");

@@ -1,9 +1,11 @@
-//! Vino status and Events on a real API server, written by three hosts with their own
-//! identities (users vinod-node-a, -b, -c under the shipped RBAC and admission policy).
+//! Vino status and Events on a real API server, with three hosts under their own identities
+//! (users vinod-node-a, -b, -c under the shipped RBAC and admission policies): each host writes
+//! only its own `VinoNode`, the coordinator (node-a, the first selected Node by name) writes the
+//! Vino's summary from them, and only when it changes.
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -11,11 +13,16 @@ use common::kube_env::KubeEnv;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
+use vinod::api::vino_node::VinoNode;
 use vinod::api::{self, NodePhase, NodeStatus, Vino};
-use vinod::kube::status::{self, Events};
+use vinod::kube::claims::Holder;
+use vinod::kube::status::Events;
+use vinod::kube::{KubeError, membership, summary};
+use vinod::state::Owner;
 
 const NS: &str = "lab";
 const HOSTS: [&str; 3] = ["node-a", "node-b", "node-c"];
+const SELECTED: [(&str, &str); 1] = [("vino.airshipit.org/demo", "true")];
 
 fn vino() -> Vino {
     let mut v = api::parse_vino(
@@ -73,20 +80,48 @@ fn conditions(v: &Vino, generation: i64) -> Vec<[String; 4]> {
         .collect()
 }
 
-fn names(v: &Vino) -> Vec<String> {
-    let mut n: Vec<String> = v
-        .status
-        .as_ref()
-        .unwrap()
-        .nodes
-        .iter()
-        .map(|e| e.name.clone())
-        .collect();
-    n.sort();
-    n
+/// A host: its client and its Node as the holder of its objects.
+struct Host {
+    client: Client,
+    holder: Holder,
 }
 
-async fn setup() -> Option<(KubeEnv, Client, Vec<Client>, Vino)> {
+impl Host {
+    /// Writes this host's `VinoNode` of `vino` with `e`.
+    async fn report(&self, vino: &Vino, e: &NodeStatus) -> VinoNode {
+        let labels = BTreeMap::from([(SELECTED[0].0.to_string(), SELECTED[0].1.to_string())]);
+        membership::write(&self.client, vino, &self.holder, &labels, e)
+            .await
+            .unwrap()
+    }
+
+    /// Writes the summary of `vino` over `sel` from the `VinoNode`s, as the coordinator does.
+    async fn summarize(
+        &self,
+        vino: &Vino,
+        sel: &BTreeSet<String>,
+    ) -> Result<Option<Vino>, KubeError> {
+        let entries: Vec<NodeStatus> = membership::list_of(&self.client, &Owner::of(vino))
+            .await?
+            .into_iter()
+            .map(|m| m.spec.entry())
+            .collect();
+        summary::write(&self.client, vino, &entries, sel).await
+    }
+}
+
+async fn members(admin: &Client) -> Vec<String> {
+    common::cluster::members(admin, NS, "demo").await
+}
+
+async fn get(admin: &Client) -> Vino {
+    Api::<Vino>::namespaced(admin.clone(), NS)
+        .get("demo")
+        .await
+        .unwrap()
+}
+
+async fn setup() -> Option<(KubeEnv, Client, Vec<Host>, Vino)> {
     let env = KubeEnv::start().await?;
     env.namespace(NS).await;
     env.install_rbac(&[NS]).await;
@@ -95,79 +130,80 @@ async fn setup() -> Option<(KubeEnv, Client, Vec<Client>, Vino)> {
         .create(&PostParams::default(), &vino())
         .await
         .unwrap();
-    let mut clients = Vec::new();
+    let mut hosts = Vec::new();
     for h in HOSTS {
-        env.holder(h).await;
-        clients.push(env.node_client(h).await);
+        let holder = env.host_node(h, "10.0.0.2", &SELECTED).await;
+        hosts.push(Host {
+            client: env.node_client(h).await,
+            holder,
+        });
     }
-    Some((env, admin, clients, created))
+    Some((env, admin, hosts, created))
 }
 
 #[tokio::test]
-async fn three_hosts_keep_their_own_entries_and_ready_needs_all_of_them() {
-    let Some((env, _admin, clients, created)) = setup().await else {
+async fn three_hosts_keep_their_own_objects_and_ready_needs_all_of_them() {
+    let Some((env, admin, hosts, created)) = setup().await else {
         return;
     };
     let sel = selected(&HOSTS);
     let g = created.metadata.generation.unwrap();
-    let [a, b, c] = [&clients[0], &clients[1], &clients[2]];
+    let [a, b, c] = [&hosts[0], &hosts[1], &hosts[2]];
 
-    let v = status::report(
-        a,
-        NS,
-        "demo",
-        &entry("node-a", NodePhase::Progressing, 1, g),
-        &sel,
-    )
-    .await
-    .unwrap();
-    assert_eq!(condition(&v, "Ready").0, "False");
-    status::report(
-        b,
-        NS,
-        "demo",
-        &entry("node-b", NodePhase::Ready, 3, g),
-        &sel,
-    )
-    .await
-    .unwrap();
-    let v = status::report(
-        c,
-        NS,
-        "demo",
-        &entry("node-c", NodePhase::Ready, 3, g),
-        &sel,
-    )
-    .await
-    .unwrap();
-    assert_eq!(names(&v), HOSTS);
+    a.report(&created, &entry("node-a", NodePhase::Progressing, 1, g))
+        .await;
+    b.report(&created, &entry("node-b", NodePhase::Ready, 3, g))
+        .await;
+    c.report(&created, &entry("node-c", NodePhase::Ready, 3, g))
+        .await;
+    assert_eq!(members(&admin).await, HOSTS);
+    let v = a.summarize(&created, &sel).await.unwrap().expect("written");
     let (st, reason, msg) = condition(&v, "Ready");
     assert_eq!(
         (st.as_str(), reason.as_str()),
         ("False", "HostsProgressing")
     );
     assert_eq!(msg, "2 of 3 hosts ready; node-a: Progressing (1/3 VMs)");
-    // Each entry is owned by its host's field manager on the status subresource; the shared
-    // summary by the summary managers of the hosts that wrote it.
+    // Each VinoNode is its host's alone; the Vino's status has one writer.
+    for h in HOSTS {
+        let m = common::cluster::member(&admin, NS, "demo", h)
+            .await
+            .unwrap();
+        let managers: Vec<String> = m
+            .managed_fields()
+            .iter()
+            .filter_map(|f| f.manager.clone())
+            .collect();
+        assert_eq!(managers, [format!("vinod/{h}")]);
+        assert_eq!(m.owner_references()[0].name, h);
+    }
     let managers: BTreeSet<String> = v
         .managed_fields()
         .iter()
         .filter(|m| m.subresource.as_deref() == Some("status"))
         .filter_map(|m| m.manager.clone())
         .collect();
-    let (summaries, entries): (BTreeSet<String>, BTreeSet<String>) =
-        managers.into_iter().partition(|m| m.ends_with("/summary"));
-    assert_eq!(
-        entries,
-        selected(&["vinod/node-a", "vinod/node-b", "vinod/node-c"])
-    );
-    assert!(!summaries.is_empty());
+    assert_eq!(managers, selected(&["vinod"]));
     assert!(
-        summaries
-            .iter()
-            .all(|m| entries.contains(m.trim_end_matches("/summary"))),
-        "{summaries:?}"
+        v.status.as_ref().unwrap().nodes.is_empty(),
+        "no copy of the entries"
     );
+    // Only the coordinator writes the summary.
+    match b.summarize(&v, &sel).await {
+        Ok(None) => {}
+        other => panic!("node-b found something to write: {other:?}"),
+    }
+    let forged: Vec<NodeStatus> = HOSTS
+        .iter()
+        .map(|h| entry(h, NodePhase::Ready, 3, g))
+        .collect();
+    match summary::write(&b.client, &v, &forged, &sel).await {
+        Err(KubeError::Api {
+            source: kube::Error::Api(s),
+            ..
+        }) => assert!(s.code == 403 && s.message.contains("coordinates"), "{s:?}"),
+        other => panic!("node-b wrote the summary: {other:?}"),
+    }
 
     // kubectl waits until the last host is ready.
     let mut wait = env
@@ -189,15 +225,9 @@ async fn three_hosts_keep_their_own_entries_and_ready_needs_all_of_them() {
         wait.try_wait().unwrap().is_none(),
         "kubectl wait returned before Ready"
     );
-    let v = status::report(
-        a,
-        NS,
-        "demo",
-        &entry("node-a", NodePhase::Ready, 3, g),
-        &sel,
-    )
-    .await
-    .unwrap();
+    a.report(&created, &entry("node-a", NodePhase::Ready, 3, g))
+        .await;
+    let v = a.summarize(&v, &sel).await.unwrap().expect("written");
     assert_eq!(condition(&v, "Ready").0, "True");
     let started = Instant::now();
     let out = wait.wait_with_output().unwrap();
@@ -215,24 +245,19 @@ async fn three_hosts_keep_their_own_entries_and_ready_needs_all_of_them() {
     let table = env.kubectl_ok(&["get", "vino", "demo", "-n", NS]);
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(&row[..4], ["demo", "True", "3/3", "9/9"], "{table}");
+    let table = env.kubectl_ok(&["get", "vinonodes", "-n", NS]);
+    assert_eq!(table.lines().count(), 4, "{table}");
+    assert!(table.contains("demo.node-b"), "{table}");
 
-    // Reporting again without a change writes nothing.
-    let rv = v.resource_version();
-    let again = status::report(
-        b,
-        NS,
-        "demo",
-        &entry("node-b", NodePhase::Ready, 3, g),
-        &sel,
-    )
-    .await
-    .unwrap();
-    assert_eq!(again.resource_version(), rv);
+    // Summarising again without a change writes nothing.
+    let rv = get(&admin).await.resource_version();
+    assert!(a.summarize(&v, &sel).await.unwrap().is_none());
+    assert_eq!(get(&admin).await.resource_version(), rv);
 }
 
 #[tokio::test]
-async fn concurrent_reports_leave_conditions_that_match_the_entries() {
-    let Some((_env, admin, clients, created)) = setup().await else {
+async fn concurrent_reports_never_conflict_and_the_summary_matches_them() {
+    let Some((_env, admin, hosts, created)) = setup().await else {
         return;
     };
     let sel = selected(&HOSTS);
@@ -242,19 +267,23 @@ async fn concurrent_reports_leave_conditions_that_match_the_entries() {
     // Each host goes through 1/3, 2/3, 3/3 VMs at the same time as the others.
     let tasks: Vec<_> = HOSTS
         .iter()
-        .zip(&clients)
-        .map(|(h, client)| {
-            let (h, client, sel) = (h.to_string(), client.clone(), sel.clone());
+        .zip(&hosts)
+        .map(|(h, host)| {
+            let (h, client, holder, vino) = (
+                h.to_string(),
+                host.client.clone(),
+                host.holder.clone(),
+                created.clone(),
+            );
             tokio::spawn(async move {
+                let host = Host { client, holder };
                 for ready in 1..=3 {
                     let phase = if ready == 3 {
                         NodePhase::Ready
                     } else {
                         NodePhase::Progressing
                     };
-                    status::report(&client, NS, "demo", &entry(&h, phase, ready, g), &sel)
-                        .await
-                        .unwrap();
+                    host.report(&vino, &entry(&h, phase, ready, g)).await;
                 }
             })
         })
@@ -262,18 +291,12 @@ async fn concurrent_reports_leave_conditions_that_match_the_entries() {
     for t in tasks {
         t.await.unwrap();
     }
-    let v = Api::<Vino>::namespaced(admin.clone(), NS)
-        .get("demo")
+    let v = hosts[0]
+        .summarize(&get(&admin).await, &sel)
         .await
+        .unwrap()
         .unwrap();
     let st = v.status.clone().unwrap();
-    assert_eq!(names(&v), HOSTS);
-    assert!(
-        st.nodes
-            .iter()
-            .all(|e| e.phase == NodePhase::Ready && e.vms_ready == 3)
-    );
-    // Whichever host wrote last, the conditions describe all three final entries.
     assert_eq!(
         conditions(&v, g),
         [
@@ -300,17 +323,18 @@ async fn concurrent_reports_leave_conditions_that_match_the_entries() {
 
 #[tokio::test]
 async fn a_new_generation_degraded_hosts_and_leaving_hosts() {
-    let Some((env, admin, clients, created)) = setup().await else {
+    let Some((env, admin, hosts, created)) = setup().await else {
         return;
     };
     let sel = selected(&HOSTS);
     let g = created.metadata.generation.unwrap();
-    for (h, client) in HOSTS.iter().zip(&clients) {
-        status::report(client, NS, "demo", &entry(h, NodePhase::Ready, 3, g), &sel)
-            .await
-            .unwrap();
+    for (h, host) in HOSTS.iter().zip(&hosts) {
+        host.report(&created, &entry(h, NodePhase::Ready, 3, g))
+            .await;
     }
-    // A spec change: the old reports no longer count once anyone reports.
+    let v = hosts[0].summarize(&created, &sel).await.unwrap().unwrap();
+    assert_eq!(condition(&v, "Ready").0, "True");
+    // A spec change: the old reports no longer count.
     let api = Api::<Vino>::namespaced(admin.clone(), NS);
     let mut v = api.get("demo").await.unwrap();
     v.spec.nodes[1].count = 3;
@@ -320,15 +344,10 @@ async fn a_new_generation_degraded_hosts_and_leaving_hosts() {
         .unwrap();
     let g2 = v.metadata.generation.unwrap();
     assert_eq!(g2, g + 1);
-    let v = status::report(
-        &clients[2],
-        NS,
-        "demo",
-        &entry("node-c", NodePhase::Progressing, 3, g2),
-        &sel,
-    )
-    .await
-    .unwrap();
+    hosts[2]
+        .report(&v, &entry("node-c", NodePhase::Progressing, 3, g2))
+        .await;
+    let v = hosts[0].summarize(&v, &sel).await.unwrap().unwrap();
     let ready = &v.status.as_ref().unwrap().conditions[0];
     assert_eq!(
         (ready.status.as_str(), ready.observed_generation),
@@ -352,15 +371,10 @@ async fn a_new_generation_degraded_hosts_and_leaving_hosts() {
     );
 
     // node-b cannot apply the new generation.
-    let v = status::report(
-        &clients[1],
-        NS,
-        "demo",
-        &entry("node-b", NodePhase::Degraded, 3, g2),
-        &sel,
-    )
-    .await
-    .unwrap();
+    hosts[1]
+        .report(&v, &entry("node-b", NodePhase::Degraded, 3, g2))
+        .await;
+    let v = hosts[0].summarize(&v, &sel).await.unwrap().unwrap();
     let no_report = format!("node-a: no report for generation {g2} yet");
     assert_eq!(
         conditions(&v, g2),
@@ -392,35 +406,27 @@ async fn a_new_generation_degraded_hosts_and_leaving_hosts() {
     assert_eq!(st.nodes_ready.as_deref(), Some("0/3"));
     assert_eq!(st.vms_ready.as_deref(), Some("6/6"));
 
-    // node-b is deselected and leaves: its entry goes, the others stay.
+    // node-b is deselected and leaves: its VinoNode goes, the others stay.
+    membership::delete(&hosts[1].client, &Owner::of(&v), "node-b")
+        .await
+        .unwrap();
+    assert_eq!(members(&admin).await, ["node-a", "node-c"]);
     let rest = selected(&["node-a", "node-c"]);
-    let v = status::remove_entry(&clients[1], NS, "demo", "node-b", &rest)
-        .await
-        .unwrap();
-    assert_eq!(names(&v), ["node-a", "node-c"]);
-    assert_eq!(condition(&v, "Degraded").0, "False");
-    for (h, client) in [("node-a", &clients[0]), ("node-c", &clients[2])] {
-        status::report(
-            client,
-            NS,
-            "demo",
-            &entry(h, NodePhase::Ready, 3, g2),
-            &rest,
-        )
-        .await
-        .unwrap();
+    for (h, host) in [("node-a", &hosts[0]), ("node-c", &hosts[2])] {
+        host.report(&v, &entry(h, NodePhase::Ready, 3, g2)).await;
     }
-    let v = api.get("demo").await.unwrap();
+    let v = hosts[0].summarize(&v, &rest).await.unwrap().unwrap();
     assert_eq!(condition(&v, "Ready").0, "True");
+    assert_eq!(condition(&v, "Degraded").0, "False");
     assert_eq!(v.status.unwrap().nodes_ready.as_deref(), Some("2/2"));
 }
 
 #[tokio::test]
 async fn vm_events_name_the_host_and_the_bare_metal_host() {
-    let Some((_env, admin, clients, created)) = setup().await else {
+    let Some((_env, admin, hosts, created)) = setup().await else {
         return;
     };
-    let events = Events::new(clients[0].clone(), "node-a");
+    let events = Events::new(hosts[0].client.clone(), "node-a");
     events
         .vm_created(&created, "lab.demo.worker-0", Some("demo-node-a-worker-0"))
         .await

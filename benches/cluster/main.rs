@@ -29,9 +29,11 @@ use std::time::Duration;
 
 use common::host::skip_reason;
 use common::kube_env::KubeEnv;
+use kube::ResourceExt;
 use kube::api::Api;
 use vinod::api::bmh::BareMetalHost;
 use vinod::api::pool_claim::VinoPoolClaim;
+use vinod::api::vino_node::VinoNode;
 use vinod::api::{NodePhase, Vino};
 
 /// Label that makes a Node selected by the benchmark's Vinos.
@@ -79,20 +81,19 @@ pub fn vino(name: &str, workers: u32) -> Vino {
     vinod::api::parse_vino(&vino_manifest(name, workers)).expect("benchmark Vino")
 }
 
-/// How many of `vino`'s status entries report Ready with `workers` VMs for its current
+/// How many hosts' `VinoNode`s of `vino` report Ready with `workers` VMs for its current
 /// generation.
-pub fn ready_entries(vino: &Vino, workers: u32) -> usize {
+pub fn ready_members(vino: &Vino, members: &[VinoNode], workers: u32) -> usize {
     let generation = vino.metadata.generation;
-    vino.status.as_ref().map_or(0, |s| {
-        s.nodes
-            .iter()
-            .filter(|e| {
-                e.phase == NodePhase::Ready
-                    && e.vms_ready == workers
-                    && e.observed_generation == generation
-            })
-            .count()
-    })
+    members
+        .iter()
+        .filter(|m| {
+            m.spec.vino == vino.name_any()
+                && m.spec.phase == NodePhase::Ready
+                && m.spec.vms_ready == workers
+                && m.spec.observed_generation == generation
+        })
+        .count()
 }
 
 /// Lists each of vinod's custom resources as the admin until the API server answers: it
@@ -111,7 +112,8 @@ pub async fn warm_up(env: &KubeEnv) {
         let c = Api::<BareMetalHost>::all(admin.clone())
             .list_metadata(&lp)
             .await;
-        if a.is_ok() && b.is_ok() && c.is_ok() {
+        let d = Api::<VinoNode>::all(admin.clone()).list_metadata(&lp).await;
+        if a.is_ok() && b.is_ok() && c.is_ok() && d.is_ok() {
             return;
         }
         assert!(

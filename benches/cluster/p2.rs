@@ -1,6 +1,6 @@
 //! P2: the real `vinod run` in cluster mode; a Vino with N VMs on the host is created through
 //! the API and the benchmark polls (every 50 ms) until the N BareMetalHosts and 2N Secrets
-//! exist and until the host's status entry is Ready.
+//! exist and until the host's `VinoNode` is Ready.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -16,7 +16,8 @@ use crate::common::cluster::forward_loopback;
 use crate::common::host::{Daemon, NetNs, Reaper, config_text};
 use crate::common::kube_env::KubeEnv;
 use crate::requests::{Counts, Own};
-use crate::{LABEL, NS, median, ready_entries, seconds, vino};
+use crate::{LABEL, NS, median, ready_members, seconds, vino};
+use vinod::api::vino_node::VinoNode;
 
 const HOST: &str = "host-a";
 /// libvirt driver vinod uses in P2: the test driver, whose domains live in vinod's process.
@@ -109,7 +110,7 @@ pub async fn run(env: &KubeEnv, vinod: &Path, sizes: &[u32], runs: usize) -> Vec
             seconds(&published)
         ));
         rows.push(format!(
-            "| P2 Vino created → host's status entry Ready, {n} VMs | median {:.2} s ({}) | – |",
+            "| P2 Vino created → host's VinoNode Ready, {n} VMs | median {:.2} s ({}) | – |",
             median(&ready),
             seconds(&ready)
         ));
@@ -159,7 +160,12 @@ async fn once(env: &KubeEnv, name: &str, n: u32) -> Run {
         if ready.is_none() {
             let v = vinos.get(name).await.unwrap();
             own.add("vinoes", "GET");
-            if ready_entries(&v, n) == 1 {
+            let members = Api::<VinoNode>::namespaced(admin.clone(), NS)
+                .list(&ListParams::default())
+                .await
+                .unwrap();
+            own.add("vinonodes", "LIST");
+            if ready_members(&v, &members.items, n) == 1 {
                 ready = Some(began.elapsed().as_secs_f64());
             }
         }

@@ -14,6 +14,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use vinod::api::Vino;
 use vinod::api::bmh::BareMetalHost;
+use vinod::api::vino_node::VinoNode;
 use vinod::config::Config;
 use vinod::daemon::{Cluster, Notifier, RunOptions, run_loop};
 
@@ -22,7 +23,7 @@ use crate::common::host::config_text;
 use crate::common::kube_env::KubeEnv;
 use crate::common::sim::simulated_host;
 use crate::requests::{Counts, Own};
-use crate::{LABEL, NS, ready_entries, vino};
+use crate::{LABEL, NS, ready_members, vino};
 
 const POLL: Duration = Duration::from_millis(250);
 const VINO: &str = "p4";
@@ -110,7 +111,12 @@ pub async fn run(env: &KubeEnv, hosts: usize, workers: u32, limit: Duration) -> 
         let s = count::<Secret>(&admin, &own, "secrets").await;
         let v = vinos.get(VINO).await.unwrap();
         own.add("vinoes", "GET");
-        let ready = ready_entries(&v, workers);
+        let members = Api::<VinoNode>::namespaced(admin.clone(), NS)
+            .list(&ListParams::default())
+            .await
+            .unwrap();
+        own.add("vinonodes", "LIST");
+        let ready = ready_members(&v, &members.items, workers);
         last = (h, s, ready);
         if published.is_none() && h == want && s == 2 * want {
             published = Some(at);
@@ -270,7 +276,7 @@ impl P4 {
         );
         let _ = writeln!(
             t,
-            "| P4 → all {n} status entries Ready | {} (last seen: {r} Ready) | – |",
+            "| P4 → all {n} hosts Ready (their VinoNodes) | {} (last seen: {r} Ready) | ≤ 60 s |",
             time(self.entries)
         );
         let _ = writeln!(

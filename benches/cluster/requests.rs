@@ -15,6 +15,7 @@ const VINOD_RESOURCES: &[&str] = &[
     "vinoes",
     "vinoipclaims",
     "vinopoolclaims",
+    "vinonodes",
     "baremetalhosts",
     "secrets",
     "events",

@@ -6,6 +6,7 @@ use super::bmh::BareMetalHost;
 use super::claim::VinoIPClaim;
 use super::pool_claim::VinoPoolClaim;
 use super::vino::Vino;
+use super::vino_node::VinoNode;
 
 /// The Vino CRD as a YAML document.
 pub fn vino_crd_yaml() -> String {
@@ -21,6 +22,12 @@ pub fn claim_crd_yaml() -> String {
 /// document.
 pub fn pool_claim_crd_yaml() -> String {
     to_yaml(&VinoPoolClaim::crd())
+}
+
+/// The VinoNode CRD (one host's membership of a Vino and its status there) as a YAML
+/// document.
+pub fn vino_node_crd_yaml() -> String {
+    to_yaml(&VinoNode::crd())
 }
 
 /// The subset of metal3's BareMetalHost CRD that vinod writes, for test clusters without BMO.

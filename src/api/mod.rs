@@ -29,6 +29,7 @@ pub mod pool_claim;
 pub mod status;
 pub mod validate;
 pub mod vino;
+pub mod vino_node;
 mod yaml_bounds;
 
 use std::fmt;

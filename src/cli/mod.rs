@@ -50,15 +50,18 @@ enum Command {
     /// Print the CustomResourceDefinition YAML.
     Crd {
         /// Print the BareMetalHost CRD subset (for clusters without metal3) instead.
-        #[arg(long, conflicts_with_all = ["claims", "pool_claims"])]
+        #[arg(long, conflicts_with_all = ["claims", "pool_claims", "vino_nodes"])]
         bmh: bool,
         /// Print the VinoIPClaim CRD (the per-Vino IP claims of earlier versions, read once
         /// to keep their addresses) instead.
-        #[arg(long, conflicts_with = "pool_claims")]
+        #[arg(long, conflicts_with_all = ["pool_claims", "vino_nodes"])]
         claims: bool,
         /// Print the VinoPoolClaim CRD (one claimed address or DHCP block) instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "vino_nodes")]
         pool_claims: bool,
+        /// Print the VinoNode CRD (one host's membership of a Vino and its status) instead.
+        #[arg(long)]
+        vino_nodes: bool,
     },
     /// Show what the running daemon last saw and did (Vinos, VMs, DHCP servers, errors).
     Status {
@@ -138,6 +141,7 @@ pub fn run(cli: Cli) -> Result<()> {
             bmh,
             claims,
             pool_claims,
+            vino_nodes,
         } => {
             print!(
                 "{}",
@@ -147,6 +151,8 @@ pub fn run(cli: Cli) -> Result<()> {
                     api::crd::claim_crd_yaml()
                 } else if pool_claims {
                     api::crd::pool_claim_crd_yaml()
+                } else if vino_nodes {
+                    api::crd::vino_node_crd_yaml()
                 } else {
                     api::crd::vino_crd_yaml()
                 }

@@ -41,6 +41,8 @@ pub struct Daemon<S, B, D, H> {
     /// What the last pass saw and did, for `vinod status`.
     pub snapshot: status_socket::Snapshot,
     trigger: Trigger,
+    /// Work between passes (the summaries of the Vinos a cluster host coordinates).
+    background: Option<AbortOnDrop>,
 }
 
 /// The daemon without a cluster: a manifest file in, files out.
@@ -75,8 +77,14 @@ impl<B, D, H> Daemon<KubeSource, B, D, H> {
 
     /// Starts watches of the Vinos, of this host's Node and (from the next pass on) of the
     /// credentials Secrets of its Vinos; each event wakes the loop.
+    /// The passes read the Vinos and Nodes from the watches' caches, and the summaries of the
+    /// Vinos this host coordinates are kept current between passes.
     pub fn watch(&mut self) {
-        let w = Watches::start(self.host.source.client.clone(), &self.host.source.node_name);
+        let source = &mut self.host.source;
+        let (w, nodes, vinos) = Watches::start(source.client.clone(), &source.node_name);
+        source.use_caches(nodes, vinos);
+        let summaries = source.summaries();
+        self.background = Some(AbortOnDrop(tokio::spawn(summaries.run())));
         self.trigger = Trigger::Watches(Some(w));
     }
 }
@@ -92,6 +100,7 @@ impl<S, B, D, H> Daemon<S, B, D, H> {
             host: Host::new(source, adapters, config),
             snapshot: status_socket::Snapshot::default(),
             trigger,
+            background: None,
         }
     }
 

@@ -1,12 +1,12 @@
-//! The cluster daemon's watches: every Vino, this host's Node, and each credentials Secret a
-//! selected Vino references. An event that matters (or a watch error) is a trigger for the
-//! next pass; the pass itself reads what it needs, so a missed or failed watch costs only
-//! latency, never a wrong decision.
+//! The cluster daemon's watches: every Vino, every Node, and each credentials Secret a
+//! selected Vino references. The Vinos and Nodes are kept in caches that the passes read
+//! instead of listing them; an event that matters (or a watch error) is a trigger for the next
+//! pass.
 //!
 //! Only changes a host acts on wake it: a Vino's generation (its spec, or the start of its
-//! deletion) and the Node's labels and addresses. Status writes of other hosts, finalizers and
-//! kubelet heartbeats do not, so a status write by one host does not make every other host
-//! run a pass.
+//! deletion), a Node's labels, appearance or deletion (which Vinos select which hosts, and who
+//! coordinates them), and this host's Node's addresses. Status writes, finalizers and kubelet
+//! heartbeats do not, so a status write does not make every host run a pass.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
@@ -17,6 +17,7 @@ use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::Client;
 use kube::ResourceExt;
 use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -40,36 +41,55 @@ pub struct Watches {
 }
 
 impl Watches {
-    /// Starts watches of every Vino and of Node `node`.
-    pub fn start(client: Client, node: &str) -> Watches {
+    /// Starts watches of every Vino and every Node (host `node`), and returns their caches.
+    pub fn start(client: Client, node: &str) -> (Watches, Store<Node>, Store<Vino>) {
         let (tx, rx) = mpsc::channel(1);
         let vinos: Api<Vino> = Api::all(client.clone());
         let nodes: Api<Node> = Api::all(client.clone());
-        let node_cfg = watcher::Config::default().fields(&format!("metadata.name={node}"));
+        let (vino_store, vino_writer) = reflector::store();
+        let (node_store, node_writer) = reflector::store();
         let (t1, t2) = (tx.clone(), tx.clone());
+        let me = node.to_string();
         let fixed = vec![
             AbortOnDrop(tokio::spawn(async move {
                 let stream = watcher(vinos, watcher::Config::default())
                     .default_backoff()
-                    .applied_objects()
+                    .reflect(vino_writer)
+                    .touched_objects()
                     .predicate_filter(vino_change, Default::default());
                 forward(stream, t1, "Vinos").await
             })),
             AbortOnDrop(tokio::spawn(async move {
-                let stream = watcher(nodes, node_cfg)
+                let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+                let stream = watcher(nodes, watcher::Config::default())
                     .default_backoff()
-                    .applied_objects()
-                    .predicate_filter(node_change, Default::default());
-                forward(stream, t2, "Node").await
+                    .reflect(node_writer)
+                    .filter_map(move |ev| {
+                        let changed = match &ev {
+                            Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n)) => {
+                                let h = node_change(n, &me);
+                                seen.insert(n.name_any(), h) != Some(h)
+                            }
+                            Ok(watcher::Event::Delete(n)) => {
+                                seen.remove(&n.name_any());
+                                true
+                            }
+                            Ok(watcher::Event::Init) => false,
+                            Ok(watcher::Event::InitDone) | Err(_) => true,
+                        };
+                        std::future::ready(changed.then_some(ev))
+                    });
+                forward(stream, t2, "Nodes").await
             })),
         ];
-        Watches {
+        let w = Watches {
             client,
             tx,
             rx,
             _fixed: fixed,
             secrets: BTreeMap::new(),
-        }
+        };
+        (w, node_store, vino_store)
     }
 
     /// Watches exactly the Secrets in `wanted` (one watch per Secret, by name, in its
@@ -112,20 +132,22 @@ fn vino_change(v: &Vino) -> Option<u64> {
     )))
 }
 
-/// What of this host's Node makes it act: its labels (which Vinos select it) and addresses
-/// (the BMC address).
-fn node_change(n: &Node) -> Option<u64> {
+/// What of a Node makes a host act: its labels (which Vinos select it) and, for this host's
+/// own Node (`me`), its addresses (the BMC address). A Node's appearance and deletion are
+/// changes too.
+fn node_change(n: &Node, me: &str) -> u64 {
     let addresses: Vec<(String, String)> = n
         .status
         .as_ref()
         .and_then(|s| s.addresses.as_ref())
+        .filter(|_| n.name_any() == me)
         .map(|a| {
             a.iter()
                 .map(|a| (a.type_.clone(), a.address.clone()))
                 .collect()
         })
         .unwrap_or_default();
-    Some(digest(&(n.labels(), addresses)))
+    digest(&(n.labels(), addresses))
 }
 
 fn digest(value: &impl Hash) -> u64 {

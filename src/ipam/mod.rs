@@ -61,6 +61,29 @@ pub struct HostClaims {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "mac_text")]
     #[schemars(with = "BTreeMap<String, String>")]
     pub macs: BTreeMap<String, Mac>,
+    /// Where the host takes new units, when it knows: part `index` of `parts` equal parts of
+    /// the static range and of the DHCP blocks (its rank among the hosts that claim in the
+    /// pool at the same time), so that those hosts reach for different units. Not stored.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub share: Option<Share>,
+}
+
+/// Part `index` of `parts` equal parts of a pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Share {
+    /// Which part, from 0.
+    pub index: u32,
+    /// How many parts.
+    pub parts: u32,
+}
+
+impl Share {
+    /// The first of `len` units (in order) of this part, if the share is valid.
+    fn anchor(self, len: u64) -> Option<u64> {
+        (self.parts > 0 && self.index < self.parts)
+            .then(|| len * u64::from(self.index) / u64::from(self.parts))
+    }
 }
 
 /// Claims of all hosts on one network, by host name.
@@ -97,6 +120,7 @@ pub fn allocate(
         .map(|(_, c)| c)
         .collect();
     let own = all.get(host).cloned().unwrap_or_default();
+    let share = own.share;
     let start = if others.is_empty() {
         0
     } else {
@@ -105,7 +129,9 @@ pub fn allocate(
 
     let block = match &pool.dhcp {
         None => None,
-        Some(span) => Some(choose_block(pool, span, &others, host, own.block, start)?),
+        Some(span) => Some(choose_block(
+            pool, span, &others, host, own.block, start, share,
+        )?),
     };
 
     let taken: BTreeSet<u32> = others
@@ -142,7 +168,15 @@ pub fn allocate(
             free: (free.len() + used.len()) as u64,
         });
     }
-    let first = rotation(free.len(), start);
+    // With a share: the first free address from the share's part of the range on, so losing a
+    // unit moves the host only to the next one; else a point derived from the name.
+    let first = match share.and_then(|s| s.anchor(pool.static_range.len())) {
+        Some(offset) => {
+            let anchor = u64::from(u32::from(pool.static_range.start)) + offset;
+            free.partition_point(|v| u64::from(*v) < anchor) % free.len().max(1)
+        }
+        None => rotation(free.len(), start),
+    };
     for (key, v) in missing.into_iter().zip(free.iter().cycle().skip(first)) {
         addresses.insert(key.clone(), Ipv4Addr::from(*v));
     }
@@ -150,6 +184,7 @@ pub fn allocate(
         block,
         addresses,
         macs,
+        share: None,
     })
 }
 
@@ -181,6 +216,7 @@ fn choose_block(
     host: &str,
     current: Option<u32>,
     start: u32,
+    share: Option<Share>,
 ) -> Result<u32, IpamError> {
     let count = span.block_count();
     if let Some(b) = current
@@ -190,7 +226,11 @@ fn choose_block(
     }
     let held: BTreeSet<u32> = others.iter().filter_map(|c| c.block).collect();
     let free: Vec<u32> = (0..count).filter(|b| !held.contains(b)).collect();
-    free.get(rotation(free.len(), start))
+    let first = match share.and_then(|s| s.anchor(u64::from(count))) {
+        Some(anchor) => free.partition_point(|b| u64::from(*b) < anchor) % free.len().max(1),
+        None => rotation(free.len(), start),
+    };
+    free.get(first)
         .copied()
         .ok_or_else(|| IpamError::BlocksExhausted {
             network: pool.network.clone(),

@@ -198,3 +198,39 @@ proptest! {
         prop_assert_eq!(allocate(&p, &all, "me", &keys(n)).unwrap(), mine);
     }
 }
+
+#[test]
+fn hosts_with_shares_take_their_own_parts_and_move_on_only_past_what_they_lose() {
+    let p = pool(4);
+    let share = |index, parts| {
+        BTreeMap::from([(
+            "h".to_string(),
+            HostClaims {
+                share: Some(Share { index, parts }),
+                ..Default::default()
+            },
+        )])
+    };
+    // Three hosts at once, an empty pool: parts of 5 of the 15 addresses and 21 of 64 blocks.
+    let first: Vec<HostClaims> = (0..3)
+        .map(|i| allocate(&p, &share(i, 3), "h", &keys(1)).unwrap())
+        .collect();
+    let starts: Vec<Ipv4Addr> = first.iter().map(|c| c.addresses[&bridge_key()]).collect();
+    assert_eq!(
+        starts,
+        ["192.168.2.10", "192.168.2.15", "192.168.2.20"].map(|a| a.parse::<Ipv4Addr>().unwrap())
+    );
+    let blocks: Vec<Option<u32>> = first.iter().map(|c| c.block).collect();
+    assert_eq!(blocks, [Some(0), Some(21), Some(42)]);
+    // Part 1 learns that another host holds .15: it takes the next ones, not a new place.
+    let mut all = share(1, 3);
+    all.insert(
+        "other".into(),
+        HostClaims {
+            addresses: BTreeMap::from([("x".to_string(), "192.168.2.15".parse().unwrap())]),
+            ..Default::default()
+        },
+    );
+    let c = allocate(&p, &all, "h", &keys(1)).unwrap();
+    assert_eq!(c.addresses[&bridge_key()], Ipv4Addr::new(192, 168, 2, 16));
+}

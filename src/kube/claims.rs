@@ -33,6 +33,9 @@ use crate::api::pool_claim::VinoPoolClaim;
 use crate::api::validate::check;
 use crate::ipam::{HostClaims, NetworkClaims};
 
+/// After how many rounds with lost units the pool is read again.
+const RELIST_EVERY: u32 = 4;
+
 /// Errors of [`reserve`]: the caller's planning error, an invalid Vino, or the cluster's.
 #[derive(Debug, thiserror::Error)]
 pub enum ReserveError<E> {
@@ -57,6 +60,7 @@ impl Holder {
         Ok(Holder {
             name: node.to_string(),
             uid: n.uid().unwrap_or_default(),
+            share: None,
         })
     }
 }
@@ -103,6 +107,20 @@ where
         let mut all: BTreeMap<String, NetworkClaims> = units::taken(&foreign, &pools);
         for (net, own) in units::own_claims(&held, &pools, &seed) {
             all.entry(net).or_default().insert(holder.name.clone(), own);
+        }
+        for net in pools.keys() {
+            let own = all.entry(net.clone()).or_default();
+            own.entry(holder.name.clone()).or_default().share = holder.share;
+        }
+        // In a cluster a host is never alone in a pool, even when it sees nobody else's claims:
+        // hosts that start at the same moment all see an empty pool. An empty holder (no Node
+        // has an empty name) makes the planner start from the host's own point in the pool, not
+        // the lowest free unit that every other host reaches for too.
+        for net in pools.keys() {
+            all.entry(net.clone())
+                .or_default()
+                .entry(String::new())
+                .or_default();
         }
         let (mine, value) = match plan(&all) {
             Ok(planned) => planned,
@@ -164,8 +182,12 @@ where
             }
         }
         if lost {
-            // Whoever holds them now is learnt with the pool on the next round.
-            listed.clear();
+            // The units lost are known to be taken; the next round plans around them without
+            // reading the pool again (a read of a large pool costs far more than a create that
+            // is refused). Only if that keeps failing is the pool read again.
+            if attempt % RELIST_EVERY == RELIST_EVERY - 1 {
+                listed.clear();
+            }
             backoff(attempt).await;
         }
     }

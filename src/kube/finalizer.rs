@@ -1,9 +1,6 @@
-//! Per-host finalizers on Vinos: `vino.airshipit.org/<node>`.
-//!
-//! A host puts its finalizer on every Vino that selects it, before building anything for it, so
-//! the Vino cannot disappear before the host has torn down what it built. When the Vino is
-//! deleted, or stops selecting the host, the host tears down and only then removes its
-//! finalizer; the Vino goes when the last host has done so.
+//! The per-host finalizers of earlier versions on Vinos: `vino.airshipit.org/<node>`. Hosts now
+//! share one finalizer and keep their membership in `VinoNode`s ([`super::membership`]); what
+//! is left here removes the old ones (and adds one, for tests of that migration).
 //!
 //! The finalizer is written by server-side apply of `metadata.finalizers` with the host's
 //! field manager: `metadata.finalizers` is a set, so each host owns its own element and adding
@@ -14,7 +11,6 @@
 //! admission policy allows that only for finalizers whose Node does not exist.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
@@ -24,74 +20,10 @@ use tracing::info;
 use super::{HOST_FINALIZER_PREFIX, KubeError, field_manager, finalizer_name, is_status};
 use crate::api::Vino;
 
-/// Where a host stands with a Vino after [`reconcile`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum State {
-    /// The Vino selects the host and carries its finalizer: build it.
-    Active,
-    /// The Vino is being deleted or no longer selects the host; the teardown succeeded and the
-    /// finalizer is removed.
-    Released,
-    /// Nothing to do: the Vino does not select the host and has no finalizer of it, or is being
-    /// deleted without one.
-    Absent,
-}
-
-/// Errors of [`reconcile`].
-#[derive(Debug, thiserror::Error)]
-pub enum FinalizeError<E> {
-    /// The teardown failed; the finalizer stays and the Vino with it.
-    #[error("teardown failed; keeping finalizer {finalizer}")]
-    Teardown {
-        /// The finalizer kept.
-        finalizer: String,
-        /// The teardown's error.
-        #[source]
-        source: E,
-    },
-    /// Reading or writing the Vino failed.
-    #[error(transparent)]
-    Kube(#[from] KubeError),
-}
-
 /// Whether `vino` carries host `node`'s finalizer.
 pub fn has_finalizer(vino: &Vino, node: &str) -> bool {
     let mine = finalizer_name(node);
     vino.finalizers().contains(&mine)
-}
-
-/// Brings host `node`'s finalizer on `vino` in line with whether the Vino `selected` the host
-/// and whether it is being deleted: adds it to a live, selecting Vino ([`State::Active`]);
-/// otherwise, if the finalizer is there, runs `teardown` and removes the finalizer once it
-/// succeeded ([`State::Released`]).
-pub async fn reconcile<F, Fut, E>(
-    client: &Client,
-    vino: &Vino,
-    node: &str,
-    selected: bool,
-    teardown: F,
-) -> Result<State, FinalizeError<E>>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<(), E>>,
-{
-    let deleting = vino.metadata.deletion_timestamp.is_some();
-    let present = has_finalizer(vino, node);
-    if selected && !deleting {
-        if !present {
-            add(client, vino, node).await?;
-        }
-        return Ok(State::Active);
-    }
-    if !present {
-        return Ok(State::Absent);
-    }
-    teardown().await.map_err(|source| FinalizeError::Teardown {
-        finalizer: finalizer_name(node),
-        source,
-    })?;
-    remove(client, vino, node).await?;
-    Ok(State::Released)
 }
 
 /// Adds host `node`'s finalizer to `vino` (a no-op if present).

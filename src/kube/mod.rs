@@ -1,6 +1,6 @@
 //! The Kubernetes side of a host: IP claims in pools shared by every host and Vino, publication
-//! of BareMetalHosts and Secrets, this host's status entry and conditions, events, and its
-//! finalizer. Every write names this host: server-side apply uses the field manager
+//! of BareMetalHosts and Secrets, this host's `VinoNode` (its membership of a Vino and its
+//! status there), the summary of the Vinos it coordinates, events, and the shared finalizer. Every write names this host: server-side apply uses the field manager
 //! `vinod/<node>`, and every object vinod publishes carries `vino.airshipit.org/node`.
 //!
 //! Each function does one round of API calls and returns; the daemon loop decides when to call
@@ -9,9 +9,11 @@
 pub mod claims;
 pub mod finalizer;
 pub mod hardware;
+pub mod membership;
 pub mod publish;
 pub mod source;
 pub mod status;
+pub mod summary;
 
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
@@ -69,6 +71,21 @@ pub enum KubeError {
     /// The Vino lacks metadata the cluster always sets (name, namespace, uid).
     #[error("Vino {0} has no {1}: was it read from the API server?")]
     Incomplete(String, &'static str),
+    /// The watch caches of Nodes and Vinos have not been filled yet.
+    #[error("the watches of Nodes and Vinos have not listed them yet")]
+    NotCached,
+    /// This host's Node does not exist.
+    #[error("Node {0} does not exist")]
+    NoNode(String),
+    /// A Vino being deleted still has `VinoNode`s of hosts that have not finished (or of Nodes
+    /// that are gone and whose `VinoNode`s the garbage collector has not deleted yet).
+    #[error("Vino {owner} waits for the teardown of hosts {hosts:?}")]
+    Waiting {
+        /// The Vino.
+        owner: String,
+        /// The hosts whose `VinoNode`s are left.
+        hosts: Vec<String>,
+    },
     /// Objects of a Vino that left this host are not all withdrawn yet.
     #[error("objects of {owner} not withdrawn yet: pending {pending:?}, {} failed", .errors.len())]
     NotWithdrawn {
@@ -90,6 +107,9 @@ impl Failure for KubeError {
             } if s.code == 400 || s.code == 422 => FailureKind::InvalidInput,
             KubeError::Api { .. }
             | KubeError::Contended { .. }
+            | KubeError::NotCached
+            | KubeError::NoNode(_)
+            | KubeError::Waiting { .. }
             | KubeError::NotWithdrawn { .. } => FailureKind::ApiUnreachable,
             KubeError::Clash { .. } | KubeError::Rejected { .. } | KubeError::Incomplete(..) => {
                 FailureKind::InvalidInput
@@ -112,10 +132,11 @@ pub fn field_manager(node: &str) -> String {
     format!("vinod/{node}")
 }
 
-/// The prefix of every host's finalizer on a Vino.
+/// The prefix of every host's finalizer on a Vino (earlier versions; see
+/// [`membership::FINALIZER`] for the one used now).
 pub const HOST_FINALIZER_PREFIX: &str = "vino.airshipit.org/";
 
-/// Host `node`'s finalizer on a Vino: `vino.airshipit.org/<node>` (the node part bounded to a
+/// Host `node`'s finalizer on a Vino in earlier versions: `vino.airshipit.org/<node>` (the node part bounded to a
 /// valid qualified name, hashed if the node name is longer than 63 characters).
 pub fn finalizer_name(node: &str) -> String {
     format!("{HOST_FINALIZER_PREFIX}{}", label_value(node))

@@ -6,10 +6,14 @@
 //! (a label removed from `bmhLabels`) is removed. Objects without those labels, or with another
 //! host's, are never changed: a name taken by one is reported as a clash.
 //!
+//! An object is created whole with one plain create (so a foreign object of the same name is
+//! never taken over: AlreadyExists is a clash), and later changed by server-side apply only
+//! when what vinod publishes differs from what is stored ([`writer`]).
+//!
 //! Two BareMetalHost fields get special care:
 //! - `spec.online` belongs to whoever powers the host (BMO's user, e.g. CAPM3). vinod sets it
-//!   to `false` once, when it creates the host, with a plain create; its applies leave the field
-//!   out, so they never power a host off.
+//!   to `false` once, when it creates the host; its applies leave the field out and vinod
+//!   gives up its ownership of it, so they never power a host off.
 //! - `spec.bootMACAddress` cannot change once set (BMO's webhook). A host whose MAC changed is
 //!   deleted and created again, and the report says so. While BMO's finalizer keeps the old one,
 //!   the new one waits (`pending`).
@@ -25,16 +29,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::{StreamExt, stream};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, ListParams, Preconditions};
 use kube::{Client, Resource, ResourceExt};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::{info, warn};
 
 use super::{KubeError, field_manager, is_status};
-use crate::api::bmh::{BareMetalHost, BareMetalHostSpec, webhook_check};
+use writer::Writer;
+
+mod writer;
+use crate::api::bmh::{BareMetalHost, webhook_check};
 use crate::plan::{VinoPlan, names, ownership};
 use crate::state::Owner;
 
@@ -137,9 +142,7 @@ async fn sync(
         .map(|s| {
             let (writer, api, live) = (&writer, &secret_api, live_secrets.get(&s.name_any()));
             async move {
-                let r = writer
-                    .ensure(api, s, live, minimal_secret, secret_body(s))
-                    .await;
+                let r = writer.ensure(api, s, live, secret_body(s), None).await;
                 (s.name_any(), r)
             }
         })
@@ -215,7 +218,7 @@ async fn sync(
             let (writer, api) = (&writer, &bmh_api);
             async move {
                 let r = writer
-                    .ensure(api, h, live, minimal_host, host_body(h))
+                    .ensure(api, h, live, host_body(h), Some(("online", false.into())))
                     .await;
                 (h.name_any(), r)
             }
@@ -285,82 +288,6 @@ fn referencing_host(secret: &str) -> Option<&str> {
         .or_else(|| secret.strip_suffix(&names::network_data_secret("")))
 }
 
-/// How this host writes objects.
-struct Writer {
-    manager: String,
-    labels: BTreeMap<String, String>,
-    namespace: String,
-}
-
-impl Writer {
-    /// Makes `desired` exist as published by this host: creates it (as `minimal(desired)`) if
-    /// `live` is absent, then applies `body`. Returns whether it was created.
-    async fn ensure<K>(
-        &self,
-        api: &Api<K>,
-        desired: &K,
-        live: Option<&K>,
-        minimal: fn(&K, &BTreeMap<String, String>) -> K,
-        body: Value,
-    ) -> Result<bool, KubeError>
-    where
-        K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
-    {
-        let name = desired.name_any();
-        let kind = K::kind(&());
-        let what = |verb: &str| format!("{verb} {kind} {}/{name}", self.namespace);
-        let mut created = false;
-        if live.is_none() {
-            let pp = PostParams {
-                field_manager: Some(self.manager.clone()),
-                ..Default::default()
-            };
-            match api.create(&pp, &minimal(desired, &self.labels)).await {
-                Ok(_) => created = true,
-                Err(e) if is_status(&e, 409) => {
-                    // Not in this host's list, so not its own: never take it over.
-                    let other = api
-                        .get(&name)
-                        .await
-                        .map_err(|e| KubeError::api(what("get"), e))?;
-                    return Err(self.clash(&other));
-                }
-                Err(e) => return Err(KubeError::api(what("create"), e)),
-            }
-        }
-        api.patch(
-            &name,
-            &PatchParams::apply(&self.manager).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map_err(|e| KubeError::api(what("apply"), e))?;
-        Ok(created)
-    }
-
-    fn clash<K: Resource<DynamicType = ()>>(&self, other: &K) -> KubeError {
-        let theirs = other.meta().labels.clone().unwrap_or_default();
-        let why = self
-            .labels
-            .iter()
-            .find(|(k, v)| theirs.get(*k) != Some(*v))
-            .map(|(k, v)| match theirs.get(k) {
-                Some(t) => format!("label {k} is {t:?}, not {v:?}"),
-                None => format!("label {k} is missing"),
-            })
-            .unwrap_or_else(|| "it was created meanwhile by someone else".into());
-        KubeError::Clash {
-            kind: match K::kind(&()).as_ref() {
-                "Secret" => "Secret",
-                _ => "BareMetalHost",
-            },
-            namespace: self.namespace.clone(),
-            name: other.name_any(),
-            why,
-        }
-    }
-}
-
 /// Objects by name, listed with this host's ownership labels.
 async fn list<K>(api: &Api<K>, selector: &str) -> Result<BTreeMap<String, K>, KubeError>
 where
@@ -392,47 +319,6 @@ where
     }
 }
 
-/// What a new BareMetalHost is created with: the required fields, its boot MAC (immutable,
-/// and BMO must never see the host without it, even if vinod stops before its apply), its
-/// inspection annotation and cleaning mode (for the same reason), the ownership labels and
-/// owner, and `online: false`, which stays the creator's (see the module documentation).
-fn minimal_host(h: &BareMetalHost, labels: &BTreeMap<String, String>) -> BareMetalHost {
-    let mut m = BareMetalHost::new(
-        &h.name_any(),
-        BareMetalHostSpec {
-            bmc: h.spec.bmc.clone(),
-            boot_mac_address: h.spec.boot_mac_address.clone(),
-            online: false,
-            // Like the boot MAC: BMO acts on a new host at once, so it must never see one
-            // without these, even if vinod stops before its apply.
-            automated_cleaning_mode: h.spec.automated_cleaning_mode.clone(),
-            ..Default::default()
-        },
-    );
-    m.metadata = minimal_meta(&h.metadata, labels);
-    m.metadata.annotations = h.metadata.annotations.clone();
-    m
-}
-
-fn minimal_secret(s: &Secret, labels: &BTreeMap<String, String>) -> Secret {
-    Secret {
-        metadata: minimal_meta(&s.metadata, labels),
-        type_: s.type_.clone(),
-        ..Default::default()
-    }
-}
-
-/// Name, namespace, owner and only the ownership labels.
-fn minimal_meta(m: &ObjectMeta, labels: &BTreeMap<String, String>) -> ObjectMeta {
-    ObjectMeta {
-        name: m.name.clone(),
-        namespace: m.namespace.clone(),
-        labels: Some(labels.clone()),
-        owner_references: m.owner_references.clone(),
-        ..Default::default()
-    }
-}
-
 /// The applied configuration of a BareMetalHost: everything planned but `spec.online`.
 fn host_body(h: &BareMetalHost) -> Value {
     let mut v = serde_json::to_value(h).unwrap_or_default();
@@ -458,6 +344,7 @@ fn secret_body(s: &Secret) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::bmh::BareMetalHostSpec;
     use crate::api::bmh::BmcDetails;
 
     #[test]
@@ -479,13 +366,6 @@ mod tests {
         assert!(body["spec"].get("online").is_none());
         assert_eq!(body["spec"]["bootMACAddress"], "52:54:00:00:00:01");
         assert_eq!(body["apiVersion"], "metal3.io/v1alpha1");
-        // A host is created with its boot MAC: BMO never sees it without one.
-        let created = minimal_host(&h, &BTreeMap::new());
-        assert_eq!(
-            created.spec.boot_mac_address.as_deref(),
-            Some("52:54:00:00:00:01")
-        );
-        assert!(!created.spec.online);
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The cluster [`VinoSource`]: this host's Node and every Vino from the API server, IP claims
-//! held as `VinoPoolClaim`s, BareMetalHosts and Secrets published, this host's status
-//! entry reported, Events sent, and the Vinos that were deleted or no longer select the host
-//! torn down.
+//! The cluster [`VinoSource`]: this host's Node and every Vino from the API server (from the
+//! daemon's watch caches when it runs them, else read each pass), IP claims held as
+//! `VinoPoolClaim`s, BareMetalHosts and Secrets published, this host's `VinoNode` written,
+//! the summary of the Vinos it coordinates, Events sent, and the Vinos that were deleted or no
+//! longer select the host torn down.
 //!
 //! Every read comes before any change to the host: if the Node, the Vinos, the Nodes or a
 //! credentials Secret cannot be read, the pass fails and changes nothing (an error is never
@@ -11,15 +12,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
 
+use futures::FutureExt;
+
 use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::api::{Api, ListParams};
+use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 use tracing::warn;
 
 use super::claims::{self, Holder, ReserveError};
-use super::finalizer::{self, FinalizeError, has_finalizer};
-use super::{KubeError, hardware, publish, status};
+use super::summary::{Summaries, coordinator};
+use super::{KubeError, finalizer, hardware, membership, publish, status};
 use crate::api::host_use::HostUse;
+use crate::api::vino_node::VinoNode;
 use crate::api::{NodePhase, Vino};
 use crate::error_chain;
 use crate::host::facts;
@@ -51,6 +56,13 @@ pub struct KubeSource {
     published_as: BTreeMap<String, String>,
     /// The HardwareData this host knows to be stored.
     hardware: tokio::sync::Mutex<hardware::Stored>,
+    /// This host's `VinoNode`s by Vino: read once, then kept by this host's own writes (it is
+    /// their only writer).
+    members: Option<BTreeMap<Owner, VinoNode>>,
+    /// The summaries of the Vinos this host coordinates.
+    summaries: Summaries,
+    /// The daemon's watch caches of every Node and every Vino, when it runs them.
+    caches: Option<(Store<Node>, Store<Vino>)>,
 }
 
 impl KubeSource {
@@ -58,6 +70,9 @@ impl KubeSource {
     pub fn new(client: Client, node_name: String) -> Self {
         let events = status::Events::new(client.clone(), &node_name);
         Self {
+            summaries: Summaries::new(client.clone()),
+            members: None,
+            caches: None,
             client,
             numa: facts::numa_nodes(Path::new("/sys")),
             events,
@@ -69,6 +84,100 @@ impl KubeSource {
             hardware: Default::default(),
             node_name,
         }
+    }
+
+    /// Reads Nodes and Vinos from these watch caches instead of the API server.
+    pub fn use_caches(&mut self, nodes: Store<Node>, vinos: Store<Vino>) {
+        self.caches = Some((nodes, vinos));
+    }
+
+    /// The summaries this host writes, for a task that keeps them current between passes.
+    pub fn summaries(&self) -> Summaries {
+        self.summaries.clone()
+    }
+
+    /// This host's Node, every Node and every Vino: from the caches, or read.
+    async fn read_cluster(&self) -> Result<(Node, Vec<Node>, Vec<Vino>), KubeError> {
+        if let Some((nodes, vinos)) = &self.caches {
+            let (Some(_), Some(_)) = (
+                nodes.wait_until_ready().now_or_never(),
+                vinos.wait_until_ready().now_or_never(),
+            ) else {
+                return Err(KubeError::NotCached);
+            };
+            let all: Vec<Node> = nodes.state().iter().map(|n| (**n).clone()).collect();
+            let me = all
+                .iter()
+                .find(|n| n.name_any() == self.node_name)
+                .cloned()
+                .ok_or_else(|| KubeError::NoNode(self.node_name.clone()))?;
+            let vinos = vinos.state().iter().map(|v| (**v).clone()).collect();
+            return Ok((me, all, vinos));
+        }
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let me = nodes
+            .get(&self.node_name)
+            .await
+            .map_err(|e| KubeError::api(format!("read Node {}", self.node_name), e))?;
+        let all = nodes
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| KubeError::api("list Nodes", e))?
+            .items;
+        let vinos = Api::<Vino>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| KubeError::api("list Vinos", e))?
+            .items;
+        Ok((me, all, vinos))
+    }
+
+    /// Whether this host serves `vino`: it has a `VinoNode` for it, or the finalizer of an
+    /// earlier version.
+    fn serves(&self, vino: &Vino) -> bool {
+        self.members
+            .as_ref()
+            .is_some_and(|m| m.contains_key(&Owner::of(vino)))
+            || finalizer::has_finalizer(vino, &self.node_name)
+    }
+
+    /// Whether this host writes `vino`'s summary.
+    fn coordinates(&self, vino: &Vino) -> bool {
+        coordinator(vino, &self.nodes) == Some(self.node_name.as_str())
+    }
+
+    /// Writes this host's `VinoNode` for `vino` with `entry` unless it already says that.
+    async fn report(
+        &mut self,
+        vino: &Vino,
+        entry: &crate::api::NodeStatus,
+    ) -> Result<(), KubeError> {
+        let owner = Owner::of(vino);
+        let uid = vino.metadata.uid.clone().unwrap_or_default();
+        let held = self
+            .members
+            .get_or_insert_with(BTreeMap::new)
+            .get(&owner)
+            .cloned();
+        if let Some(h) = &held {
+            if h.spec.vino_uid == uid && h.spec.entry() == *entry {
+                return Ok(());
+            }
+            if h.spec.vino_uid != uid {
+                // Left by an earlier Vino of the same name: its Vino never changes.
+                membership::delete(&self.client, &owner, &self.node_name).await?;
+            }
+        }
+        // The labels it joined with, which never change.
+        let labels = match &held {
+            Some(h) if h.spec.vino_uid == uid => h.spec.node_labels.clone(),
+            _ => self.node.labels.clone(),
+        };
+        let stored = membership::write(&self.client, vino, &self.holder, &labels, entry).await?;
+        self.members
+            .get_or_insert_with(BTreeMap::new)
+            .insert(owner, stored);
+        Ok(())
     }
 
     /// This host's facts from its Node: labels, addresses (InternalIP first; a configured
@@ -90,7 +199,7 @@ impl KubeSource {
 
     /// Publishes `p` (if planned) and reports `r`; returns objects changed and what failed.
     async fn publish_one(
-        &self,
+        &mut self,
         vino: &Vino,
         plan: Option<&VinoPlan>,
         r: &mut VinoReport,
@@ -130,17 +239,20 @@ impl KubeSource {
             }
         }
         let owner = Owner::of(vino);
-        let selected = selected_hosts(vino, &self.nodes, &self.node_name);
-        if let Err(e) = status::report(
-            &self.client,
-            &owner.namespace,
-            &owner.name,
-            &r.status,
-            &selected,
-        )
-        .await
-        {
+        if let Err(e) = self.report(vino, &r.status).await {
             warn!(vino = %owner, error = %error_chain(&e), "cannot report status");
+            errors.push(e);
+        } else if membership::has_legacy(vino, &self.node_name)
+            && let Err(e) = membership::migrate(&self.client, vino, &self.node_name).await
+        {
+            warn!(vino = %owner, error = %error_chain(&e), "cannot remove what an earlier version wrote");
+            errors.push(e);
+        }
+        if self.coordinates(vino)
+            && vino.metadata.deletion_timestamp.is_none()
+            && let Err(e) = self.summaries.refresh(&owner).await
+        {
+            warn!(vino = %owner, error = %error_chain(&e), "cannot write the summary");
             errors.push(e);
         }
         written
@@ -151,21 +263,14 @@ impl VinoSource for KubeSource {
     type Error = KubeError;
 
     async fn read(&mut self) -> Result<Inputs, KubeError> {
-        let nodes: Api<Node> = Api::all(self.client.clone());
-        let me = nodes
-            .get(&self.node_name)
-            .await
-            .map_err(|e| KubeError::api(format!("read Node {}", self.node_name), e))?;
+        let (me, all, vinos) = self.read_cluster().await?;
         self.node = self.facts_of(&me);
         self.holder = Holder {
             name: self.node_name.clone(),
             uid: me.uid().unwrap_or_default(),
+            share: None,
         };
-        self.nodes = nodes
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| KubeError::api("list Nodes", e))?
-            .items
+        self.nodes = all
             .iter()
             .map(|n| NodeFacts {
                 name: n.name_any(),
@@ -173,18 +278,24 @@ impl VinoSource for KubeSource {
                 ..Default::default()
             })
             .collect();
-        self.vinos = Api::<Vino>::all(self.client.clone())
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| KubeError::api("list Vinos", e))?
-            .items;
+        self.vinos = vinos;
         self.vinos.sort_by_key(Owner::of);
+        if self.members.is_none() {
+            self.members = Some(membership::list_own(&self.client, &self.node_name).await?);
+        }
         let (vinos, leaving): (Vec<Vino>, Vec<Vino>) = self
             .vinos
             .iter()
-            .filter(|v| active(v, &self.node) || has_finalizer(v, &self.node_name))
+            .filter(|v| active(v, &self.node) || self.serves(v))
             .cloned()
             .partition(|v| active(v, &self.node));
+        let coordinated: Vec<(Vino, BTreeSet<String>)> = self
+            .vinos
+            .iter()
+            .filter(|v| v.metadata.deletion_timestamp.is_none() && self.coordinates(v))
+            .map(|v| (v.clone(), selected_hosts(v, &self.nodes)))
+            .collect();
+        self.summaries.set(coordinated);
         let mut secrets = BTreeMap::new();
         let referenced = vinos
             .iter()
@@ -213,17 +324,33 @@ impl VinoSource for KubeSource {
         vino: &Vino,
         plan: &mut Planner<'_>,
     ) -> Result<VinoPlan, Unplanned<KubeError>> {
-        let node = self.node_name.as_str();
-        finalizer::reconcile(&self.client, vino, node, true, || async {
-            Ok::<(), KubeError>(())
-        })
-        .await
-        .map_err(|e| match e {
-            FinalizeError::Kube(e) | FinalizeError::Teardown { source: e, .. } => {
-                Unplanned::Source(e)
-            }
-        })?;
-        claims::reserve(&self.client, vino, &self.holder, |all| {
+        // The Vino keeps its finalizer and this host its VinoNode before anything is built:
+        // a Vino deleted meanwhile then waits for this host's teardown.
+        membership::ensure_finalizer(&self.client, vino)
+            .await
+            .map_err(Unplanned::Source)?;
+        if !self.serves(vino) {
+            let entry = crate::api::NodeStatus {
+                name: self.node_name.clone(),
+                observed_generation: vino.metadata.generation,
+                ..Default::default()
+            };
+            self.report(vino, &entry).await.map_err(Unplanned::Source)?;
+        }
+        // This host's part of the pools: its rank among the Nodes the Vino selects, so that
+        // hosts that start together claim different units.
+        let selected = selected_hosts(vino, &self.nodes);
+        let holder = Holder {
+            share: selected
+                .iter()
+                .position(|n| *n == self.node_name)
+                .map(|i| crate::ipam::Share {
+                    index: i as u32,
+                    parts: selected.len() as u32,
+                }),
+            ..self.holder.clone()
+        };
+        claims::reserve(&self.client, vino, &holder, |all| {
             plan(all).map(|p| (p.claims.clone(), p))
         })
         .await
@@ -249,11 +376,11 @@ impl VinoSource for KubeSource {
     ) -> Published<KubeError> {
         let mut out = Published::default();
         for r in reports.iter_mut() {
-            let Some(vino) = self.vino(&r.vino) else {
+            let Some(vino) = self.vino(&r.vino).cloned() else {
                 continue;
             };
             let plan = plans.iter().find(|p| p.owner.to_string() == r.vino);
-            out.written += self.publish_one(vino, plan, r, &mut out.errors).await;
+            out.written += self.publish_one(&vino, plan, r, &mut out.errors).await;
         }
         out
     }
@@ -269,13 +396,12 @@ fn active(vino: &Vino, node: &NodeFacts) -> bool {
     vino.metadata.deletion_timestamp.is_none() && plan::selects(vino, node)
 }
 
-/// The Node names `vino` selects (this host's view of its labels included).
-fn selected_hosts(vino: &Vino, nodes: &[NodeFacts], me: &str) -> BTreeSet<String> {
+/// The Node names `vino` selects.
+fn selected_hosts(vino: &Vino, nodes: &[NodeFacts]) -> BTreeSet<String> {
     nodes
         .iter()
         .filter(|n| plan::selects(vino, n))
         .map(|n| n.name.clone())
-        .filter(|n| n != me || vino.metadata.deletion_timestamp.is_none())
         .collect()
 }
 

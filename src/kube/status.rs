@@ -1,25 +1,15 @@
-//! `Vino.status` and Events, written by each selected host.
-//!
-//! A host writes its own `status.nodes[]` entry (a list-map keyed by `name`) by server-side
-//! apply on the status subresource with its field manager `vinod/<node>` and no precondition,
-//! so entries of different hosts never overwrite each other and never conflict. Then, from the
-//! Vino that write returned, it computes the conditions and the `nodesReady`/`vmsReady`
-//! summaries ([`summarize`]) and, if they differ from the stored ones, applies them with that
-//! `resourceVersion` (field manager `vinod/<node>/summary`). A conflict there is not retried:
-//! another host wrote after this host's entry, and whichever summary is stored last was
-//! computed from a version that holds every entry written before it.
+//! What `Vino.status` says about the hosts' entries ([`summarize`]; written by one host, see
+//! [`super::summary`]), and Events.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
-use tracing::{debug, warn};
+use tracing::warn;
 
-use super::{KubeError, field_manager, is_status};
+use super::KubeError;
 use crate::api::status::{CONDITION_DEGRADED, CONDITION_PROGRESSING, CONDITION_READY};
 use crate::api::{NodePhase, NodeStatus, Vino, VinoStatus};
 
@@ -176,116 +166,8 @@ fn join(parts: &[impl AsRef<str>]) -> String {
     format!("{}…", &text[..end])
 }
 
-/// Writes host `entry.name`'s status entry for the Vino `namespace/name` with the conditions
-/// and summaries over the hosts in `selected`. Writes nothing when nothing would change.
-/// Returns the Vino as stored afterwards.
-pub async fn report(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    entry: &NodeStatus,
-    selected: &BTreeSet<String>,
-) -> Result<Vino, KubeError> {
-    write(client, namespace, name, &entry.name, Some(entry), selected).await
-}
-
-/// Removes host `node`'s status entry (it left the Vino) and updates the conditions and
-/// summaries over the hosts in `selected`.
-pub async fn remove_entry(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    node: &str,
-    selected: &BTreeSet<String>,
-) -> Result<Vino, KubeError> {
-    write(client, namespace, name, node, None, selected).await
-}
-
-async fn write(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    node: &str,
-    entry: Option<&NodeStatus>,
-    selected: &BTreeSet<String>,
-) -> Result<Vino, KubeError> {
-    let api: Api<Vino> = Api::namespaced(client.clone(), namespace);
-    let what = |verb: &str| format!("{verb} the status of Vino {namespace}/{name} for host {node}");
-    let mut vino = api
-        .get(name)
-        .await
-        .map_err(|e| KubeError::api(what("read"), e))?;
-    let own = |v: &Vino| {
-        v.status
-            .as_ref()
-            .and_then(|s| s.nodes.iter().find(|e| e.name == node).cloned())
-    };
-    if own(&vino).as_ref() != entry {
-        // The entry alone, under the host's own field manager: no other host writes it, so it
-        // needs no precondition and never conflicts.
-        let body = status_body(
-            &vino,
-            json!({"nodes": entry.into_iter().collect::<Vec<_>>()}),
-        );
-        let pp = PatchParams::apply(&field_manager(node)).force();
-        vino = api
-            .patch_status(name, &pp, &Patch::Apply(&body))
-            .await
-            .map_err(|e| KubeError::api(what("write"), e))?;
-    }
-    let status = vino.status.clone().unwrap_or_default();
-    let summary = summarize(
-        vino.metadata.generation.unwrap_or_default(),
-        selected,
-        &status.nodes,
-        &status.conditions,
-        Timestamp::now(),
-    );
-    if unchanged(&status, &summary) {
-        return Ok(vino);
-    }
-    // The summary, computed from the entries just read, on that very version. A conflict
-    // means another host wrote since: an entry (whose host then writes a summary that sees
-    // this host's entry too) or a summary computed from a version that already holds it.
-    // Either way the stored summary ends up describing this entry: nothing to retry.
-    let mut body = status_body(
-        &vino,
-        json!({
-            "conditions": summary.conditions,
-            "nodesReady": summary.nodes_ready,
-            "vmsReady": summary.vms_ready,
-        }),
-    );
-    body["metadata"]["resourceVersion"] = json!(vino.resource_version());
-    let pp = PatchParams::apply(&summary_manager(node)).force();
-    match api.patch_status(name, &pp, &Patch::Apply(&body)).await {
-        Ok(v) => Ok(v),
-        Err(e) if is_status(&e, 409) => {
-            debug!(vino = %format!("{namespace}/{name}"), node, "status written by another host since; its summary holds this entry");
-            Ok(vino)
-        }
-        Err(e) => Err(KubeError::api(what("write"), e)),
-    }
-}
-
-/// The field manager of host `node`'s writes of the shared conditions and summaries, apart
-/// from its entry's, so that applying one never drops the other.
-fn summary_manager(node: &str) -> String {
-    format!("{}/summary", field_manager(node))
-}
-
-/// A server-side apply of `status` to `vino`'s status subresource.
-fn status_body(vino: &Vino, status: serde_json::Value) -> serde_json::Value {
-    json!({
-        "apiVersion": Vino::api_version(&()),
-        "kind": Vino::kind(&()),
-        "metadata": {"name": vino.name_any(), "namespace": vino.namespace()},
-        "status": status,
-    })
-}
-
 /// Whether `status` already holds `summary`.
-fn unchanged(status: &VinoStatus, summary: &Summary) -> bool {
+pub(crate) fn unchanged(status: &VinoStatus, summary: &Summary) -> bool {
     let by_type = |c: &[Condition]| -> BTreeMap<String, Condition> {
         c.iter().map(|c| (c.type_.clone(), c.clone())).collect()
     };
@@ -333,6 +215,72 @@ impl Events {
         };
         self.publish(vino, EventType::Normal, "VmCreated", "Create", note, bmh)
             .await
+    }
+
+    /// The VMs `vms` (domain name, BareMetalHost when known) were defined in one pass: one
+    /// Event for all of them (one VM: as [`Events::vm_created`]).
+    pub async fn vms_created(
+        &self,
+        vino: &Vino,
+        vms: &[(String, Option<String>)],
+    ) -> Result<(), KubeError> {
+        match vms {
+            [] => Ok(()),
+            [(vm, bmh)] => self.vm_created(vino, vm, bmh.as_deref()).await,
+            _ => {
+                let note = format!("{}: {} VMs defined: {}", self.node, vms.len(), listed(vms));
+                self.publish(vino, EventType::Normal, "VmCreated", "Create", note, None)
+                    .await
+            }
+        }
+    }
+
+    /// The VMs `vms` were removed in one pass: one Event for all of them.
+    pub async fn vms_deleted(
+        &self,
+        vino: &Vino,
+        vms: &[(String, Option<String>)],
+    ) -> Result<(), KubeError> {
+        match vms {
+            [] => Ok(()),
+            [(vm, bmh)] => self.vm_deleted(vino, vm, bmh.as_deref()).await,
+            _ => {
+                let note = format!("{}: {} VMs deleted: {}", self.node, vms.len(), listed(vms));
+                self.publish(vino, EventType::Normal, "VmDeleted", "Delete", note, None)
+                    .await
+            }
+        }
+    }
+
+    /// The VMs `vms` (domain, BareMetalHost) could not be built or changed in one pass.
+    pub async fn vms_failed(
+        &self,
+        vino: &Vino,
+        vms: &[(String, String)],
+        error: &str,
+    ) -> Result<(), KubeError> {
+        match vms {
+            [] => Ok(()),
+            [(vm, bmh)] => self.vm_failed(vino, vm, bmh, error).await,
+            _ => {
+                let names: Vec<&str> = vms.iter().map(|(vm, _)| vm.as_str()).collect();
+                let note = format!(
+                    "{}: {} VMs: {error}: {}",
+                    self.node,
+                    vms.len(),
+                    join(&names)
+                );
+                self.publish(
+                    vino,
+                    EventType::Warning,
+                    "VmFailed",
+                    "Reconcile",
+                    note,
+                    None,
+                )
+                .await
+            }
+        }
     }
 
     /// VM `vm` was removed (`bmh`: the BareMetalHost it was published as, when known; not
@@ -419,6 +367,18 @@ impl Events {
                 KubeError::api(format!("publish event {reason} for {}", vino.name_any()), e)
             })
     }
+}
+
+/// `vm (BareMetalHost bmh), …`, bounded like every message.
+fn listed(vms: &[(String, Option<String>)]) -> String {
+    let parts: Vec<String> = vms
+        .iter()
+        .map(|(vm, bmh)| match bmh {
+            Some(b) => format!("{vm} (BareMetalHost {b})"),
+            None => vm.clone(),
+        })
+        .collect();
+    join(&parts).replace("; ", ", ")
 }
 
 #[cfg(test)]

@@ -418,3 +418,35 @@ pub async fn claimed_networks(admin: &Client, node: &str) -> usize {
         .collect();
     networks.len()
 }
+
+/// Host `node`'s `VinoNode` of Vino `namespace/vino` (its membership and status entry), if any.
+#[allow(dead_code)]
+pub async fn member(
+    admin: &Client,
+    namespace: &str,
+    vino: &str,
+    node: &str,
+) -> Option<vinod::api::vino_node::VinoNode> {
+    let name = vinod::api::vino_node::vino_node_name(vino, node);
+    kube::api::Api::<vinod::api::vino_node::VinoNode>::namespaced(admin.clone(), namespace)
+        .get_opt(&name)
+        .await
+        .unwrap()
+}
+
+/// The hosts that hold a `VinoNode` of Vino `namespace/vino`, sorted.
+#[allow(dead_code)]
+pub async fn members(admin: &Client, namespace: &str, vino: &str) -> Vec<String> {
+    let mut out: Vec<String> =
+        kube::api::Api::<vinod::api::vino_node::VinoNode>::namespaced(admin.clone(), namespace)
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|m| m.spec.vino == vino)
+            .map(|m| m.spec.node)
+            .collect();
+    out.sort();
+    out
+}

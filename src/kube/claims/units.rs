@@ -23,10 +23,13 @@ pub struct Holder {
     pub name: String,
     /// Node UID.
     pub uid: String,
+    /// Where in the pools this holder takes new units (see [`crate::ipam::HostClaims::share`]).
+    pub share: Option<crate::ipam::Share>,
 }
 
 impl Holder {
-    fn owner_reference(&self) -> OwnerReference {
+    /// The owner reference to the Node: its objects go with it.
+    pub(crate) fn owner_reference(&self) -> OwnerReference {
         OwnerReference {
             api_version: "v1".into(),
             kind: "Node".into(),

@@ -1,4 +1,5 @@
-//! Kubernetes Events about a pass's VMs: created, deleted, failed to build.
+//! Kubernetes Events about a pass's VMs: created, deleted, failed to build; one Event per kind
+//! and Vino per pass, naming every VM it is about.
 
 use tracing::warn;
 
@@ -19,35 +20,40 @@ impl KubeSource {
                 .insert(vm.name.clone(), vm.bare_metal_host.clone());
         }
         let mut sent = Vec::new();
+        // One Event per kind and Vino per pass, however many VMs it is about.
         for vino in &self.vinos {
             let owner = Owner::of(vino);
             let before = observed.owned_by(&owner).domains;
             let after = now.owned_by(&owner).domains;
             let plan = plans.iter().find(|p| p.owner == owner);
-            for name in after.keys().filter(|n| !before.contains_key(*n)) {
-                let bmh = self.published_as.get(name).map(String::as_str);
-                sent.push(self.events.vm_created(vino, name, bmh).await);
-            }
-            for name in before.keys().filter(|n| !after.contains_key(*n)) {
-                let bmh = self.published_as.get(name).map(String::as_str);
-                sent.push(self.events.vm_deleted(vino, name, bmh).await);
-            }
+            let with_host = |name: &String| (name.clone(), self.published_as.get(name).cloned());
+            let created: Vec<_> = after
+                .keys()
+                .filter(|n| !before.contains_key(*n))
+                .map(with_host)
+                .collect();
+            let deleted: Vec<_> = before
+                .keys()
+                .filter(|n| !after.contains_key(*n))
+                .map(with_host)
+                .collect();
+            sent.push(self.events.vms_created(vino, &created).await);
+            sent.push(self.events.vms_deleted(vino, &deleted).await);
             if let (Some(p), Some(e)) = (plan, error) {
-                for vm in &p.vms {
-                    let built = after.get(&vm.name).is_some_and(|d| {
-                        p.host
-                            .domains
-                            .get(&vm.name)
-                            .is_some_and(|w| w.spec_hash == d.spec_hash)
-                    });
-                    if !built {
-                        sent.push(
-                            self.events
-                                .vm_failed(vino, &vm.name, &vm.bare_metal_host, e)
-                                .await,
-                        );
-                    }
-                }
+                let failed: Vec<(String, String)> = p
+                    .vms
+                    .iter()
+                    .filter(|vm| {
+                        !after.get(&vm.name).is_some_and(|d| {
+                            p.host
+                                .domains
+                                .get(&vm.name)
+                                .is_some_and(|w| w.spec_hash == d.spec_hash)
+                        })
+                    })
+                    .map(|vm| (vm.name.clone(), vm.bare_metal_host.clone()))
+                    .collect();
+                sent.push(self.events.vms_failed(vino, &failed, e).await);
             }
         }
         // Deleted VMs' names are no longer needed; planned ones stay for their deletion.

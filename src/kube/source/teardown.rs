@@ -1,7 +1,7 @@
 //! The end of a Vino on this host: once its host objects are gone (the pass's reconcile
-//! removed them), the host withdraws its BareMetalHosts and Secrets, releases its IP claims,
-//! removes its status entry and, last, its finalizer. From a Vino being deleted it also
-//! removes the finalizers of hosts whose Node no longer exists.
+//! removed them), the host withdraws its BareMetalHosts and Secrets, releases its IP claims
+//! and deletes its `VinoNode` (and what an earlier version wrote into the Vino). From a Vino
+//! being deleted, the host that finds no `VinoNode` left removes the shared finalizer.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,12 +11,13 @@ use kube::discovery::ApiResource;
 
 use tracing::{debug, info, warn};
 
-use super::{KubeSource, active, selected_hosts};
+use super::{KubeSource, active};
+use crate::api::Vino;
 use crate::api::bmh::BareMetalHost;
 use crate::api::host_use::HostUse;
 use crate::error_chain;
-use crate::kube::finalizer::{self, FinalizeError, State, has_finalizer};
-use crate::kube::{KubeError, claims, is_status, publish, status};
+use crate::kube::summary::coordinator;
+use crate::kube::{KubeError, claims, finalizer, membership, publish};
 use crate::plan::diff::diff;
 use crate::plan::ownership;
 use crate::reconcile::source::Departing;
@@ -24,77 +25,123 @@ use crate::state::{HostState, Owner};
 
 impl KubeSource {
     /// Finishes the Vinos of the last read that no longer select this host (deleted or
-    /// deselected) and still carry its finalizer, given the host as the pass left it (`now`),
-    /// and lets every Vino being deleted go of hosts whose Node is gone. Returns what cannot be
-    /// finished yet; the next pass retries it.
+    /// deselected) and that it still serves, given the host as the pass left it (`now`), and
+    /// lets a Vino being deleted go once no host serves it. Returns what cannot be finished
+    /// yet; the next pass retries it.
     pub(super) async fn release_departed(
-        &self,
+        &mut self,
         now: &HostState,
         departing: &Departing,
     ) -> Vec<KubeError> {
-        let node = &self.node;
         let mut errors = Vec::new();
         let nodes: BTreeSet<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
-        for vino in &self.vinos {
+        let vinos: Vec<Vino> = self
+            .vinos
+            .iter()
+            .filter(|v| !active(v, &self.node))
+            .cloned()
+            .collect();
+        for vino in &vinos {
+            // Finalizers of earlier versions' hosts whose Node is gone.
             if let Err(e) = finalizer::remove_departed(&self.client, vino, &nodes).await {
                 warn!(vino = %Owner::of(vino), error = %error_chain(&e), "cannot let go of gone hosts");
                 errors.push(e);
             }
-        }
-        for vino in self.vinos.iter().filter(|v| !active(v, node)) {
-            if !has_finalizer(vino, &node.name) {
-                continue;
+            let mut released = false;
+            if self.serves(vino) {
+                match self.release(vino, now, departing).await {
+                    Ok(done) => released = done,
+                    Err(e) => {
+                        warn!(vino = %Owner::of(vino), error = %error_chain(&e), "teardown not finished");
+                        errors.push(e);
+                        continue;
+                    }
+                }
+                if !released {
+                    continue;
+                }
             }
-            let owner = Owner::of(vino);
-            if let Some(keep) = departing.get(&owner) {
-                // Its VMs stay until metal3 lets their hosts go: withdraw the others first.
-                if let Some(keep) = keep
-                    && let Err(e) =
-                        publish::withdraw_except(&self.client, &owner, &node.name, keep).await
-                {
-                    warn!(vino = %owner, error = %error_chain(&e), "cannot withdraw BareMetalHosts");
-                    errors.push(e);
-                }
-                continue;
-            }
-            if !diff(&HostState::default(), &now.owned_by(&owner)).is_empty() {
-                debug!(vino = %owner, "host objects still there; teardown waits");
-                continue;
-            }
-            let selected = selected_hosts(vino, &self.nodes, &node.name);
-            let client = &self.client;
-            let name = node.name.as_str();
-            let done = finalizer::reconcile(client, vino, name, false, || async {
-                let rep = publish::withdraw(client, &owner, name).await?;
-                if !rep.is_complete() {
-                    return Err(KubeError::NotWithdrawn {
-                        owner: owner.to_string(),
-                        pending: rep.pending,
-                        errors: rep.errors,
-                    });
-                }
-                claims::release(client, &owner.namespace, &owner.name, name).await?;
-                match status::remove_entry(client, &owner.namespace, &owner.name, name, &selected)
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(KubeError::Api { source, .. }) if is_status(&source, 404) => Ok(()),
-                    Err(e) => Err(e),
-                }
-            })
-            .await;
-            match done {
-                Ok(State::Released) => info!(vino = %owner, "torn down; finalizer removed"),
-                Ok(_) => {}
-                Err(e) => {
-                    warn!(vino = %owner, error = %error_chain(&e), "teardown not finished");
-                    errors.push(match e {
-                        FinalizeError::Kube(e) | FinalizeError::Teardown { source: e, .. } => e,
-                    });
-                }
+            if let Err(e) = self.let_go(vino, released, &nodes).await {
+                errors.push(e);
             }
         }
         errors
+    }
+
+    /// Tears down what this host published for `vino` and deletes its `VinoNode`, once the
+    /// host objects are gone. Returns whether it did.
+    async fn release(
+        &mut self,
+        vino: &Vino,
+        now: &HostState,
+        departing: &Departing,
+    ) -> Result<bool, KubeError> {
+        let owner = Owner::of(vino);
+        let name = self.node_name.clone();
+        if let Some(keep) = departing.get(&owner) {
+            // Its VMs stay until metal3 lets their hosts go: withdraw the others first.
+            if let Some(keep) = keep {
+                publish::withdraw_except(&self.client, &owner, &name, keep).await?;
+            }
+            return Ok(false);
+        }
+        if !diff(&HostState::default(), &now.owned_by(&owner)).is_empty() {
+            debug!(vino = %owner, "host objects still there; teardown waits");
+            return Ok(false);
+        }
+        let rep = publish::withdraw(&self.client, &owner, &name).await?;
+        if !rep.is_complete() {
+            return Err(KubeError::NotWithdrawn {
+                owner: owner.to_string(),
+                pending: rep.pending,
+                errors: rep.errors,
+            });
+        }
+        claims::release(&self.client, &owner.namespace, &owner.name, &name).await?;
+        membership::delete(&self.client, &owner, &name).await?;
+        if let Some(m) = self.members.as_mut() {
+            m.remove(&owner);
+        }
+        membership::migrate(&self.client, vino, &name).await?;
+        info!(vino = %owner, "torn down; VinoNode deleted");
+        Ok(true)
+    }
+
+    /// For `vino` being deleted: removes the shared finalizer when no `VinoNode` is left.
+    /// Asked by the host that just `released` it, and by the Vino's coordinator (every host
+    /// when the Vino selects no Node), which waits for the others: [`KubeError::Waiting`].
+    async fn let_go(
+        &self,
+        vino: &Vino,
+        released: bool,
+        nodes: &BTreeSet<String>,
+    ) -> Result<(), KubeError> {
+        if vino.metadata.deletion_timestamp.is_none() || !membership::has_finalizer(vino) {
+            return Ok(());
+        }
+        let watcher = match coordinator(vino, &self.nodes) {
+            Some(c) => c == self.node_name,
+            None => true,
+        };
+        if !(released || watcher) {
+            return Ok(());
+        }
+        let owner = Owner::of(vino);
+        let left = membership::list_of(&self.client, &owner).await?;
+        if left.is_empty() {
+            membership::remove_finalizer(&self.client, vino).await?;
+            return Ok(());
+        }
+        let hosts: Vec<String> = left.iter().map(|o| o.spec.node.clone()).collect();
+        let gone = hosts.iter().all(|h| !nodes.contains(h));
+        if watcher || gone {
+            debug!(vino = %owner, ?hosts, "deletion waits for hosts");
+            return Err(KubeError::Waiting {
+                owner: owner.to_string(),
+                hosts,
+            });
+        }
+        Ok(())
     }
 
     /// How metal3 uses the BareMetalHosts `names` of `owner` that this host published (one

@@ -35,6 +35,7 @@ fn holder() -> Holder {
     Holder {
         name: "host-a".into(),
         uid: "n1".into(),
+        share: None,
     }
 }
 
@@ -95,6 +96,7 @@ fn others_units_are_taken_where_they_overlap() {
     let other = Holder {
         name: "host-b".into(),
         uid: "n2".into(),
+        share: None,
     };
     let theirs = HostClaims {
         block: Some(0),
