@@ -1,5 +1,5 @@
-//! What the metal3 tests read: BareMetalHosts as metal3's CRD stores them, the Vino's status
-//! entry for a host, the Systems vinod's BMC serves (read with curl inside the host's
+//! What the metal3 tests read: BareMetalHosts as metal3's CRD stores them, a host's status
+//! for a Vino (its VinoNode), the Systems vinod's BMC serves (read with curl inside the host's
 //! namespace, as Ironic reads them), and a timeline of the steps.
 
 use std::path::Path;
@@ -75,14 +75,17 @@ pub async fn wait_bmhs(
     .await;
 }
 
-/// Vino `ns/vino`'s status entry for Node `node` (`Null` without one).
+/// Host `node`'s status for Vino `ns/vino`, as its `VinoNode` (`<vino>.<node>`) carries it
+/// (`Null` without one).
 pub fn node_status(env: &KubeEnv, ns: &str, vino: &str, node: &str) -> Value {
-    let out = env.kubectl_ok(&["get", "vino", "-n", ns, vino, "-o", "json"]);
-    let v: Value = serde_json::from_str(&out).unwrap_or_default();
-    v["status"]["nodes"]
-        .as_array()
-        .and_then(|n| n.iter().find(|e| e["name"] == node).cloned())
-        .unwrap_or_default()
+    let name = format!("{vino}.{node}");
+    let out = env
+        .kubectl()
+        .args(["get", "vinonode", "-n", ns, &name, "-o", "json"])
+        .output()
+        .expect("kubectl");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["spec"].clone()
 }
 
 /// The System ids vinod's BMC at `https://127.0.0.1:port` in `netns` serves to `user`: the
