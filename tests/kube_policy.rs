@@ -490,7 +490,7 @@ async fn hosts_may_write_only_their_own_objects() {
         "kubernetes.io/service-account.name".into(),
         "default".into(),
     )]));
-    let msg = denied_by_node_facts(
+    let msg = denied_by_policy(
         secrets.create(&pp, &token).await,
         "create a service-account token Secret",
     );
@@ -498,7 +498,7 @@ async fn hosts_may_write_only_their_own_objects() {
         msg.contains("may only write Secrets of type Opaque"),
         "{msg}"
     );
-    denied_by_node_facts(
+    denied_by_policy(
         secrets
             .create(&pp, &secret("odd-name", Some("node-a")))
             .await,

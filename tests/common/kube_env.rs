@@ -231,12 +231,20 @@ impl KubeEnv {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             // The policy that checks writes against the host's Node (a Node of its own for the
-            // probe): the probe's own Secret under a name vinod never writes.
+            // probe, without addresses): the probe's own BareMetalHost, whose BMC cannot be on
+            // one of them.
             holder(&self.admin(), PROBE).await;
-            let probe_api: Api<Secret> = Api::namespaced(self.node_client(PROBE).await, ns);
-            let mut own = probe.clone();
-            own.metadata.labels =
-                Some([("vino.airshipit.org/node".to_string(), PROBE.to_string())].into());
+            let probe_api: Api<vinod::api::bmh::BareMetalHost> =
+                Api::namespaced(self.node_client(PROBE).await, ns);
+            let own: vinod::api::bmh::BareMetalHost = serde_json::from_value(serde_json::json!({
+                "apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost",
+                "metadata": {"name": "policy-probe",
+                             "labels": {"vino.airshipit.org/node": PROBE}},
+                "spec": {"bmc": {"address": "redfish+https://192.0.2.1:8000/redfish/v1/Systems/p",
+                                 "credentialsName": "policy-probe-credentials"},
+                         "online": false}
+            }))
+            .expect("probe host");
             let deadline = Instant::now() + ESTABLISHED_TIMEOUT;
             loop {
                 match probe_api.create(&dry_run, &own).await {
