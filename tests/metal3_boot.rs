@@ -17,7 +17,9 @@ use common::bmo::{self, Bmo};
 use common::cluster::{ClusterHost, LABEL, create_node, real_lab, until};
 use common::host::vino_yaml;
 use common::ironic::{self, Ironic};
-use common::metal3::{LIMIT, Timeline, bmhs, name, state, wait_bmhs};
+use common::metal3::{
+    LIMIT, Timeline, assert_no_ironic_errors, bmhs, name, state, wait_bmhs, wait_vinos_gone,
+};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
@@ -168,29 +170,11 @@ async fn bmo_provisions_a_live_iso_that_really_boots_and_deprovisions_before_the
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     timeline.mark("host released, then VM destroyed");
-    until("the Vino gone", LIMIT, || async {
-        let out = env.kubectl_ok(&["get", "vino", "-n", NS, "-o", "name"]);
-        if out.trim().is_empty() {
-            Ok(())
-        } else {
-            Err(out)
-        }
-    })
-    .await;
+    wait_vinos_gone(&env, NS).await;
     timeline.mark("Vino gone");
     timeline.print("metal3 on real libvirt (1 VM, BMO v0.13.2, Ironic 39)");
 
     drop(bmo);
     ironic.stop();
-    let errors: Vec<String> = ironic
-        .log()
-        .lines()
-        .filter(|l| l.contains(" ERROR "))
-        .map(str::to_string)
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "ERROR lines in Ironic's log:\n{}",
-        errors.join("\n")
-    );
+    assert_no_ironic_errors(&ironic.log());
 }

@@ -27,7 +27,10 @@ use common::cluster::{ClusterHost, LABEL, create_node, label_node, until};
 use common::host::{skip_reason, vino_yaml};
 use common::ironic::{self, Ironic};
 use common::kube_env::KubeEnv;
-use common::metal3::{LIMIT, Timeline, bmc_systems, bmhs, name, node_status, state, wait_bmhs};
+use common::metal3::{
+    LIMIT, Timeline, assert_no_ironic_errors, bmc_systems, bmhs, name, node_status, state,
+    wait_bmhs, wait_vinos_gone,
+};
 use kube::Client;
 use kube::api::Api;
 use serde_json::{Value, json};
@@ -331,15 +334,7 @@ async fn bmo_takes_vinod_hosts_to_provisioned_and_vinod_keeps_them_until_release
     })
     .await;
     timeline.mark("Ironic nodes gone");
-    until("the Vino gone", LIMIT, || async {
-        let out = env.kubectl_ok(&["get", "vino", "-n", NS, "-o", "name"]);
-        if out.trim().is_empty() {
-            Ok(())
-        } else {
-            Err(out)
-        }
-    })
-    .await;
+    wait_vinos_gone(&env, NS).await;
     timeline.mark("Vino gone");
     timeline.print(&format!(
         "metal3 timeline ({VMS} VMs, BMO v0.13.2, Ironic 39)"
@@ -347,17 +342,7 @@ async fn bmo_takes_vinod_hosts_to_provisioned_and_vinod_keeps_them_until_release
 
     drop(bmo);
     ironic.stop();
-    let errors: Vec<String> = ironic
-        .log()
-        .lines()
-        .filter(|l| l.contains(" ERROR "))
-        .map(str::to_string)
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "ERROR lines in Ironic's log:\n{}",
-        errors.join("\n")
-    );
+    assert_no_ironic_errors(&ironic.log());
 }
 
 /// Whether this host's status entry is Degraded naming each of `hosts`.

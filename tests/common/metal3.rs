@@ -109,6 +109,29 @@ pub fn bmc_systems(netns: &Path, port: u16, user: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits until namespace `ns` holds no Vino (every finalizer let go).
+pub async fn wait_vinos_gone(env: &KubeEnv, ns: &str) {
+    until("the Vino gone", LIMIT, || async {
+        let out = env.kubectl_ok(&["get", "vino", "-n", ns, "-o", "name"]);
+        if out.trim().is_empty() {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    })
+    .await;
+}
+
+/// Asserts Ironic's log holds no ERROR line.
+pub fn assert_no_ironic_errors(log: &str) {
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(
+        errors.is_empty(),
+        "ERROR lines in Ironic's log:\n{}",
+        errors.join("\n")
+    );
+}
+
 /// Milestones since the Vino was applied.
 pub struct Timeline {
     began: Instant,
