@@ -59,6 +59,7 @@ fn entry(node: &str, phase: NodePhase, vino: &Vino) -> NodeStatus {
         vms_total: 3,
         message: None,
         observed_generation: vino.metadata.generation,
+        vms: Vec::new(),
     }
 }
 

@@ -156,6 +156,7 @@ async fn hosts_may_write_only_their_own_objects() {
         vms_total: 3,
         message: None,
         observed_generation: vino.metadata.generation,
+        vms: Vec::new(),
     };
     let node_labels = BTreeMap::from([(SELECTED.0.to_string(), SELECTED.1.to_string())]);
     for (client, node) in [(&a, "node-a"), (&b, "node-b")] {

@@ -41,6 +41,7 @@ fn entry(node: &str, phase: NodePhase, ready: u32, generation: i64) -> NodeStatu
         vms_total: 3,
         message: (phase == NodePhase::Degraded).then(|| "CPUs exhausted".into()),
         observed_generation: Some(generation),
+        vms: Vec::new(),
     }
 }
 

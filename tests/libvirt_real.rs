@@ -96,6 +96,7 @@ fn desired(pool: &str, bridge: &str, dir: &Path, memory_mib: u64) -> (Volume, Do
         spec_hash,
         xml,
         pinned_cpus: Default::default(),
+        running: false,
     };
     (volume, domain)
 }

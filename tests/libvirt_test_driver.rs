@@ -83,6 +83,7 @@ fn desired(vino: &str, memory_mib: u64) -> (Volume, Domain) {
         spec_hash,
         xml,
         pinned_cpus: Default::default(),
+        running: false,
     };
     (volume, domain)
 }

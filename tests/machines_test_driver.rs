@@ -68,6 +68,7 @@ fn domain(vino: &str, memory_mib: u64) -> Domain {
         spec_hash,
         xml,
         pinned_cpus: Default::default(),
+        running: false,
     }
 }
 

@@ -117,7 +117,9 @@ async fn bmo_takes_vinod_hosts_to_provisioned_and_vinod_keeps_them_until_release
         .unwrap();
 
     // Dropped in reverse: BMO first, then Ironic, then the host whose BMC Ironic talks to.
-    let mut host = ClusterHost::new(&env, HOST, "test:///default", "resync_ms = 3000");
+    // No periodic pass within the test: every status change below reaches the VinoNode
+    // because metal3's change of a BareMetalHost wakes the host.
+    let mut host = ClusterHost::new(&env, HOST, "test:///default", "resync_ms = 600000");
     let config = host.dir().join("vinod.toml");
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "advertise_address = \"\"",
@@ -175,6 +177,12 @@ async fn bmo_takes_vinod_hosts_to_provisioned_and_vinod_keeps_them_until_release
     })
     .await;
     timeline.mark("available");
+    // The host's status says it per VM: defined, off (BMO keeps an available host off),
+    // available, ready; as `vinod status` does.
+    until("VMs reported available", LIMIT, || async {
+        vms_reported(&env, &host, "available", "Off")
+    })
+    .await;
 
     // Ironic enrolled each VM at vinod's BMC, with the published address and System.
     let nodes = ironic_nodes(&ironic);
@@ -252,6 +260,18 @@ async fn bmo_takes_vinod_hosts_to_provisioned_and_vinod_keeps_them_until_release
     })
     .await;
     timeline.mark("provisioned");
+    until("VMs reported provisioned", LIMIT, || async {
+        vms_reported(&env, &host, "provisioned", "On")
+    })
+    .await;
+    let text = host.status_text();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&format!("{NS}.m3.worker-0"))
+                && l.contains(" on ")
+                && l.contains("provisioned")),
+        "{text}"
+    );
     for node in ironic_nodes(&ironic) {
         assert_eq!(node["boot_interface"], "redfish-virtual-media", "{node}");
         assert_eq!(node["deploy_interface"], "ramdisk", "{node}");
@@ -343,6 +363,31 @@ async fn bmo_takes_vinod_hosts_to_provisioned_and_vinod_keeps_them_until_release
     drop(bmo);
     ironic.stop();
     assert_no_ironic_errors(&ironic.log());
+}
+
+/// Whether this host's VinoNode and status socket report every VM ready, powered `power`, its
+/// BareMetalHost in provisioning state `state`.
+fn vms_reported(env: &KubeEnv, host: &ClusterHost, state: &str, power: &str) -> Result<(), String> {
+    let entry = node_status(env, NS, "m3", HOST);
+    let vms = entry["vms"].as_array().cloned().unwrap_or_default();
+    let each =
+        |vm: &Value| vm["provisioning"] == state && vm["power"] == power && vm["ready"] == true;
+    if vms.len() != VMS || !vms.iter().all(each) || entry["vmsReady"] != VMS {
+        return Err(format!("VinoNode: {entry}"));
+    }
+    let snap = host.snapshot().ok_or("no status socket")?;
+    let power = if power == "On" {
+        vinod::api::Power::On
+    } else {
+        vinod::api::Power::Off
+    };
+    let listed = snap.vms.iter().filter(|vm| {
+        vm.provisioning.as_deref() == Some(state) && vm.power == Some(power) && vm.ready
+    });
+    if listed.count() != VMS {
+        return Err(format!("status socket: {:?}", snap.vms));
+    }
+    Ok(())
 }
 
 /// Whether this host's status entry is Degraded naming each of `hosts`.

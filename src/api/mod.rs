@@ -34,7 +34,7 @@ mod yaml_bounds;
 
 use std::fmt;
 
-pub use status::{NodePhase, NodeStatus, VinoStatus};
+pub use status::{NodePhase, NodeStatus, Power, VinoStatus, VmState};
 pub use vino::{Vino, VinoSpec};
 pub use yaml_bounds::{MAX_FLOW_DEPTH, MAX_YAML_BYTES, check_yaml_bounds};
 

@@ -43,7 +43,7 @@ pub struct NodeStatus {
     pub name: String,
     /// Phase on this host.
     pub phase: NodePhase,
-    /// VMs defined as desired on this host.
+    /// VMs ready on this host (those of `vms` with `ready: true`).
     #[serde(default)]
     pub vms_ready: u32,
     /// VMs this Vino wants on this host.
@@ -55,6 +55,46 @@ pub struct NodeStatus {
     /// The Vino generation this entry describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Each VM the Vino has on this host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4096))]
+    pub vms: Vec<VmState>,
+}
+
+/// Where one VM stands: its power, what metal3 does with its BareMetalHost, and whether it
+/// counts as ready.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VmState {
+    /// libvirt domain name (the Redfish System id).
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// Its BareMetalHost's name.
+    #[schemars(length(max = 253))]
+    pub bare_metal_host: String,
+    /// Whether it runs; absent while it is not defined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<Power>,
+    /// metal3's provisioning state of its BareMetalHost (`status.provisioning.state`, empty
+    /// before BMO's first report); absent when vinod publishes no BareMetalHosts (standalone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub provisioning: Option<String>,
+    /// Defined as planned and, with metal3, its BareMetalHost published and not in error.
+    pub ready: bool,
+    /// Why it is not ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub message: Option<String>,
+}
+
+/// Power state of a VM as libvirt reports it.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Power {
+    /// Running (also paused).
+    On,
+    /// Shut off.
+    Off,
 }
 
 /// Phase of a Vino on one host.

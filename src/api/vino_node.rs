@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::{NodePhase, NodeStatus};
+use super::{NodePhase, NodeStatus, VmState};
 use crate::hash::short_hash;
 
 /// One host's membership of a Vino and where it stands with it.
@@ -53,7 +53,7 @@ pub struct VinoNodeSpec {
     /// Phase on this host.
     pub phase: NodePhase,
 
-    /// VMs defined as desired on this host.
+    /// VMs ready on this host (those of `vms` with `ready: true`).
     #[serde(default)]
     pub vms_ready: u32,
 
@@ -69,6 +69,11 @@ pub struct VinoNodeSpec {
     /// The Vino generation this describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+
+    /// Each VM: power, its BareMetalHost's provisioning state, ready or why not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4096))]
+    pub vms: Vec<VmState>,
 }
 
 impl VinoNodeSpec {
@@ -90,6 +95,7 @@ impl VinoNodeSpec {
             vms_total: entry.vms_total,
             message: entry.message.clone(),
             observed_generation: entry.observed_generation,
+            vms: entry.vms.clone(),
         }
     }
 
@@ -102,6 +108,7 @@ impl VinoNodeSpec {
             vms_total: self.vms_total,
             message: self.message.clone(),
             observed_generation: self.observed_generation,
+            vms: self.vms.clone(),
         }
     }
 }
@@ -135,6 +142,14 @@ mod tests {
             vms_total: 2,
             message: None,
             observed_generation: Some(3),
+            vms: vec![VmState {
+                name: "ns.rack.worker-0".into(),
+                bare_metal_host: "rack-node-a-worker-0".into(),
+                power: Some(crate::api::Power::On),
+                provisioning: Some("provisioned".into()),
+                ready: true,
+                message: None,
+            }],
         };
         let s = VinoNodeSpec::new("rack", "u1", &BTreeMap::new(), &e);
         assert_eq!(s.entry(), e);

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use vinod::api::Power;
 use vinod::config::Config;
 use vinod::daemon::status_socket::{self, Snapshot};
 
@@ -56,14 +57,34 @@ fn render(s: &Snapshot) -> String {
             v.status.message.as_deref().unwrap_or("")
         ));
     }
-    out.push_str(&format!("\n{:<40} {:<8} IPS\n", "VM", "DEFINED"));
+    out.push_str(&format!(
+        "\n{:<40} {:<8} {:<6} {:<24} {:<6} IPS\n",
+        "VM", "DEFINED", "POWER", "METAL3", "READY"
+    ));
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
     for vm in &s.vms {
+        let power = match vm.power {
+            Some(Power::On) => "on",
+            Some(Power::Off) => "off",
+            None => "-",
+        };
+        let metal3 = match vm.provisioning.as_deref() {
+            None => "-",
+            Some("") => "(no state yet)",
+            Some(state) => state,
+        };
         out.push_str(&format!(
-            "{:<40} {:<8} {}\n",
+            "{:<40} {:<8} {:<6} {:<24} {:<6} {}\n",
             vm.name,
-            if vm.defined { "yes" } else { "no" },
+            yes_no(vm.defined),
+            power,
+            metal3,
+            yes_no(vm.ready),
             vm.ips.join(",")
         ));
+        if let Some(why) = &vm.message {
+            out.push_str(&format!("    {why}\n"));
+        }
     }
     out.push_str(&format!(
         "\n{:<16} {:<16} {:<8} RESERVATIONS\n",

@@ -104,7 +104,7 @@ impl Metrics {
             (
                 "vinod_vms_ready",
                 "gauge",
-                "VMs defined as desired.",
+                "VMs ready (defined as planned; with metal3, published and not in error).",
                 g(&self.vms_ready).to_string(),
             ),
             (

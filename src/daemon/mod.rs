@@ -136,6 +136,7 @@ where
         );
         if let Trigger::Watches(Some(w)) = &mut self.trigger {
             w.follow_secrets(&report.secrets_used);
+            w.follow_hosts(&report.namespaces_used);
         }
         Ok(report)
     }

@@ -13,6 +13,7 @@ use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tracing::warn;
 
+use crate::api::{Power, VmState};
 use crate::plan::VinoPlan;
 use crate::reconcile::report::VinoReport;
 use crate::state::HostState;
@@ -74,6 +75,18 @@ pub struct VmStatus {
     pub ips: Vec<String>,
     /// Whether libvirt has the domain as planned.
     pub defined: bool,
+    /// Whether it runs (absent when libvirt does not have it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<Power>,
+    /// metal3's provisioning state of its BareMetalHost (cluster mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning: Option<String>,
+    /// Whether it counts as ready (see `VmState`).
+    #[serde(default)]
+    pub ready: bool,
+    /// Why it is not ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// One DHCP server.
@@ -101,19 +114,32 @@ impl Snapshot {
         errors: Vec<String>,
         converged: bool,
     ) -> Snapshot {
+        let states: std::collections::BTreeMap<&str, &VmState> = vinos
+            .iter()
+            .flat_map(|r| &r.status.vms)
+            .map(|s| (s.name.as_str(), s))
+            .collect();
         let mut vms: Vec<VmStatus> = plans
             .iter()
             .flat_map(|p| p.vms.iter().map(move |vm| (p, vm)))
-            .map(|(p, vm)| VmStatus {
-                name: vm.name.clone(),
-                vino: p.owner.to_string(),
-                ips: vm.nics.iter().map(|n| n.ip.to_string()).collect(),
-                defined: now.domains.get(&vm.name).is_some_and(|d| {
+            .map(|(p, vm)| {
+                let defined = now.domains.get(&vm.name).is_some_and(|d| {
                     p.host
                         .domains
                         .get(&vm.name)
                         .is_some_and(|w| w.spec_hash == d.spec_hash)
-                }),
+                });
+                let state = states.get(vm.name.as_str());
+                VmStatus {
+                    name: vm.name.clone(),
+                    vino: p.owner.to_string(),
+                    ips: vm.nics.iter().map(|n| n.ip.to_string()).collect(),
+                    defined,
+                    power: power_of(now, &vm.name),
+                    provisioning: state.and_then(|s| s.provisioning.clone()),
+                    ready: state.map_or(defined, |s| s.ready),
+                    message: state.and_then(|s| s.message.clone()),
+                }
             })
             .collect();
         // Domains of Vinos this pass could not plan stay as they are: still list them.
@@ -128,6 +154,10 @@ impl Snapshot {
                 vino: d.owner.to_string(),
                 ips: Vec::new(),
                 defined: true,
+                power: power_of(now, &d.name),
+                provisioning: None,
+                ready: false,
+                message: Some("its Vino is not planned on this host".to_string()),
             })
             .collect();
         vms.extend(kept);
@@ -155,6 +185,13 @@ impl Snapshot {
             errors,
         }
     }
+}
+
+/// The power of domain `name` in `now`, if libvirt has it.
+fn power_of(now: &HostState, name: &str) -> Option<Power> {
+    now.domains
+        .get(name)
+        .map(|d| if d.running { Power::On } else { Power::Off })
 }
 
 /// Serves the latest snapshot on `path` (mode 0600) until the task is dropped.
@@ -223,6 +260,7 @@ mod tests {
                 spec_hash: "h".into(),
                 xml: String::new(),
                 pinned_cpus: Default::default(),
+                running: true,
             },
         );
         let snap = Snapshot::after_pass("host-a", &[], &now, Vec::new(), Vec::new(), false);
@@ -230,5 +268,7 @@ mod tests {
         assert_eq!(snap.vms[0].name, "lab.x.worker-0");
         assert_eq!(snap.vms[0].vino, "lab/x");
         assert!(snap.vms[0].defined);
+        assert_eq!(snap.vms[0].power, Some(Power::On));
+        assert!(!snap.vms[0].ready);
     }
 }

@@ -1,12 +1,15 @@
-//! The cluster daemon's watches: every Vino, every Node, and each credentials Secret a
-//! selected Vino references. The Vinos and Nodes are kept in caches that the passes read
+//! The cluster daemon's watches: every Vino, every Node, each credentials Secret a selected
+//! Vino references, and this host's BareMetalHosts in each namespace it serves. The Vinos and Nodes are kept in caches that the passes read
 //! instead of listing them; an event that matters (or a watch error) is a trigger for the next
 //! pass.
 //!
 //! Only changes a host acts on wake it: a Vino's generation (its spec, or the start of its
 //! deletion), a Node's labels, appearance or deletion (which Vinos select which hosts, and who
 //! coordinates them), and this host's Node's addresses. Status writes, finalizers and kubelet
-//! heartbeats do not, so a status write does not make every host run a pass.
+//! heartbeats do not, so a status write does not make every host run a pass. A change metal3
+//! makes to one of this host's BareMetalHosts (its provisioning, operational or power state,
+//! an error, its deletion) wakes only this host, which reports it in its `VinoNode`; vinod's
+//! own writes to them do not.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
@@ -16,7 +19,8 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::Client;
 use kube::ResourceExt;
-use kube::api::Api;
+use kube::api::{Api, DynamicObject};
+use kube::discovery::ApiResource;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::mpsc;
@@ -24,6 +28,9 @@ use tracing::{debug, warn};
 
 use super::AbortOnDrop;
 use crate::api::Vino;
+use crate::api::bmh::BareMetalHost;
+use crate::api::validate::LABEL_PREFIX;
+use crate::plan::names::label_value;
 
 /// How long watch events are gathered before a pass runs.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -38,6 +45,9 @@ pub struct Watches {
     rx: mpsc::Receiver<()>,
     _fixed: Vec<AbortOnDrop>,
     secrets: BTreeMap<SecretRef, AbortOnDrop>,
+    /// This host's Node name, as its BareMetalHosts are labelled.
+    node_label: String,
+    hosts: BTreeMap<String, AbortOnDrop>,
 }
 
 impl Watches {
@@ -88,6 +98,8 @@ impl Watches {
             rx,
             _fixed: fixed,
             secrets: BTreeMap::new(),
+            node_label: label_value(node),
+            hosts: BTreeMap::new(),
         };
         (w, node_store, vino_store)
     }
@@ -109,6 +121,39 @@ impl Watches {
                 forward(watcher(api, cfg).default_backoff(), tx, "Secret").await
             });
             self.secrets.insert(r.clone(), AbortOnDrop(task));
+        }
+    }
+
+    /// Watches this host's BareMetalHosts in exactly the namespaces `wanted` (one watch per
+    /// namespace, by its node label: a host may read BareMetalHosts only where it publishes).
+    pub fn follow_hosts(&mut self, wanted: &BTreeSet<String>) {
+        self.hosts.retain(|ns, _| wanted.contains(ns));
+        for ns in wanted {
+            if self.hosts.contains_key(ns) {
+                continue;
+            }
+            debug!(namespace = %ns, "watching this host's BareMetalHosts");
+            let resource = ApiResource::erase::<BareMetalHost>(&());
+            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &resource);
+            let selector = format!("{LABEL_PREFIX}node={}", self.node_label);
+            let cfg = watcher::Config::default().labels(&selector);
+            let tx = self.tx.clone();
+            let task = tokio::spawn(async move {
+                let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+                let stream = watcher(api, cfg).default_backoff().filter_map(move |ev| {
+                    let changed = match &ev {
+                        Ok(watcher::Event::Apply(h) | watcher::Event::InitApply(h)) => {
+                            metal3_change(&mut seen, h)
+                        }
+                        Ok(watcher::Event::Delete(h)) => seen.remove(&h.name_any()).is_some(),
+                        Ok(watcher::Event::Init | watcher::Event::InitDone) => false,
+                        Err(_) => true,
+                    };
+                    std::future::ready(changed.then_some(ev))
+                });
+                forward(stream, tx, "BareMetalHosts").await
+            });
+            self.hosts.insert(ns.clone(), AbortOnDrop(task));
         }
     }
 
@@ -150,6 +195,26 @@ fn node_change(n: &Node, me: &str) -> u64 {
     digest(&(n.labels(), addresses))
 }
 
+/// Whether metal3 changed what a host reports of `host` since it was last seen: its
+/// provisioning, operational and power state, its error, or the start of its deletion. A host
+/// seen for the first time without any of them (just created by this host) is not a change.
+fn metal3_change(seen: &mut BTreeMap<String, u64>, host: &DynamicObject) -> bool {
+    let status = &host.data["status"];
+    let fields = (
+        status["provisioning"]["state"].as_str().unwrap_or_default(),
+        status["operationalStatus"].as_str().unwrap_or_default(),
+        status["errorType"].as_str().unwrap_or_default(),
+        status["poweredOn"].as_bool(),
+        host.metadata.deletion_timestamp.is_some(),
+    );
+    let fresh = fields == ("", "", "", None, false);
+    let h = digest(&fields);
+    match seen.insert(host.name_any(), h) {
+        Some(old) => old != h,
+        None => !fresh,
+    }
+}
+
 fn digest(value: &impl Hash) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     value.hash(&mut h);
@@ -169,5 +234,48 @@ where
         }
         // A full channel already holds a trigger.
         let _ = tx.try_send(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn host(status: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "metal3.io/v1alpha1",
+            "kind": "BareMetalHost",
+            "metadata": {"name": "rack-node-a-worker-0", "namespace": "lab"},
+            "spec": {"online": false},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_metal3_changes_wake_the_host() {
+        let mut seen = BTreeMap::new();
+        // Created by this host: nothing metal3 said yet.
+        assert!(!metal3_change(&mut seen, &host(json!(null))));
+        // vinod's own update (spec, labels) leaves the status as it was.
+        assert!(!metal3_change(&mut seen, &host(json!(null))));
+        let registering =
+            json!({"provisioning": {"state": "registering"}, "operationalStatus": "OK"});
+        assert!(metal3_change(&mut seen, &host(registering.clone())));
+        assert!(!metal3_change(&mut seen, &host(registering)));
+        let powered = json!({"provisioning": {"state": "available"}, "operationalStatus": "OK",
+                             "poweredOn": true, "lastUpdated": "2026-12-07T17:00:00Z"});
+        assert!(metal3_change(&mut seen, &host(powered.clone())));
+        // A heartbeat-like status write (only a timestamp) is not a change.
+        let mut later = powered;
+        later["lastUpdated"] = json!("2026-12-07T17:00:30Z");
+        assert!(!metal3_change(&mut seen, &host(later)));
+        // A host first seen after a restart with a state is one.
+        let mut fresh = BTreeMap::new();
+        assert!(metal3_change(
+            &mut fresh,
+            &host(json!({"provisioning": {"state": "provisioned"}}))
+        ));
     }
 }

@@ -68,6 +68,14 @@ pub enum KubeError {
         /// The broken rules, by field.
         problems: String,
     },
+    /// An object the API server returned does not have the shape vinod reads.
+    #[error("{what} is unreadable: {reason}")]
+    Decode {
+        /// The object.
+        what: String,
+        /// Why.
+        reason: String,
+    },
     /// The Vino lacks metadata the cluster always sets (name, namespace, uid).
     #[error("Vino {0} has no {1}: was it read from the API server?")]
     Incomplete(String, &'static str),
@@ -111,9 +119,10 @@ impl Failure for KubeError {
             | KubeError::NoNode(_)
             | KubeError::Waiting { .. }
             | KubeError::NotWithdrawn { .. } => FailureKind::ApiUnreachable,
-            KubeError::Clash { .. } | KubeError::Rejected { .. } | KubeError::Incomplete(..) => {
-                FailureKind::InvalidInput
-            }
+            KubeError::Clash { .. }
+            | KubeError::Rejected { .. }
+            | KubeError::Incomplete(..)
+            | KubeError::Decode { .. } => FailureKind::InvalidInput,
         }
     }
 }

@@ -29,19 +29,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::{StreamExt, stream};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, ListParams, Preconditions};
+use kube::api::Api;
 use kube::{Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::{info, warn};
 
-use super::{KubeError, field_manager, is_status};
+use super::{KubeError, field_manager};
 use writer::Writer;
 
+mod stored;
 mod writer;
 use crate::api::bmh::{BareMetalHost, webhook_check};
+use crate::api::host_use::HostUse;
 use crate::plan::{VinoPlan, names, ownership};
 use crate::state::Owner;
+use stored::{delete, list, list_hosts};
 
 /// Object writes a publication keeps in flight at once.
 const WRITES_IN_FLIGHT: usize = 8;
@@ -64,6 +66,9 @@ pub struct PublishReport {
     pub pending: Vec<String>,
     /// What failed; every object was attempted.
     pub errors: Vec<KubeError>,
+    /// How metal3 uses each of this host's BareMetalHosts of the Vino that is stored after
+    /// the publication (read from the same list, so it costs no request).
+    pub uses: BTreeMap<String, HostUse>,
 }
 
 impl PublishReport {
@@ -129,9 +134,12 @@ async fn sync(
     };
     let bmh_api: Api<BareMetalHost> = Api::namespaced(client.clone(), ns);
     let secret_api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let live_hosts = list(&bmh_api, &selector).await?;
+    let (live_hosts, uses) = list_hosts(client, ns, &selector).await?;
     let live_secrets = list(&secret_api, &selector).await?;
-    let mut report = PublishReport::default();
+    let mut report = PublishReport {
+        uses,
+        ..Default::default()
+    };
 
     // Objects are written a few at a time: each costs one or two round trips, and the API
     // server serves several at once.
@@ -230,8 +238,14 @@ async fn sync(
         .await;
     for (name, r) in results {
         match r {
-            Ok(true) if !report.recreated.contains(&name) => report.created.push(name),
-            Ok(_) => {}
+            Ok(true) => {
+                // Fresh: whatever metal3 said of an earlier host of this name is gone.
+                report.uses.insert(name.clone(), HostUse::default());
+                if !report.recreated.contains(&name) {
+                    report.created.push(name);
+                }
+            }
+            Ok(false) => {}
             Err(e) => report.errors.push(e),
         }
     }
@@ -246,6 +260,7 @@ async fn sync(
         match delete(&bmh_api, l).await {
             Ok(gone) => {
                 report.deleted.push(name.clone());
+                report.uses.remove(name);
                 if gone {
                     remaining.remove(name);
                 }
@@ -286,37 +301,6 @@ fn referencing_host(secret: &str) -> Option<&str> {
     secret
         .strip_suffix(&names::credentials_secret(""))
         .or_else(|| secret.strip_suffix(&names::network_data_secret("")))
-}
-
-/// Objects by name, listed with this host's ownership labels.
-async fn list<K>(api: &Api<K>, selector: &str) -> Result<BTreeMap<String, K>, KubeError>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let list = api
-        .list(&ListParams::default().labels(selector))
-        .await
-        .map_err(|e| KubeError::api(format!("list {} with {selector}", K::plural(&())), e))?;
-    Ok(list.items.into_iter().map(|o| (o.name_any(), o)).collect())
-}
-
-/// Deletes exactly `live` (by UID); `true` when it is gone, `false` while finalizers keep it.
-async fn delete<K>(api: &Api<K>, live: &K) -> Result<bool, KubeError>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let dp = DeleteParams::default().preconditions(Preconditions {
-        uid: live.meta().uid.clone(),
-        resource_version: None,
-    });
-    match api.delete(&live.name_any(), &dp).await {
-        Ok(either) => Ok(either.is_right()),
-        Err(e) if is_status(&e, 404) => Ok(true),
-        Err(e) => Err(KubeError::api(
-            format!("delete {} {}", K::kind(&()), live.name_any()),
-            e,
-        )),
-    }
 }
 
 /// The applied configuration of a BareMetalHost: everything planned but `spec.online`.

@@ -222,6 +222,7 @@ impl KubeSource {
                     } else if !rep.pending.is_empty() && r.status.phase == NodePhase::Ready {
                         r.status.phase = NodePhase::Progressing;
                     }
+                    r.note_metal3(&rep.uses);
                     let stored = &mut *self.hardware.lock().await;
                     stored.forget(&p.owner.namespace, rep.created.iter().chain(&rep.recreated));
                     match hardware::publish(&self.client, p, stored).await {

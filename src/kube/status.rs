@@ -393,6 +393,7 @@ mod tests {
             vms_total: total,
             message: (phase == NodePhase::Degraded).then(|| "CPUs exhausted".into()),
             observed_generation: Some(generation),
+            vms: Vec::new(),
         }
     }
 

@@ -274,6 +274,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
                 spec_hash,
                 xml,
                 pinned_cpus: pinned.iter().flatten().copied().collect(),
+                running: false,
             },
         );
 

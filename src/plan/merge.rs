@@ -120,6 +120,7 @@ mod tests {
                 spec_hash: hash.into(),
                 xml: String::new(),
                 pinned_cpus: Default::default(),
+                running: false,
             },
         );
         h

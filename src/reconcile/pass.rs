@@ -58,6 +58,8 @@ pub struct PassReport {
     pub errors: Vec<String>,
     /// The credentials Secrets the Vinos reference, by (namespace, name).
     pub secrets_used: BTreeSet<(String, String)>,
+    /// The namespaces of the Vinos this host serves or leaves (where its BareMetalHosts are).
+    pub namespaces_used: BTreeSet<String>,
     /// The worst kind of failure seen, if any.
     pub failure: Option<FailureKind>,
 }
@@ -220,6 +222,12 @@ where
                 .vinos
                 .iter()
                 .filter_map(credentials::secret_ref)
+                .collect(),
+            namespaces_used: inputs
+                .vinos
+                .iter()
+                .chain(&inputs.leaving)
+                .filter_map(|v| v.metadata.namespace.clone())
                 .collect(),
             reports,
             plans,

@@ -1,8 +1,11 @@
 //! What a pass says about each Vino on this host, and error text for those reports.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-use crate::api::{NodePhase, NodeStatus};
+use crate::api::host_use::HostUse;
+use crate::api::{NodePhase, NodeStatus, Power, VmState};
 use crate::plan::VinoPlan;
 use crate::plan::departure::{self, Departure};
 use crate::plan::diff::diff;
@@ -34,6 +37,7 @@ impl VinoReport {
                 vms_total: 0,
                 message,
                 observed_generation: None,
+                vms: Vec::new(),
             },
             warnings: vec![],
         }
@@ -63,8 +67,42 @@ impl VinoReport {
         }
     }
 
+    /// Adds what metal3 does with each VM's BareMetalHost, by name in `hosts` (those stored
+    /// after this pass's publication): a VM is ready only when its host is stored and metal3
+    /// reports no error for it. The Vino is Degraded naming the first host in error, or
+    /// Progressing while a host is not stored yet.
+    pub fn note_metal3(&mut self, hosts: &BTreeMap<String, HostUse>) {
+        let mut trouble = None;
+        let mut missing = false;
+        for vm in &mut self.status.vms {
+            let Some(host) = hosts.get(&vm.bare_metal_host) else {
+                missing = true;
+                vm.ready = false;
+                vm.message = Some("its BareMetalHost is not published".to_string());
+                continue;
+            };
+            vm.provisioning = Some(host.state.clone());
+            if host.deleting {
+                vm.ready = false;
+                vm.message = Some("its BareMetalHost is being deleted".to_string());
+            } else if let Some(e) = &host.error {
+                vm.ready = false;
+                vm.message = Some(format!("metal3: {e}"));
+                trouble.get_or_insert_with(|| {
+                    format!("metal3 reports BareMetalHost {}: {e}", vm.bare_metal_host)
+                });
+            }
+        }
+        self.status.vms_ready = self.status.vms.iter().filter(|v| v.ready).count() as u32;
+        match (trouble, self.status.phase) {
+            (Some(why), NodePhase::Ready | NodePhase::Progressing) => self.degrade(why),
+            (None, NodePhase::Ready) if missing => self.status.phase = NodePhase::Progressing,
+            _ => {}
+        }
+    }
+
     /// The report of a planned Vino: ready when the host holds all it wants, else degraded
-    /// with `error` or progressing.
+    /// with `error` or progressing. Each VM is ready when defined as planned.
     pub fn of_plan(
         p: &VinoPlan,
         desired: &HostState,
@@ -73,15 +111,25 @@ impl VinoReport {
     ) -> Self {
         let mine = desired.owned_by(&p.owner);
         let have = now.owned_by(&p.owner);
-        let ready = mine
-            .domains
-            .values()
-            .filter(|d| {
-                have.domains
-                    .get(&d.name)
-                    .is_some_and(|o| o.spec_hash == d.spec_hash)
+        let vms: Vec<VmState> = p
+            .vms
+            .iter()
+            .map(|vm| {
+                let live = have.domains.get(&vm.name);
+                let defined = live
+                    .zip(mine.domains.get(&vm.name))
+                    .is_some_and(|(live, want)| live.spec_hash == want.spec_hash);
+                VmState {
+                    name: vm.name.clone(),
+                    bare_metal_host: vm.bare_metal_host.clone(),
+                    power: live.map(|d| if d.running { Power::On } else { Power::Off }),
+                    provisioning: None,
+                    ready: defined,
+                    message: (!defined).then(|| "not defined as planned yet".to_string()),
+                }
             })
-            .count() as u32;
+            .collect();
+        let ready = vms.iter().filter(|v| v.ready).count() as u32;
         let settled = diff(&mine, &have).is_empty();
         let (phase, message) = match (settled, error) {
             (true, _) => (NodePhase::Ready, None),
@@ -91,7 +139,107 @@ impl VinoReport {
         let mut r = Self::new(&p.owner, phase, message);
         r.status.vms_ready = ready;
         r.status.vms_total = p.vms.len() as u32;
+        r.status.vms = vms;
         r.warnings = p.warnings.clone();
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(vms: &[(&str, bool)]) -> VinoReport {
+        let owner = Owner {
+            namespace: "lab".into(),
+            name: "rack".into(),
+        };
+        let mut r = VinoReport::new(&owner, NodePhase::Ready, None);
+        r.status.vms = vms
+            .iter()
+            .map(|(host, defined)| VmState {
+                name: format!("lab.rack.{host}"),
+                bare_metal_host: format!("rack-node-a-{host}"),
+                power: Some(Power::Off),
+                provisioning: None,
+                ready: *defined,
+                message: None,
+            })
+            .collect();
+        r.status.vms_total = vms.len() as u32;
+        r.status.vms_ready = vms.iter().filter(|v| v.1).count() as u32;
+        r
+    }
+
+    fn used(state: &str, error: Option<&str>) -> HostUse {
+        HostUse {
+            state: state.into(),
+            error: error.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn metal3_states_and_errors_count() {
+        let mut r = report(&[("worker-0", true), ("worker-1", true)]);
+        let hosts = BTreeMap::from([
+            (
+                "rack-node-a-worker-0".to_string(),
+                used("provisioned", None),
+            ),
+            ("rack-node-a-worker-1".to_string(), used("", None)),
+        ]);
+        r.note_metal3(&hosts);
+        assert_eq!(r.status.phase, NodePhase::Ready);
+        assert_eq!(r.status.vms_ready, 2);
+        assert_eq!(r.status.vms[0].provisioning.as_deref(), Some("provisioned"));
+        assert_eq!(r.status.vms[1].provisioning.as_deref(), Some(""));
+
+        let mut r = report(&[("worker-0", true), ("worker-1", true)]);
+        let hosts = BTreeMap::from([
+            ("rack-node-a-worker-0".to_string(), used("available", None)),
+            (
+                "rack-node-a-worker-1".to_string(),
+                used("registering", Some("registration error: no BMC")),
+            ),
+        ]);
+        r.note_metal3(&hosts);
+        assert_eq!(r.status.phase, NodePhase::Degraded);
+        assert_eq!(r.status.vms_ready, 1);
+        assert_eq!(
+            r.status.message.as_deref(),
+            Some("metal3 reports BareMetalHost rack-node-a-worker-1: registration error: no BMC")
+        );
+        assert_eq!(
+            r.status.vms[1].message.as_deref(),
+            Some("metal3: registration error: no BMC")
+        );
+    }
+
+    #[test]
+    fn hosts_missing_or_being_deleted_are_not_ready() {
+        let mut r = report(&[("worker-0", true), ("worker-1", false)]);
+        let deleting = HostUse {
+            deleting: true,
+            ..used("deprovisioning", None)
+        };
+        r.note_metal3(&BTreeMap::from([(
+            "rack-node-a-worker-0".to_string(),
+            deleting,
+        )]));
+        assert_eq!(r.status.vms_ready, 0);
+        assert_eq!(r.status.phase, NodePhase::Progressing);
+        assert_eq!(
+            r.status.vms[1].message.as_deref(),
+            Some("its BareMetalHost is not published")
+        );
+        // A Vino already degraded by vinod's own trouble keeps that message.
+        let mut r = report(&[("worker-0", true)]);
+        r.degrade("define failed".into());
+        r.note_metal3(&BTreeMap::from([(
+            "rack-node-a-worker-0".to_string(),
+            used("", Some("x")),
+        )]));
+        assert_eq!(r.status.message.as_deref(), Some("define failed"));
     }
 }

@@ -122,6 +122,10 @@ pub struct Domain {
     /// definition; in the desired state the XML carries them, so they are not serialised.
     #[serde(skip)]
     pub pinned_cpus: CpuSet,
+    /// Whether it runs (observed; the desired state leaves it `false` and the diff ignores it:
+    /// power belongs to whoever drives the BMC).
+    #[serde(skip)]
+    pub running: bool,
 }
 
 impl HostState {

@@ -378,6 +378,22 @@ impl ClusterHost {
         vinod::daemon::status_socket::fetch(&socket).ok()
     }
 
+    /// What `vinod status` prints for this host.
+    pub fn status_text(&self) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vinod"))
+            .arg("status")
+            .arg("--config")
+            .arg(self.dir().join("vinod.toml"))
+            .output()
+            .expect("vinod status");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Prints the daemon's log if the test is failing (call from a guard's drop).
     fn dump_on_panic(&self) {
         if std::thread::panicking() {

@@ -123,6 +123,7 @@ pub async fn define_vinos(ns: &str, vinos: &[&str], per_vino: u32) -> Vec<BedVin
                 spec_hash,
                 xml,
                 pinned_cpus: Default::default(),
+                running: false,
             };
             if let Err(e) = lv.define(&d).await {
                 panic!("define {}: {e}", d.name);

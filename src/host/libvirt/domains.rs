@@ -41,6 +41,11 @@ pub(super) fn observe(conn: &Connect) -> Result<BTreeMap<String, Domain>, VirtEr
             Err(e) if e.libvirt().is_some_and(|e| is(e, ErrorNumber::NoDomain)) => continue,
             Err(e) => return Err(e),
         };
+        let running = match dom.is_active() {
+            Ok(active) => active,
+            Err(e) if is(&e, ErrorNumber::NoDomain) => continue,
+            Err(e) => return Err(domain_error(&name, "read the state of", e)),
+        };
         domains.insert(
             name.clone(),
             Domain {
@@ -50,6 +55,7 @@ pub(super) fn observe(conn: &Connect) -> Result<BTreeMap<String, Domain>, VirtEr
                 spec_hash: marker.spec_hash,
                 xml: String::new(),
                 pinned_cpus,
+                running,
             },
         );
     }

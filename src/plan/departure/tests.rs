@@ -23,6 +23,7 @@ fn host(domains: &[&str], volumes: &[&str]) -> HostState {
                 spec_hash: "h".into(),
                 xml: String::new(),
                 pinned_cpus: Default::default(),
+                running: false,
             },
         );
     }
@@ -53,6 +54,7 @@ fn used(state: &str, consumer: bool) -> HostUse {
         consumer: consumer.then(|| "Metal3Machine/m".to_string()),
         has_image: false,
         deleting: false,
+        error: None,
     }
 }
 

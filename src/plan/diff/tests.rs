@@ -62,6 +62,7 @@ fn state(vms: u32, o: &str) -> HostState {
                 spec_hash: "h1".into(),
                 xml: "<domain/>".into(),
                 pinned_cpus: Default::default(),
+                running: false,
             },
         );
     }
