@@ -13,7 +13,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use common::kube_env::KubeEnv;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use kube::discovery::ApiResource;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use vinod::api::bmh::BareMetalHost;
@@ -22,7 +25,7 @@ use vinod::api::{self, NodePhase, NodeStatus, Vino};
 use vinod::config::Config;
 use vinod::kube::claims::Holder;
 use vinod::kube::membership::{self, FINALIZER};
-use vinod::kube::{claims, finalizer, publish, summary};
+use vinod::kube::{claims, finalizer, hardware, publish, summary};
 use vinod::plan::{self, NodeFacts, PlanInput};
 use vinod::value::cpuset::CpuSet;
 
@@ -96,6 +99,11 @@ async fn publish_as(client: &Client, vino: &Vino, node: &str) -> Vec<String> {
     .unwrap();
     let report = publish::publish(client, &plan).await.unwrap();
     assert!(report.is_complete(), "{node}: {report:?}");
+    // Its HardwareData too (metal3's CRD is installed), each controlled by its host.
+    let written = hardware::publish(client, &plan, &report.uids, &mut Default::default())
+        .await
+        .unwrap();
+    assert_eq!(written, plan.hardware.len(), "{node}");
     plan.bare_metal_hosts.iter().map(|h| h.name_any()).collect()
 }
 
@@ -509,6 +517,73 @@ async fn hosts_may_write_only_their_own_objects() {
         .create(&pp, &secret("extra-a-credentials", Some("node-a")))
         .await
         .unwrap();
+    // HardwareData in the name of node-b's host: BMO would take it as that host's hardware.
+    let hardware_data = Api::<DynamicObject>::namespaced_with(
+        a.clone(),
+        NS,
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("metal3.io", "v1alpha1", "HardwareData"),
+            "hardwaredata",
+        ),
+    );
+    let forged_hd = |name: &str, owner_uid: Option<&str>| {
+        let mut meta = json!({"name": name, "namespace": NS,
+                              "labels": {"vino.airshipit.org/node": "node-a"}});
+        if let Some(uid) = owner_uid {
+            meta["ownerReferences"] = json!([{"apiVersion": "metal3.io/v1alpha1",
+                "kind": "BareMetalHost", "name": name, "uid": uid, "controller": true}]);
+        }
+        serde_json::from_value::<DynamicObject>(json!({
+            "apiVersion": "metal3.io/v1alpha1", "kind": "HardwareData", "metadata": meta,
+            "spec": {"hardware": {"cpu": {"count": 64}, "ramMebibytes": 1048576}}}))
+        .unwrap()
+    };
+    // node-b has its own already: taking it over is refused by the node label.
+    denied_by_policy(
+        hardware_data
+            .patch(
+                &theirs[0],
+                &PatchParams::apply("vinod/node-a").force(),
+                &Patch::Apply(forged_hd(&theirs[0], None)),
+            )
+            .await,
+        "overwrite node-b's HardwareData",
+    );
+    // Made ahead, for a host node-b will publish later: only with its host as controller…
+    let later = format!("{}-9", theirs[0].rsplit_once('-').unwrap().0);
+    assert!(!theirs.contains(&later));
+    let msg = denied_by_policy(
+        hardware_data.create(&pp, &forged_hd(&later, None)).await,
+        "HardwareData without its host as owner",
+    );
+    assert!(
+        msg.contains(
+            "may only write HardwareData controlled by the BareMetalHost of the same name"
+        ),
+        "{msg}"
+    );
+    // …and a host that does not exist yet cannot be named by its UID: the garbage collector
+    // deletes the made-up one.
+    env.start_gc();
+    hardware_data
+        .create(
+            &pp,
+            &forged_hd(&later, Some("00000000-0000-0000-0000-000000000001")),
+        )
+        .await
+        .unwrap();
+    common::cluster::until(
+        "the garbage collector deletes the forged HardwareData",
+        std::time::Duration::from_secs(60),
+        || async {
+            match hardware_data.get_opt(&later).await.unwrap() {
+                None => Ok(()),
+                Some(_) => Err("still there".to_string()),
+            }
+        },
+    )
+    .await;
+
     let mut elsewhere = bmh("far-a", Some("node-a"));
     elsewhere.spec.bmc.address = "redfish+https://192.0.2.99:8000/redfish/v1/Systems/x".into();
     let msg = denied_by_node_facts(

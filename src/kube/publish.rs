@@ -69,6 +69,9 @@ pub struct PublishReport {
     /// How metal3 uses each of this host's BareMetalHosts of the Vino that is stored after
     /// the publication (read from the same list, so it costs no request).
     pub uses: BTreeMap<String, HostUse>,
+    /// The UID of each of them not being deleted (from the list, or the create's answer):
+    /// what its HardwareData's owner reference names.
+    pub uids: BTreeMap<String, String>,
 }
 
 impl PublishReport {
@@ -138,6 +141,11 @@ async fn sync(
     let live_secrets = list(&secret_api, &selector).await?;
     let mut report = PublishReport {
         uses,
+        uids: live_hosts
+            .iter()
+            .filter(|(_, h)| h.metadata.deletion_timestamp.is_none())
+            .filter_map(|(name, h)| Some((name.clone(), h.uid()?)))
+            .collect(),
         ..Default::default()
     };
 
@@ -161,8 +169,8 @@ async fn sync(
         .await;
     for (name, r) in results {
         match r {
-            Ok(true) => report.secrets_created.push(name),
-            Ok(false) => {}
+            Ok(Some(_)) => report.secrets_created.push(name),
+            Ok(None) => {}
             Err(e) => report.errors.push(e),
         }
     }
@@ -182,6 +190,7 @@ async fn sync(
                 new = h.spec.boot_mac_address.as_deref().unwrap_or(""),
                 "bootMACAddress is immutable: deleting the BareMetalHost to create it again"
             );
+            report.uids.remove(&name);
             match delete(&bmh_api, l).await {
                 Ok(true) => {
                     report.recreated.push(name.clone());
@@ -238,14 +247,15 @@ async fn sync(
         .await;
     for (name, r) in results {
         match r {
-            Ok(true) => {
+            Ok(Some(uid)) => {
                 // Fresh: whatever metal3 said of an earlier host of this name is gone.
                 report.uses.insert(name.clone(), HostUse::default());
+                report.uids.insert(name.clone(), uid);
                 if !report.recreated.contains(&name) {
                     report.created.push(name);
                 }
             }
-            Ok(false) => {}
+            Ok(None) => {}
             Err(e) => report.errors.push(e),
         }
     }
@@ -261,6 +271,7 @@ async fn sync(
             Ok(gone) => {
                 report.deleted.push(name.clone());
                 report.uses.remove(name);
+                report.uids.remove(name);
                 if gone {
                     remaining.remove(name);
                 }

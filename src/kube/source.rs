@@ -224,8 +224,7 @@ impl KubeSource {
                     }
                     r.note_metal3(&rep.uses);
                     let stored = &mut *self.hardware.lock().await;
-                    stored.forget(&p.owner.namespace, rep.created.iter().chain(&rep.recreated));
-                    match hardware::publish(&self.client, p, stored).await {
+                    match hardware::publish(&self.client, p, &rep.uids, stored).await {
                         Ok(n) => written += n,
                         Err(e) => {
                             r.degrade(format!("publishing failed: {}", error_chain(&e)));

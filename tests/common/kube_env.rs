@@ -1,5 +1,6 @@
 //! A real Kubernetes control plane for tests, in the spirit of controller-runtime's envtest:
-//! etcd and kube-apiserver on loopback (`scripts/k8s-test-env.sh`), with vinod's CRDs
+//! etcd and kube-apiserver on loopback (`scripts/k8s-test-env.sh`), with vinod's CRDs and
+//! metal3's real BareMetalHost and HardwareData CRDs (from `scripts/bmo-binary.sh`'s cache)
 //! installed and Established, an admin client and clients for per-host identities. Dropping
 //! the environment stops both processes and removes their directory.
 //!
@@ -39,8 +40,10 @@ pub struct KubeEnv {
 }
 
 impl KubeEnv {
-    /// Starts a fresh control plane, installs `packaging/crd/*.yaml` and waits until every CRD
-    /// is Established. `None` (after printing why) when the binaries are not available here.
+    /// Starts a fresh control plane, installs vinod's CRDs (`packaging/crd/*.yaml`) and
+    /// metal3's BareMetalHost and HardwareData CRDs and waits until every CRD is Established.
+    /// Without metal3's CRDs (BMO cannot be built here) vinod's BareMetalHost subset stands in,
+    /// with a printed note; under CI that fails instead. `None` (after printing why) when the binaries are not available here.
     /// Panics if the binaries are there but the control plane does not come up.
     pub async fn start() -> Option<KubeEnv> {
         if Command::new("openssl").arg("version").output().is_err() {
@@ -52,6 +55,18 @@ impl KubeEnv {
             Err(why) => {
                 super::prereq::skip(format!("no Kubernetes test binaries: {why}"));
                 return None;
+            }
+        };
+        let metal3 = match super::bmo::binary() {
+            Ok(bmo) => Some(bmo.parent().expect("BMO directory").join("crds")),
+            Err(why) => {
+                let why = format!("metal3's CRDs are not available here: {why}");
+                assert!(
+                    !super::prereq::in_ci(),
+                    "a prerequisite is missing under CI=true: {why}"
+                );
+                eprintln!("NOTE {why}; vinod's BareMetalHost subset stands in for them");
+                None
             }
         };
         let mut last = String::new();
@@ -70,7 +85,7 @@ impl KubeEnv {
             if out.status.success() {
                 let admin = client_from(&dir.path().join("kubeconfig")).await;
                 let env = KubeEnv { dir, bin, admin };
-                env.install_crds().await;
+                env.install_crds(metal3.as_deref()).await;
                 return Some(env);
             }
             // A port picked as free may have been taken meanwhile: try once more.
@@ -308,15 +323,22 @@ impl KubeEnv {
         Client::try_from(config).expect("kube client")
     }
 
-    async fn install_crds(&self) {
+    /// Installs vinod's CRDs and, from `metal3` (metal3's CRD directory), the real
+    /// BareMetalHost and HardwareData CRDs in place of vinod's BareMetalHost subset.
+    async fn install_crds(&self, metal3: Option<&Path>) {
         let api: Api<CustomResourceDefinition> = Api::all(self.admin());
         let mut names = Vec::new();
         let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("packaging/crd"))
             .expect("packaging/crd")
             .map(|e| e.expect("entry").path())
             .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .filter(|p| metal3.is_none() || !p.ends_with("metal3.io_baremetalhosts.yaml"))
             .collect();
         files.sort();
+        if let Some(dir) = metal3 {
+            files.push(dir.join("metal3.io_baremetalhosts.yaml"));
+            files.push(dir.join("metal3.io_hardwaredata.yaml"));
+        }
         for file in files {
             let text = std::fs::read_to_string(&file).expect("read CRD");
             let crd: CustomResourceDefinition =

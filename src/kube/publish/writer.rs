@@ -36,7 +36,7 @@ pub(super) struct Writer {
 impl Writer {
     /// Makes `desired` exist as published by this host: creates it from `body` (plus `initial`,
     /// a spec field set only at creation) if `live` is absent; applies `body` if `live`
-    /// differs from it. Returns whether it was created.
+    /// differs from it. Returns the UID of the object it created, `None` if it existed.
     pub async fn ensure<K>(
         &self,
         api: &Api<K>,
@@ -44,7 +44,7 @@ impl Writer {
         live: Option<&K>,
         body: Value,
         initial: Option<(&str, Value)>,
-    ) -> Result<bool, KubeError>
+    ) -> Result<Option<String>, KubeError>
     where
         K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
     {
@@ -64,7 +64,7 @@ impl Writer {
                 ..Default::default()
             };
             return match throttled(|| api.create(&pp, &obj)).await {
-                Ok(_) => Ok(true),
+                Ok(created) => Ok(Some(created.uid().unwrap_or_default())),
                 Err(e) if is_status(&e, 409) => {
                     // Not in this host's list, so not its own: never take it over.
                     let other = api
@@ -78,7 +78,7 @@ impl Writer {
         };
         let stored = serde_json::to_value(live).unwrap_or_default();
         if contains(&stored, &body) {
-            return Ok(false);
+            return Ok(None);
         }
         if let Some(fields) = handed_over(&stored, &self.manager, initial.map(|(f, _)| f)) {
             let patch: json_patch::Patch = serde_json::from_value(json!([
@@ -95,7 +95,7 @@ impl Writer {
         throttled(|| api.patch(&name, &pp, &patch))
             .await
             .map_err(|e| KubeError::api(what("apply"), e))?;
-        Ok(false)
+        Ok(None)
     }
 
     /// `body` with the ownership labels and the hash of itself in [`APPLIED`].
