@@ -32,6 +32,7 @@ use common::kube_env::KubeEnv;
 use kube::ResourceExt;
 use kube::api::Api;
 use vinod::api::bmh::BareMetalHost;
+use vinod::api::hardware_data::HardwareData;
 use vinod::api::pool_claim::VinoPoolClaim;
 use vinod::api::vino_node::VinoNode;
 use vinod::api::{NodePhase, Vino};
@@ -113,12 +114,21 @@ pub async fn warm_up(env: &KubeEnv) {
             .list_metadata(&lp)
             .await;
         let d = Api::<VinoNode>::all(admin.clone()).list_metadata(&lp).await;
-        if a.is_ok() && b.is_ok() && c.is_ok() && d.is_ok() {
+        let e = Api::<HardwareData>::all(admin.clone())
+            .list_metadata(&lp)
+            .await;
+        // Without metal3's CRDs (outside CI) there is no HardwareData resource: 404.
+        let e_ok = match &e {
+            Ok(_) => true,
+            Err(kube::Error::Api(s)) => s.code == 404,
+            Err(_) => false,
+        };
+        if a.is_ok() && b.is_ok() && c.is_ok() && d.is_ok() && e_ok {
             return;
         }
         assert!(
             began.elapsed() < Duration::from_secs(60),
-            "custom resources not served: {a:?} {b:?} {c:?}"
+            "custom resources not served: {a:?} {b:?} {c:?} {d:?} {e:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

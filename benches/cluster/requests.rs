@@ -17,6 +17,7 @@ const VINOD_RESOURCES: &[&str] = &[
     "vinopoolclaims",
     "vinonodes",
     "baremetalhosts",
+    "hardwaredata",
     "secrets",
     "events",
 ];
