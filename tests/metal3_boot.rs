@@ -18,9 +18,9 @@ use common::cluster::{ClusterHost, LABEL, create_node, real_lab, until};
 use common::host::vino_yaml;
 use common::ironic::{self, Ironic};
 use common::metal3::{
-    LIMIT, Timeline, assert_no_ironic_errors, bmhs, name, state, wait_bmhs, wait_vinos_gone,
+    LIMIT, Timeline, assert_no_ironic_errors, bmc_on_loopback, bmhs, name, state, wait_bmhs,
+    wait_vinos_gone,
 };
-use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 const NS: &str = "lab";
@@ -67,24 +67,9 @@ async fn bmo_provisions_a_live_iso_that_really_boots_and_deprovisions_before_the
     bmo::install_crds(&env, &bin);
     let admin = env.admin();
     create_node(&admin, HOST, "10.24.1.5", true).await;
-    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(admin.clone());
-    let annotation = json!({"metadata": {"annotations": {
-        "vino.airshipit.org/redfish-address": "127.0.0.1"
-    }}});
-    nodes
-        .patch(HOST, &PatchParams::default(), &Patch::Merge(annotation))
-        .await
-        .unwrap();
 
     let mut host = ClusterHost::in_netns(&env, HOST, h.uri(), "resync_ms = 3000", &netns);
-    let config = host.dir().join("vinod.toml");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "advertise_address = \"\"",
-        &format!(
-            "advertise_address = \"127.0.0.1\"\nport = {BMC_PORT}\nmedia_allow = [\"127.0.0.1/32\"]"
-        ),
-    );
-    std::fs::write(&config, text).unwrap();
+    bmc_on_loopback(&admin, HOST, &host, BMC_PORT).await;
     let work = tempfile::tempdir().unwrap();
     let mut ironic = Ironic::start(&venv, &netns, &work.path().join("ironic"));
     let mut bmo = Bmo::start(&bin, &netns, &env.admin_kubeconfig(), NS, work.path());

@@ -28,11 +28,10 @@ use common::host::{skip_reason, vino_yaml};
 use common::ironic::{self, Ironic};
 use common::kube_env::KubeEnv;
 use common::metal3::{
-    LIMIT, Timeline, assert_no_ironic_errors, bmc_systems, bmhs, name, node_status, state,
-    wait_bmhs, wait_vinos_gone,
+    LIMIT, Timeline, assert_no_ironic_errors, bmc_on_loopback, bmc_systems, bmhs, name,
+    node_status, state, wait_bmhs, wait_vinos_gone,
 };
 use kube::Client;
-use kube::api::Api;
 use serde_json::{Value, json};
 
 const NS: &str = "lab";
@@ -101,33 +100,12 @@ async fn bmo_takes_vinod_hosts_to_provisioned_and_vinod_keeps_them_until_release
     env.install_rbac(&[NS]).await;
     let admin = env.admin();
     create_node(&admin, HOST, "10.24.0.5", true).await;
-    // The BMC is advertised on loopback, not on a Node address: the admission policy lets a
-    // host publish it only as its Node says (an operator does the same for a separate BMC
-    // network).
-    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(admin.clone());
-    nodes
-        .patch(
-            HOST,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(json!({"metadata": {"annotations": {
-                "vino.airshipit.org/redfish-address": "127.0.0.1"
-            }}})),
-        )
-        .await
-        .unwrap();
 
     // Dropped in reverse: BMO first, then Ironic, then the host whose BMC Ironic talks to.
     // No periodic pass within the test: every status change below reaches the VinoNode
     // because metal3's change of a BareMetalHost wakes the host.
     let mut host = ClusterHost::new(&env, HOST, "test:///default", "resync_ms = 600000");
-    let config = host.dir().join("vinod.toml");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "advertise_address = \"\"",
-        &format!(
-            "advertise_address = \"127.0.0.1\"\nport = {BMC_PORT}\nmedia_allow = [\"127.0.0.1/32\"]"
-        ),
-    );
-    std::fs::write(&config, text).unwrap();
+    bmc_on_loopback(&admin, HOST, &host, BMC_PORT).await;
     let work = tempfile::tempdir().unwrap();
     let mut ironic = Ironic::start(&venv, host.netns(), &work.path().join("ironic"));
     let mut bmo = Bmo::start(&bin, host.netns(), &env.admin_kubeconfig(), NS, work.path());

@@ -97,6 +97,13 @@ pub enum Power {
     Off,
 }
 
+impl Power {
+    /// `On` for a running domain, else `Off`.
+    pub fn of(running: bool) -> Self {
+        if running { Power::On } else { Power::Off }
+    }
+}
+
 /// Phase of a Vino on one host.
 #[derive(
     schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,

@@ -189,9 +189,7 @@ impl Snapshot {
 
 /// The power of domain `name` in `now`, if libvirt has it.
 fn power_of(now: &HostState, name: &str) -> Option<Power> {
-    now.domains
-        .get(name)
-        .map(|d| if d.running { Power::On } else { Power::Off })
+    now.domains.get(name).map(|d| Power::of(d.running))
 }
 
 /// Serves the latest snapshot on `path` (mode 0600) until the task is dropped.

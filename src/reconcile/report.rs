@@ -122,7 +122,7 @@ impl VinoReport {
                 VmState {
                     name: vm.name.clone(),
                     bare_metal_host: vm.bare_metal_host.clone(),
-                    power: live.map(|d| if d.running { Power::On } else { Power::Off }),
+                    power: live.map(|d| Power::of(d.running)),
                     provisioning: None,
                     ready: defined,
                     message: (!defined).then(|| "not defined as planned yet".to_string()),

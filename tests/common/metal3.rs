@@ -12,6 +12,7 @@ use kube::discovery::ApiResource;
 use serde_json::Value;
 
 use super::bmo::Bmo;
+use super::cluster::ClusterHost;
 use super::cluster::until;
 use super::kube_env::KubeEnv;
 
@@ -165,4 +166,31 @@ impl Timeline {
             last = *at;
         }
     }
+}
+
+/// Makes `host` (Node `node`) serve its BMC on loopback at `port`, where the test's Ironic
+/// reaches it and fetches virtual media from: the Node's annotation (the admission policy lets
+/// a host publish a BMC address only as its Node says, as an operator does for a separate BMC
+/// network) and the host's configuration. Call before the host starts.
+pub async fn bmc_on_loopback(admin: &Client, node: &str, host: &ClusterHost, port: u16) {
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(admin.clone());
+    let annotation = serde_json::json!({"metadata": {"annotations": {
+        "vino.airshipit.org/redfish-address": "127.0.0.1"
+    }}});
+    nodes
+        .patch(
+            node,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(annotation),
+        )
+        .await
+        .unwrap();
+    let config = host.dir().join("vinod.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "advertise_address = \"\"",
+        &format!(
+            "advertise_address = \"127.0.0.1\"\nport = {port}\nmedia_allow = [\"127.0.0.1/32\"]"
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
 }
