@@ -322,6 +322,38 @@ impl fmt::Display for PowerState {
 }
 
 #[cfg(test)]
+impl Machine {
+    /// A powered-off one-vCPU x86_64 machine `ns.v.w-0` of Vino `ns/v` on machine type `pc`,
+    /// for unit tests to adjust.
+    pub fn sample() -> Machine {
+        Machine {
+            name: "ns.v.w-0".into(),
+            uuid: "u".into(),
+            owner: crate::state::Owner {
+                namespace: "ns".into(),
+                name: "v".into(),
+            },
+            power: PowerState::Off,
+            vcpus: 1,
+            cpu: Processors {
+                sockets: 1,
+                cores: 1,
+                threads: 1,
+                arch: "x86_64".into(),
+                model: "m".into(),
+            },
+            memory_mib: 1024,
+            macs: vec![],
+            boot: BootOverride::default(),
+            media: None,
+            bios: BiosSettings::default(),
+            machine_type: "pc".into(),
+            secure_boot: false,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -81,37 +81,13 @@ pub fn patch(body: &[u8], m: &Machine) -> Result<bool, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::machine::{BiosSettings, BootMode, BootOverride, PowerState, Processors};
-    use crate::state::Owner;
+    use crate::host::machine::BootMode;
 
     fn machine(mode: BootMode, machine_type: &str) -> Machine {
-        Machine {
-            name: "ns.v.w-0".into(),
-            uuid: "u".into(),
-            owner: Owner {
-                namespace: "ns".into(),
-                name: "v".into(),
-            },
-            power: PowerState::Off,
-            vcpus: 1,
-            cpu: Processors {
-                sockets: 1,
-                cores: 1,
-                threads: 1,
-                arch: "x86_64".into(),
-                model: "m".into(),
-            },
-            memory_mib: 1024,
-            macs: vec![],
-            boot: BootOverride {
-                mode,
-                ..BootOverride::default()
-            },
-            media: None,
-            bios: BiosSettings::default(),
-            machine_type: machine_type.into(),
-            secure_boot: false,
-        }
+        let mut m = Machine::sample();
+        m.boot.mode = mode;
+        m.machine_type = machine_type.into();
+        m
     }
 
     #[test]

@@ -1,32 +1,18 @@
 use super::*;
-use crate::host::machine::{BiosSettings, BootOverride, PowerState, Processors};
-use crate::state::Owner;
+use crate::host::machine::Processors;
 
 fn machine(sockets: u32, cores: u32, threads: u32) -> Machine {
-    Machine {
-        name: "ns.v.w-0".into(),
-        uuid: "u".into(),
-        owner: Owner {
-            namespace: "ns".into(),
-            name: "v".into(),
-        },
-        power: PowerState::Off,
-        vcpus: sockets * cores * threads,
-        cpu: Processors {
-            sockets,
-            cores,
-            threads,
-            arch: "x86_64".into(),
-            model: "Haswell".into(),
-        },
-        memory_mib: 2048,
-        macs: vec![],
-        boot: BootOverride::default(),
-        media: None,
-        bios: BiosSettings::default(),
-        machine_type: "pc".into(),
-        secure_boot: false,
-    }
+    let mut m = Machine::sample();
+    m.vcpus = sockets * cores * threads;
+    m.cpu = Processors {
+        sockets,
+        cores,
+        threads,
+        arch: "x86_64".into(),
+        model: "Haswell".into(),
+    };
+    m.memory_mib = 2048;
+    m
 }
 
 #[test]
