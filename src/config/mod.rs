@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 mod address;
+mod dhcp;
 mod network;
 
+pub use dhcp::{BRIDGE_IP, DhcpConfig};
 pub use network::NetworkConfig;
 
 /// Where the packaged configuration lives.
@@ -104,25 +106,6 @@ pub struct LibvirtConfig {
     pub console_log_dir: PathBuf,
 }
 
-/// DHCP/TFTP settings for the per-network dnsmasq.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DhcpConfig {
-    /// dnsmasq binary.
-    pub dnsmasq: PathBuf,
-    /// Lease time, in dnsmasq syntax (`1h`, `30m`, `infinite`).
-    pub lease_time: String,
-    /// TFTP root. Empty: TFTP off.
-    pub tftp_root: PathBuf,
-    /// With TFTP on: the file BIOS PXE ROMs that are not iPXE get (they then chain to iPXE).
-    pub tftp_boot_file: String,
-    /// With TFTP on: the file x86-64 UEFI PXE clients get (an EFI iPXE binary).
-    pub tftp_efi_boot_file: String,
-    /// Boot URL for iPXE clients. Empty: `http://<pxeBootImageHost>:<port>/dualboot.ipxe` as
-    /// in ViNO. `{bridge_ip}` is replaced by the host's bridge address on the network.
-    pub ipxe_boot_url: String,
-}
-
 /// Redfish BMC settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -187,19 +170,6 @@ impl Default for LibvirtConfig {
             pool_name: "vinod".into(),
             pool_path: "/var/lib/vinod/pool".into(),
             console_log_dir: "/var/log/vinod/console".into(),
-        }
-    }
-}
-
-impl Default for DhcpConfig {
-    fn default() -> Self {
-        Self {
-            dnsmasq: "/usr/sbin/dnsmasq".into(),
-            lease_time: "1h".into(),
-            tftp_root: PathBuf::new(),
-            tftp_boot_file: "undionly.kpxe".into(),
-            tftp_efi_boot_file: "snponly.efi".into(),
-            ipxe_boot_url: String::new(),
         }
     }
 }
@@ -324,12 +294,13 @@ impl Config {
                 let dir = dir.display().to_string();
                 return bad(key, format!("{} is not an absolute path", shown(&dir)));
             }
+            // Paths under these go into dnsmasq's and libvirt's configuration.
+            if let Some(reason) = dhcp::path_problem(dir) {
+                return bad(key, reason);
+            }
         }
-        if !self.dhcp.tftp_root.as_os_str().is_empty() && !self.dhcp.tftp_root.is_absolute() {
-            return bad(
-                "dhcp.tftp_root",
-                format!("{} is not an absolute path", self.dhcp.tftp_root.display()),
-            );
+        if let Some((key, reason)) = self.dhcp.problem() {
+            return bad(&key, reason);
         }
         if !valid_lease_time(&self.dhcp.lease_time) {
             return bad(

@@ -352,7 +352,7 @@ fn boot_url(config: &Config, spec: &VinoSpec, host_ip: IpAddr, bridge_ip: Ipv4Ad
         return config
             .dhcp
             .ipxe_boot_url
-            .replace("{bridge_ip}", &bridge_ip.to_string());
+            .replace(crate::config::BRIDGE_IP, &bridge_ip.to_string());
     }
     // An IPv6 literal goes in brackets in a URL, or its colons read as a port.
     let host = match spec.pxe_boot_image_host.as_deref() {
