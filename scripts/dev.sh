@@ -10,7 +10,8 @@
 #                          and the Python venvs of the Redfish and Ironic tests, and metal3's
 #                          baremetal-operator for the metal3 test (built once by
 #                          scripts/bmo-binary.sh into /var/cache/vinod-test/bmo from the source
-#                          tarball VINOD_BMO_SRC names; needs Go)
+#                          tarball VINOD_BMO_SRC names; needs Go), and the distribution's signed
+#                          shim and GRUB for the secure-boot test (scripts/secureboot-binaries.sh)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -89,6 +90,7 @@ setup() {
   test_prereq "Redfish test venv" scripts/redfish-venv.sh
   test_prereq "Ironic test venv" scripts/ironic-venv.sh
   test_prereq "baremetal-operator of the metal3 test" scripts/bmo-binary.sh
+  test_prereq "signed shim and GRUB of the secure-boot test" scripts/secureboot-binaries.sh
 }
 
 demo() {

@@ -3,7 +3,8 @@
 //! the running domain's XML (the firmware and NVRAM libvirt selected), the NVRAM file, vinod's
 //! dnsmasq (the lease, the tags of the DHCP exchange, the TFTP transfers it logs), the VM's
 //! serial console and an HTTP server on the bridge that the VM's iPXE must reach. Root only;
-//! needs the `ovmf` and `ipxe` packages; every wait is bounded.
+//! needs the `ovmf` and `ipxe` packages and the signed shim and GRUB that
+//! `scripts/secureboot-binaries.sh` unpacks; every wait is bounded.
 //!
 //! 1. A `bootMode: UEFI` VM on q35, powered on through the BMC: OVMF without secure boot, a
 //!    per-VM NVRAM from the plain template. The iPXE of the NIC's option ROM (a UEFI client:
@@ -14,7 +15,11 @@
 //!    build (`secure='yes'`) with the `ms` variable template, and the NVRAM was reset from it
 //!    (it holds Microsoft's UEFI CA). The network boot step still works (lease, boot URL; OVMF
 //!    trusts the hypervisor's option ROMs), and the same unsigned EFI binary, transferred
-//!    again, is refused.
+//!    again, is refused. Then the distribution's signed chain boots under secure boot: the
+//!    boot script exits, so the firmware's own PXE client asks dnsmasq, which hands a UEFI
+//!    client that is not iPXE the EFI boot file (`tftp_efi_boot_file = "shimx64.efi"`);
+//!    Debian's shim (signed by Microsoft's UEFI CA) runs, fetches Debian's signed GRUB over
+//!    TFTP and verifies it, and GRUB fetches its configuration over TFTP and prints from it.
 //! 3. `SecureBootEnable: false`, a `ForceRestart`: the plain firmware again, the boot URL
 //!    fetched.
 //! 4. Switched to Legacy, then the Vino removed: the domain and its NVRAM file are gone, a
@@ -27,6 +32,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::firmware::{
+    Removed, SignedChain, console, element, enrolled, inactive_xml, live_xml, log_lines, watch,
+};
 use common::host::{
     Daemon, Reaper, config_text, plan_of, serve_boot_script, skip_reason, standalone_daemon,
     wait_for,
@@ -47,8 +55,8 @@ const FIRMWARE: [&str; 4] = [
 ];
 /// What every iPXE prints when it starts.
 const BANNER: &str = "Open Source Network Boot Firmware";
-/// How long one network boot may take under TCG.
-const BOOT: Duration = Duration::from_secs(150);
+/// What the signed GRUB prints from the configuration it fetched.
+const GRUB_SAYS: &str = "vinod test: signed GRUB read its configuration";
 
 fn manifest() -> String {
     common::host::vino_yaml("ue", "vue0", 69, 1, 1)
@@ -81,80 +89,27 @@ fn reset(netns: &Path, system: &str, kind: &str) {
     assert_eq!(status, 204, "{kind}: {body}");
 }
 
-/// The running domain's definition (`None` when it is not running).
-fn live_xml(name: &str) -> Option<String> {
-    let conn = Connect::open(Some(common::libvirtd::URI)).unwrap();
-    let dom = conn.lookup_domain_by_name(name).ok()?;
-    dom.is_active().unwrap().then(|| dom.xml_desc(0).unwrap())
-}
-
-fn inactive_xml(name: &str) -> String {
-    let conn = Connect::open(Some(common::libvirtd::URI)).unwrap();
-    let dom = conn.lookup_domain_by_name(name).unwrap();
-    dom.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE).unwrap()
-}
-
-/// The text of `<tag …>…</tag>` in `xml` (first occurrence).
-fn element<'a>(xml: &'a str, tag: &str) -> &'a str {
-    let start = xml
-        .find(&format!("<{tag}"))
-        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"));
-    let end = xml[start..].find(&format!("</{tag}>")).unwrap() + start;
-    &xml[start..end]
-}
-
-/// Whether the NVRAM file holds Microsoft's UEFI CA certificate (the `ms` template's db).
-fn enrolled(nvram: &Path) -> bool {
-    let bytes = std::fs::read(nvram).unwrap_or_else(|e| panic!("{}: {e}", nvram.display()));
-    let needle = b"Microsoft Corporation UEFI CA 2011";
-    bytes.windows(needle.len()).any(|w| w == needle)
-}
-
-/// A file the test made, removed when the test ends (also when it fails).
-struct Removed(PathBuf);
-
-impl Drop for Removed {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+/// The TFTP root vinod's dnsmasq serves: iPXE's `snponly.efi`, the signed chain and GRUB's
+/// configuration (`grub/grub.cfg` is where Debian's network GRUB looks).
+fn tftp_root(tmp: &Path, signed: &SignedChain) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    // dnsmasq reads it after dropping its privileges.
+    let open = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(tmp, open.clone()).unwrap();
+    let root = tmp.join("tftp");
+    std::fs::create_dir_all(root.join("grub")).unwrap();
+    for dir in [&root, &root.join("grub")] {
+        std::fs::set_permissions(dir, open.clone()).unwrap();
     }
-}
-
-/// Lines of vinod's log that hold `needle`.
-fn log_lines(log: &Path, needle: &str) -> usize {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(needle))
-        .count()
-}
-
-fn console(dir: &Path) -> String {
-    let bytes = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| std::fs::read(e.path()).unwrap_or_default())
-        .next()
-        .unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// Polls `cond` for at most [`BOOT`]; when it does not hold by then, fails showing the VM's
-/// console and dnsmasq's lines of vinod's log.
-fn watch(what: &str, log: &Path, console_dir: &Path, mut cond: impl FnMut() -> bool) {
-    let began = Instant::now();
-    while !cond() {
-        if began.elapsed() > BOOT {
-            let log = std::fs::read_to_string(log).unwrap_or_default();
-            let dnsmasq: Vec<&str> = log.lines().filter(|l| l.contains("dnsmasq")).collect();
-            panic!(
-                "{what}: not within {BOOT:?}\nconsole:\n{}\ndnsmasq:\n{}",
-                console(console_dir),
-                dnsmasq.join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    std::fs::copy("/usr/lib/ipxe/snponly.efi", root.join("snponly.efi")).unwrap();
+    std::fs::copy(&signed.shim, root.join("shimx64.efi")).unwrap();
+    std::fs::copy(&signed.grub, root.join("grubx64.efi")).unwrap();
+    let config = format!("echo \"{GRUB_SAYS}\"\nsleep 600\n");
+    std::fs::write(root.join("grub/grub.cfg"), config).unwrap();
+    for f in ["snponly.efi", "shimx64.efi", "grubx64.efi", "grub/grub.cfg"] {
+        std::fs::set_permissions(root.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
     }
+    root
 }
 
 /// Waits for the VM's iPXE to fetch the boot URL from `listener`, answers with `script`;
@@ -175,9 +130,14 @@ async fn uefi_vm_network_boots_and_boots_under_secure_boot() {
     if let Some(missing) = FIRMWARE.iter().find(|f| !Path::new(f).exists()) {
         return common::prereq::skip(format!("{missing} is missing (packages ovmf, ipxe)"));
     }
+    let signed = match SignedChain::cached() {
+        Ok(chain) => chain,
+        Err(why) => return common::prereq::skip(why),
+    };
     let Some(h) = Libvirtd::start() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let _reaper = Reaper(tmp.path().to_path_buf());
+    let tftp = tftp_root(tmp.path(), &signed);
     let pool = format!("vinod-ue-{}", std::process::id());
     h.track_pool(&pool);
     let netns = h
@@ -188,7 +148,11 @@ async fn uefi_vm_network_boots_and_boots_under_secure_boot() {
         tmp.path(),
         h.uri(),
         &pool,
-        "tftp_root = \"/usr/lib/ipxe\"\nipxe_boot_url = \"http://{bridge_ip}:8080/boot.ipxe\"",
+        &format!(
+            "tftp_root = \"{}\"\ntftp_efi_boot_file = \"shimx64.efi\"\n\
+             ipxe_boot_url = \"http://{{bridge_ip}}:8080/boot.ipxe\"",
+            tftp.display()
+        ),
     )
     .replace(
         "domain_type = \"qemu\"",
@@ -231,7 +195,7 @@ async fn uefi_vm_network_boots_and_boots_under_secure_boot() {
     let _foreign_gone = Removed(foreign.clone());
     let console_dir = tmp.path().join("console");
     let listener = common::cluster::listen_in(&netns, SocketAddr::from((bridge_ip, 8080)));
-    let tftp_sent = format!("sent /usr/lib/ipxe/snponly.efi to {ip}");
+    let sent = |file: &str| format!("sent {}/{file} to {ip}", tftp.display());
 
     // 1. Plain UEFI: the PXE client is the firmware's, iPXE comes over TFTP.
     let (status, doc) = bmc(&netns, "GET", &system, None);
@@ -247,7 +211,7 @@ async fn uefi_vm_network_boots_and_boots_under_secure_boot() {
     let took = ipxe_fetch(&listener, idle, began, IpAddr::V4(ip)).await;
     println!("… to the fetch by the iPXE chained over TFTP: {took:.1?}");
     assert_eq!(
-        log_lines(&log, &tftp_sent),
+        log_lines(&log, &sent("snponly.efi")),
         1,
         "one TFTP transfer of snponly.efi"
     );
@@ -330,7 +294,7 @@ async fn uefi_vm_network_boots_and_boots_under_secure_boot() {
         "the second TFTP transfer of snponly.efi",
         &log,
         &console_dir,
-        || log_lines(&log, &tftp_sent) == 2,
+        || log_lines(&log, &sent("snponly.efi")) == 2,
     );
     watch("the unsigned binary refused", &log, &console_dir, || {
         console(&console_dir).contains("Could not boot")
@@ -345,6 +309,36 @@ async fn uefi_vm_network_boots_and_boots_under_secure_boot() {
     println!("secure boot: the console says {:?}", refusal.trim());
     assert!(c.contains("snponly.efi"), "{c}");
     assert_eq!(c.matches(BANNER).count(), 1, "a second iPXE ran:\n{c}");
+
+    // The distribution's signed chain: iPXE hands over to the firmware's PXE client.
+    let began = Instant::now();
+    reset(&netns, &system, "ForceRestart");
+    ipxe_fetch(&listener, "#!ipxe\nexit\n", began, IpAddr::V4(ip)).await;
+    watch("the signed GRUB's output", &log, &console_dir, || {
+        console(&console_dir).contains(GRUB_SAYS)
+    });
+    println!(
+        "secure boot: power-on to the signed GRUB's output: {:.1?} ({})",
+        began.elapsed(),
+        signed.versions.trim().replace('\n', ", ")
+    );
+    // The firmware's PXE client may read shim twice (once for its size).
+    for file in ["shimx64.efi", "grubx64.efi", "grub/grub.cfg"] {
+        assert!(
+            log_lines(&log, &sent(file)) > 0,
+            "no TFTP transfer of {file}"
+        );
+    }
+    assert!(
+        log_lines(&log, "tags: vinod, known, efi64") > 0,
+        "the firmware's own PXE client did not ask dnsmasq"
+    );
+    let c = console(&console_dir);
+    assert!(c.contains("NBP filename is shimx64.efi"), "{c}");
+    // shim's own words: it ran and fetched GRUB.
+    assert!(c.contains("Fetching Netboot Image grubx64.efi"), "{c}");
+    let live = live_xml(&vm.name).expect("running");
+    assert!(element(&live, "os").contains("secure='yes'"), "{live}");
 
     // 3. Secure boot off again: iPXE runs.
     let (status, sb) = bmc(

@@ -7,6 +7,7 @@ pub mod bmc_client;
 pub mod bmo;
 pub mod census;
 pub mod cluster;
+pub mod firmware;
 pub mod host;
 pub mod ironic;
 pub mod kube_env;
