@@ -34,25 +34,29 @@ const POLICY: &str =
     "ValidatingAdmissionPolicy 'vinod-node-scope' with binding 'vinod-node-scope' denied request";
 const FACTS_POLICY: &str =
     "ValidatingAdmissionPolicy 'vinod-node-facts' with binding 'vinod-node-facts' denied request";
+const RELEASE_POLICY: &str = "ValidatingAdmissionPolicy 'vinod-vino-release' with binding 'vinod-vino-release' denied request";
 /// The address of every test Node, where the hosts' BMCs are published.
 const NODE_IP: &str = "10.0.0.2";
 const SELECTED: (&str, &str) = ("vino.airshipit.org/demo", "true");
 
 #[track_caller]
 fn denied_by_policy<T: Debug>(r: Result<T, kube::Error>, what: &str) -> String {
+    denied_by(POLICY, r, what)
+}
+
+/// The message of a 403 from `policy`.
+#[track_caller]
+fn denied_by<T: Debug>(policy: &str, r: Result<T, kube::Error>, what: &str) -> String {
     match r {
-        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains(POLICY) => s.message,
-        other => panic!("{what}: expected the policy to refuse, got {other:?}"),
+        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains(policy) => s.message,
+        other => panic!("{what}: expected {policy}, got {other:?}"),
     }
 }
 
 /// The message of a refusal by the policy that checks writes against the host's Node.
 #[track_caller]
 fn denied_by_node_facts<T: Debug>(r: Result<T, kube::Error>, what: &str) -> String {
-    match r {
-        Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains(FACTS_POLICY) => s.message,
-        other => panic!("{what}: expected the node facts policy to refuse, got {other:?}"),
-    }
+    denied_by(FACTS_POLICY, r, what)
 }
 
 #[track_caller]
@@ -319,7 +323,9 @@ async fn hosts_may_write_only_their_own_objects() {
             .patch(
                 "demo",
                 &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"finalizers": ["vino.airshipit.org/node-a"]}})),
+                &Patch::Merge(
+                    json!({"metadata": {"finalizers": [FINALIZER, "vino.airshipit.org/node-a"]}}),
+                ),
             )
             .await,
         "drop node-b's finalizer while node-b's Node exists",
@@ -348,6 +354,48 @@ async fn hosts_may_write_only_their_own_objects() {
     denied_by_rbac(vinoes.create(&pp, &demo()).await, "create a Vino");
     finalizer::remove(&a, &vino, "node-a").await.unwrap();
     finalizer::add(&a, &vino, "node-a").await.unwrap();
+
+    // The shared finalizer: not while node-b still serves the Vino (its VinoNode), even once
+    // node-a has let go of it.
+    let without_shared = |v: &Vino| {
+        let kept: Vec<&String> = v.finalizers().iter().filter(|f| *f != FINALIZER).collect();
+        json!({"metadata": {"finalizers": kept, "resourceVersion": v.resource_version()}})
+    };
+    membership::delete(&a, &vinod::state::Owner::of(&vino), "node-a")
+        .await
+        .unwrap();
+    let vino_now = Api::<Vino>::namespaced(admin.clone(), NS)
+        .get("demo")
+        .await
+        .unwrap();
+    let msg = denied_by(
+        RELEASE_POLICY,
+        vinoes
+            .patch(
+                "demo",
+                &PatchParams::default(),
+                &Patch::Merge(without_shared(&vino_now)),
+            )
+            .await,
+        "remove the shared finalizer while node-b serves the Vino",
+    );
+    assert!(
+        msg.contains("only when no host serves it: Node node-b still does (VinoNode demo.node-b)"),
+        "{msg}"
+    );
+    let kept = membership::remove_finalizer(&a, &vino_now).await;
+    assert!(kept.is_err(), "removed while node-b serves: {kept:?}");
+    assert!(membership::has_finalizer(
+        &Api::<Vino>::namespaced(admin.clone(), NS)
+            .get("demo")
+            .await
+            .unwrap()
+    ));
+    // node-a serves again for the rest of the test.
+    let holder = Holder::read(&a, "node-a").await.unwrap();
+    membership::write(&a, &vino, &holder, &node_labels, &entry("node-a"))
+        .await
+        .unwrap();
 
     // Status: only node-a's entry.
     let status_body = |node: &str| {
