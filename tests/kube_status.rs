@@ -16,13 +16,21 @@ use kube::{Client, ResourceExt};
 use vinod::api::vino_node::VinoNode;
 use vinod::api::{self, NodePhase, NodeStatus, Vino};
 use vinod::kube::claims::Holder;
-use vinod::kube::status::Events;
+use vinod::kube::vm_events::Events;
 use vinod::kube::{KubeError, membership, summary};
 use vinod::state::Owner;
 
 const NS: &str = "lab";
 const HOSTS: [&str; 3] = ["node-a", "node-b", "node-c"];
 const SELECTED: [(&str, &str); 1] = [("vino.airshipit.org/demo", "true")];
+
+/// What `vinod plan` warns about `examples/vino.yaml` (its tiny flavor).
+const EXAMPLE_WARNINGS: [&str; 4] = [
+    "spec.nodes[0].flavor (small): memoryMiB 256 is under 1 GiB: Ironic's Redfish inspection finds no memory and fails",
+    "spec.nodes[0].flavor (small): rootDiskGiB 1 is under 4 GiB: Ironic's Redfish inspection takes the VM for disk-less (local_gb 0)",
+    "spec.nodes[1].flavor (small): memoryMiB 256 is under 1 GiB: Ironic's Redfish inspection finds no memory and fails",
+    "spec.nodes[1].flavor (small): rootDiskGiB 1 is under 4 GiB: Ironic's Redfish inspection takes the VM for disk-less (local_gb 0)",
+];
 
 fn vino() -> Vino {
     let mut v = api::parse_vino(
@@ -309,6 +317,12 @@ async fn concurrent_reports_never_conflict_and_the_summary_matches_them() {
             ],
             ["Progressing", "False", "Converged", ""],
             ["Degraded", "False", "NoHostDegraded", ""],
+            [
+                "SpecWarnings",
+                "True",
+                "AcceptedWithWarnings",
+                &EXAMPLE_WARNINGS.join("; ")
+            ],
         ]
     );
     let now = k8s_openapi::jiff::Timestamp::now();
@@ -339,6 +353,9 @@ async fn a_new_generation_degraded_hosts_and_leaving_hosts() {
     let api = Api::<Vino>::namespaced(admin.clone(), NS);
     let mut v = api.get("demo").await.unwrap();
     v.spec.nodes[1].count = 3;
+    // A flavor Ironic can inspect: no warnings any more.
+    let small = v.spec.flavors.get_mut("small").unwrap();
+    (small.memory_mib, small.root_disk_gib) = (1024, 4);
     let v = api
         .replace("demo", &PostParams::default(), &v)
         .await
@@ -400,6 +417,7 @@ async fn a_new_generation_degraded_hosts_and_leaving_hosts() {
                 "HostsDegraded",
                 "node-b: CPUs exhausted"
             ],
+            ["SpecWarnings", "False", "NoWarnings", ""],
         ]
     );
     let st = v.status.as_ref().unwrap();

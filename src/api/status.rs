@@ -10,12 +10,14 @@ pub const CONDITION_READY: &str = "Ready";
 pub const CONDITION_PROGRESSING: &str = "Progressing";
 /// Condition type: at least one host cannot apply the current generation.
 pub const CONDITION_DEGRADED: &str = "Degraded";
+/// Condition type: the spec was accepted with warnings (e.g. a flavor metal3 cannot inspect).
+pub const CONDITION_SPEC_WARNINGS: &str = "SpecWarnings";
 
 /// Observed state of a Vino, written by the vinod on each selected host.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct VinoStatus {
-    /// `Ready`, `Progressing` and `Degraded`, each with `observedGeneration`.
+    /// `Ready`, `Progressing`, `Degraded` and `SpecWarnings`, each with `observedGeneration`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

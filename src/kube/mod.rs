@@ -14,6 +14,7 @@ pub mod publish;
 pub mod source;
 pub mod status;
 pub mod summary;
+pub mod vm_events;
 
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;

@@ -22,7 +22,7 @@ use tracing::warn;
 
 use super::claims::{self, Holder, ReserveError};
 use super::summary::{Summaries, coordinator};
-use super::{KubeError, finalizer, hardware, membership, publish, status};
+use super::{KubeError, finalizer, hardware, membership, publish, vm_events};
 use crate::api::host_use::HostUse;
 use crate::api::vino_node::VinoNode;
 use crate::api::{NodePhase, Vino};
@@ -44,7 +44,7 @@ pub struct KubeSource {
     pub node_name: String,
     /// This host's CPUs by NUMA node (from sysfs).
     pub numa: Vec<NumaNode>,
-    events: status::Events,
+    events: vm_events::Events,
     /// What the last read saw: every Vino (also those leaving), every Node, this host.
     vinos: Vec<Vino>,
     nodes: Vec<NodeFacts>,
@@ -68,7 +68,7 @@ pub struct KubeSource {
 impl KubeSource {
     /// The source for Node `node_name` talking to the API server through `client`.
     pub fn new(client: Client, node_name: String) -> Self {
-        let events = status::Events::new(client.clone(), &node_name);
+        let events = vm_events::Events::new(client.clone(), &node_name);
         Self {
             summaries: Summaries::new(client.clone()),
             members: None,

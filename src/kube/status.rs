@@ -1,17 +1,15 @@
 //! What `Vino.status` says about the hosts' entries ([`summarize`]; written by one host, see
-//! [`super::summary`]), and Events.
+//! [`super::summary`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Client, Resource, ResourceExt};
-use tracing::warn;
 
-use super::KubeError;
-use crate::api::status::{CONDITION_DEGRADED, CONDITION_PROGRESSING, CONDITION_READY};
-use crate::api::{NodePhase, NodeStatus, Vino, VinoStatus};
+use crate::api::status::{
+    CONDITION_DEGRADED, CONDITION_PROGRESSING, CONDITION_READY, CONDITION_SPEC_WARNINGS,
+};
+use crate::api::{NodePhase, NodeStatus, VinoStatus};
 
 /// Longest condition message; longer ones end with `…`.
 const MAX_MESSAGE: usize = 1024;
@@ -19,7 +17,7 @@ const MAX_MESSAGE: usize = 1024;
 /// The cluster-wide part of a Vino's status, derived from the hosts' entries.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Summary {
-    /// `Ready`, `Progressing` and `Degraded`.
+    /// `Ready`, `Progressing`, `Degraded` and `SpecWarnings`.
     pub conditions: Vec<Condition>,
     /// Hosts ready for the current generation / hosts selected.
     pub nodes_ready: String,
@@ -33,12 +31,14 @@ pub struct Summary {
 /// Only entries of selected hosts for the current generation count; a selected host without
 /// one is still converging. `Ready` is true when every selected host (at least one) reports
 /// `Ready`; `Degraded` when any reports `Degraded`; `Progressing` when any has not reported for
-/// this generation or reports `Pending`, `Progressing` or `Deleting`. A condition keeps its
+/// this generation or reports `Pending`, `Progressing` or `Deleting`; `SpecWarnings` when the
+/// spec's validation left `warnings`, which its message lists. A condition keeps its
 /// `lastTransitionTime` from `previous` while its status stays the same, else gets `now`.
 pub fn summarize(
     generation: i64,
     selected: &BTreeSet<String>,
     entries: &[NodeStatus],
+    warnings: &[String],
     previous: &[Condition],
     now: Timestamp,
 ) -> Summary {
@@ -120,6 +120,12 @@ pub fn summarize(
         } else {
             condition(CONDITION_DEGRADED, true, "HostsDegraded", join(&degraded))
         },
+        if warnings.is_empty() {
+            condition(CONDITION_SPEC_WARNINGS, false, "NoWarnings", String::new())
+        } else {
+            let reason = "AcceptedWithWarnings";
+            condition(CONDITION_SPEC_WARNINGS, true, reason, join(warnings))
+        },
     ]
     .into_iter()
     .map(|mut c| {
@@ -150,7 +156,8 @@ fn condition(type_: &str, status: bool, reason: &str, message: String) -> Condit
     }
 }
 
-fn join(parts: &[impl AsRef<str>]) -> String {
+/// `parts` joined with `; `, bounded to [`MAX_MESSAGE`] bytes.
+pub(super) fn join(parts: &[impl AsRef<str>]) -> String {
     let text = parts
         .iter()
         .map(AsRef::as_ref)
@@ -174,211 +181,6 @@ pub(crate) fn unchanged(status: &VinoStatus, summary: &Summary) -> bool {
     by_type(&status.conditions) == by_type(&summary.conditions)
         && status.nodes_ready.as_deref() == Some(summary.nodes_ready.as_str())
         && status.vms_ready.as_deref() == Some(summary.vms_ready.as_str())
-}
-
-/// Events about a Vino's VMs on this host (`events.k8s.io/v1`, reporting controller `vinod`,
-/// instance the node name). Each event is about the Vino, related to the VM's BareMetalHost,
-/// so repeats of one event for one VM are counted in a series rather than duplicated.
-#[derive(Clone)]
-pub struct Events {
-    recorder: Recorder,
-    node: String,
-}
-
-impl Events {
-    /// Events published as host `node`.
-    pub fn new(client: Client, node: &str) -> Self {
-        let reporter = Reporter {
-            controller: "vinod".into(),
-            instance: Some(node.to_string()),
-        };
-        Events {
-            recorder: Recorder::new(client, reporter),
-            node: node.to_string(),
-        }
-    }
-
-    /// VM `vm` (domain name) was defined (`bmh`: the BareMetalHost it is published as, when
-    /// known).
-    pub async fn vm_created(
-        &self,
-        vino: &Vino,
-        vm: &str,
-        bmh: Option<&str>,
-    ) -> Result<(), KubeError> {
-        let note = match bmh {
-            Some(bmh) => format!(
-                "{}: VM {vm} defined, published as BareMetalHost {bmh}",
-                self.node
-            ),
-            None => format!("{}: VM {vm} defined", self.node),
-        };
-        self.publish(vino, EventType::Normal, "VmCreated", "Create", note, bmh)
-            .await
-    }
-
-    /// The VMs `vms` (domain name, BareMetalHost when known) were defined in one pass: one
-    /// Event for all of them (one VM: as [`Events::vm_created`]).
-    pub async fn vms_created(
-        &self,
-        vino: &Vino,
-        vms: &[(String, Option<String>)],
-    ) -> Result<(), KubeError> {
-        match vms {
-            [] => Ok(()),
-            [(vm, bmh)] => self.vm_created(vino, vm, bmh.as_deref()).await,
-            _ => {
-                let note = format!("{}: {} VMs defined: {}", self.node, vms.len(), listed(vms));
-                self.publish(vino, EventType::Normal, "VmCreated", "Create", note, None)
-                    .await
-            }
-        }
-    }
-
-    /// The VMs `vms` were removed in one pass: one Event for all of them.
-    pub async fn vms_deleted(
-        &self,
-        vino: &Vino,
-        vms: &[(String, Option<String>)],
-    ) -> Result<(), KubeError> {
-        match vms {
-            [] => Ok(()),
-            [(vm, bmh)] => self.vm_deleted(vino, vm, bmh.as_deref()).await,
-            _ => {
-                let note = format!("{}: {} VMs deleted: {}", self.node, vms.len(), listed(vms));
-                self.publish(vino, EventType::Normal, "VmDeleted", "Delete", note, None)
-                    .await
-            }
-        }
-    }
-
-    /// The VMs `vms` (domain, BareMetalHost) could not be built or changed in one pass.
-    pub async fn vms_failed(
-        &self,
-        vino: &Vino,
-        vms: &[(String, String)],
-        error: &str,
-    ) -> Result<(), KubeError> {
-        match vms {
-            [] => Ok(()),
-            [(vm, bmh)] => self.vm_failed(vino, vm, bmh, error).await,
-            _ => {
-                let names: Vec<&str> = vms.iter().map(|(vm, _)| vm.as_str()).collect();
-                let note = format!(
-                    "{}: {} VMs: {error}: {}",
-                    self.node,
-                    vms.len(),
-                    join(&names)
-                );
-                self.publish(
-                    vino,
-                    EventType::Warning,
-                    "VmFailed",
-                    "Reconcile",
-                    note,
-                    None,
-                )
-                .await
-            }
-        }
-    }
-
-    /// VM `vm` was removed (`bmh`: the BareMetalHost it was published as, when known; not
-    /// after a restart that came between its plan and its removal).
-    pub async fn vm_deleted(
-        &self,
-        vino: &Vino,
-        vm: &str,
-        bmh: Option<&str>,
-    ) -> Result<(), KubeError> {
-        let note = match bmh {
-            Some(bmh) => format!("{}: VM {vm} and BareMetalHost {bmh} deleted", self.node),
-            None => format!("{}: VM {vm} deleted", self.node),
-        };
-        self.publish(vino, EventType::Normal, "VmDeleted", "Delete", note, bmh)
-            .await
-    }
-
-    /// VM `vm` could not be built or changed.
-    pub async fn vm_failed(
-        &self,
-        vino: &Vino,
-        vm: &str,
-        bmh: &str,
-        error: &str,
-    ) -> Result<(), KubeError> {
-        let note = format!("{}: VM {vm}: {error}", self.node);
-        self.publish(
-            vino,
-            EventType::Warning,
-            "VmFailed",
-            "Reconcile",
-            note,
-            Some(bmh),
-        )
-        .await
-    }
-
-    /// BareMetalHost `bmh` was deleted to be created again (its boot MAC changed).
-    pub async fn host_recreated(&self, vino: &Vino, bmh: &str) -> Result<(), KubeError> {
-        let note = format!(
-            "{}: BareMetalHost {bmh} deleted and created again: bootMACAddress cannot change",
-            self.node
-        );
-        self.publish(
-            vino,
-            EventType::Warning,
-            "BareMetalHostRecreated",
-            "Recreate",
-            note,
-            Some(bmh),
-        )
-        .await
-    }
-
-    async fn publish(
-        &self,
-        vino: &Vino,
-        type_: EventType,
-        reason: &str,
-        action: &str,
-        note: String,
-        bmh: Option<&str>,
-    ) -> Result<(), KubeError> {
-        let related = bmh.map(|bmh| k8s_openapi::api::core::v1::ObjectReference {
-            api_version: Some("metal3.io/v1alpha1".into()),
-            kind: Some("BareMetalHost".into()),
-            name: Some(bmh.to_string()),
-            namespace: vino.namespace(),
-            ..Default::default()
-        });
-        let event = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(join(&[note])),
-            action: action.into(),
-            secondary: related,
-        };
-        self.recorder
-            .publish(&event, &vino.object_ref(&()))
-            .await
-            .map_err(|e| {
-                warn!(reason, error = %e, "cannot publish an event");
-                KubeError::api(format!("publish event {reason} for {}", vino.name_any()), e)
-            })
-    }
-}
-
-/// `vm (BareMetalHost bmh), …`, bounded like every message.
-fn listed(vms: &[(String, Option<String>)]) -> String {
-    let parts: Vec<String> = vms
-        .iter()
-        .map(|(vm, bmh)| match bmh {
-            Some(b) => format!("{vm} (BareMetalHost {b})"),
-            None => vm.clone(),
-        })
-        .collect();
-    join(&parts).replace("; ", ", ")
 }
 
 #[cfg(test)]
@@ -416,7 +218,7 @@ mod tests {
             entry("a", NodePhase::Ready, 3, 3, 2),
             entry("b", NodePhase::Ready, 3, 3, 2),
         ];
-        let s = summarize(2, &sel, &entries, &[], at(10));
+        let s = summarize(2, &sel, &entries, &[], &[], at(10));
         assert_eq!(get(&s, "Ready").status, "False");
         assert_eq!(get(&s, "Ready").reason, "HostsProgressing");
         assert!(
@@ -434,12 +236,12 @@ mod tests {
         // c reports for an older generation: still not counted.
         entries.push(entry("c", NodePhase::Ready, 3, 3, 1));
         assert_eq!(
-            get(&summarize(2, &sel, &entries, &[], at(10)), "Ready").status,
+            get(&summarize(2, &sel, &entries, &[], &[], at(10)), "Ready").status,
             "False"
         );
 
         entries[2].observed_generation = Some(2);
-        let s = summarize(2, &sel, &entries, &[], at(10));
+        let s = summarize(2, &sel, &entries, &[], &[], at(10));
         let ready = get(&s, "Ready");
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
@@ -462,7 +264,7 @@ mod tests {
             entry("b", NodePhase::Degraded, 0, 3, 4),
             entry("c", NodePhase::Progressing, 1, 3, 4),
         ];
-        let s = summarize(4, &sel, &entries, &[], at(10));
+        let s = summarize(4, &sel, &entries, &[], &[], at(10));
         assert_eq!(get(&s, "Ready").reason, "HostsDegraded");
         assert_eq!(
             get(&s, "Ready").message,
@@ -480,12 +282,12 @@ mod tests {
             entry("a", NodePhase::Ready, 1, 1, 1),
             entry("gone", NodePhase::Degraded, 0, 1, 1),
         ];
-        let s = summarize(1, &hosts(&["a"]), &entries, &[], at(10));
+        let s = summarize(1, &hosts(&["a"]), &entries, &[], &[], at(10));
         assert_eq!(get(&s, "Ready").status, "True");
         assert_eq!(get(&s, "Degraded").status, "False");
         assert_eq!(s.nodes_ready, "1/1");
 
-        let none = summarize(1, &hosts(&[]), &entries, &[], at(10));
+        let none = summarize(1, &hosts(&[]), &entries, &[], &[], at(10));
         assert_eq!(get(&none, "Ready").reason, "NoHostSelected");
         assert_eq!(none.nodes_ready, "0/0");
     }
@@ -494,11 +296,11 @@ mod tests {
     fn transition_times_move_only_on_a_status_change() {
         let sel = hosts(&["a"]);
         let progressing = [entry("a", NodePhase::Progressing, 0, 1, 1)];
-        let first = summarize(1, &sel, &progressing, &[], at(10));
-        let same = summarize(1, &sel, &progressing, &first.conditions, at(20));
+        let first = summarize(1, &sel, &progressing, &[], &[], at(10));
+        let same = summarize(1, &sel, &progressing, &[], &first.conditions, at(20));
         assert_eq!(first, same);
         let ready = [entry("a", NodePhase::Ready, 1, 1, 1)];
-        let next = summarize(1, &sel, &ready, &same.conditions, at(30));
+        let next = summarize(1, &sel, &ready, &[], &same.conditions, at(30));
         assert_eq!(get(&next, "Ready").last_transition_time, Time(at(30)));
         assert_eq!(get(&next, "Progressing").last_transition_time, Time(at(30)));
         assert_eq!(get(&next, "Degraded").last_transition_time, Time(at(10)));
@@ -509,12 +311,38 @@ mod tests {
         let sel: BTreeSet<String> = (0..200)
             .map(|i| format!("host-with-a-long-name-{i}"))
             .collect();
-        let s = summarize(1, &sel, &[], &[], at(1));
+        let s = summarize(1, &sel, &[], &[], &[], at(1));
         let m = &get(&s, "Progressing").message;
         assert!(
             m.len() <= MAX_MESSAGE + '…'.len_utf8() && m.ends_with('…'),
             "{}",
             m.len()
         );
+    }
+
+    #[test]
+    fn spec_warnings_are_a_condition_of_their_own() {
+        let sel = hosts(&["a"]);
+        let entries = vec![entry("a", NodePhase::Ready, 1, 1, 1)];
+        let quiet = summarize(1, &sel, &entries, &[], &[], at(1));
+        let c = get(&quiet, "SpecWarnings");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "NoWarnings")
+        );
+        let warned = [
+            "spec.nodes[0].flavor (tiny): memoryMiB 900 is not a whole GiB".to_string(),
+            "spec.nodes[1].networkDataTemplate: not rendered".to_string(),
+        ];
+        let s = summarize(1, &sel, &entries, &warned, &quiet.conditions, at(2));
+        let c = get(&s, "SpecWarnings");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "AcceptedWithWarnings")
+        );
+        assert_eq!(c.message, warned.join("; "));
+        assert_eq!(c.last_transition_time, Time(at(2)));
+        // Warnings do not make a Vino less ready.
+        assert_eq!(get(&s, "Ready").status, "True");
     }
 }

@@ -174,10 +174,16 @@ pub async fn write(
     selected: &BTreeSet<String>,
 ) -> Result<Option<Vino>, KubeError> {
     let status = vino.status.clone().unwrap_or_default();
+    // What `vinod plan` warns about, from the spec alone (an invalid spec has no warnings:
+    // the hosts report it Degraded).
+    let warnings: Vec<String> = crate::api::validate::check(&vino.spec)
+        .map(|c| c.warnings.iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
     let summary = summarize(
         vino.metadata.generation.unwrap_or_default(),
         selected,
         entries,
+        &warnings,
         &status.conditions,
         Timestamp::now(),
     );
