@@ -41,6 +41,7 @@ fn facts(node: &str) -> NodeFacts {
         labels: BTreeMap::from([("vino.airshipit.org/demo".into(), "true".into())]),
         addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))],
         numa: vec![],
+        down: false,
     }
 }
 

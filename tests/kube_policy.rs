@@ -82,6 +82,7 @@ async fn publish_as(client: &Client, vino: &Vino, node: &str) -> Vec<String> {
         labels: BTreeMap::from([("vino.airshipit.org/demo".into(), "true".into())]),
         addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))],
         numa: vec![],
+        down: false,
     };
     let config = Config::default();
     let holder = Holder::read(client, node).await.unwrap();

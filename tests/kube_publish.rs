@@ -70,6 +70,7 @@ fn node(name: &str) -> NodeFacts {
         ]),
         addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))],
         numa: vec![],
+        down: false,
     }
 }
 

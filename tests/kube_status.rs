@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::kube_env::KubeEnv;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use vinod::api::vino_node::VinoNode;
 use vinod::api::{self, NodePhase, NodeStatus, Vino};
@@ -262,6 +262,48 @@ async fn three_hosts_keep_their_own_objects_and_ready_needs_all_of_them() {
     let rv = get(&admin).await.resource_version();
     assert!(a.summarize(&v, &sel).await.unwrap().is_none());
     assert_eq!(get(&admin).await.resource_version(), rv);
+
+    // node-a dies: once its Node is no longer Ready, node-b coordinates, and node-c still
+    // may not write the summary.
+    set_ready(&admin, "node-a", "Unknown").await;
+    set_ready(&admin, "node-b", "True").await;
+    b.report(&created, &entry("node-b", NodePhase::Degraded, 3, g))
+        .await;
+    let began = Instant::now();
+    let v = loop {
+        match b.summarize(&get(&admin).await, &sel).await {
+            Ok(written) => break written.expect("a change to write"),
+            // The policy sees the Node's new condition a moment later.
+            Err(e) if began.elapsed() < Duration::from_secs(10) => {
+                println!("node-b not yet coordinator: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("node-b cannot take over from a dead node-a: {e}"),
+        }
+    };
+    assert_eq!(condition(&v, "Degraded").2, "node-b: CPUs exhausted");
+    match summary::write(&c.client, &v, &forged, &sel).await {
+        Err(KubeError::Api {
+            source: kube::Error::Api(s),
+            ..
+        }) => assert!(
+            s.code == 403 && s.message.contains("Node node-b comes first"),
+            "{s:?}"
+        ),
+        other => panic!("node-c wrote the summary: {other:?}"),
+    }
+}
+
+/// Sets Node `node`'s `Ready` condition to `status`, as its kubelet (or the node lifecycle
+/// controller, for a host that stopped reporting) would.
+async fn set_ready(admin: &Client, node: &str, status: &str) {
+    let body = serde_json::json!({"status": {"conditions": [
+        {"type": "Ready", "status": status, "reason": "Test", "message": "set by the test"}
+    ]}});
+    Api::<k8s_openapi::api::core::v1::Node>::all(admin.clone())
+        .patch_status(node, &PatchParams::default(), &Patch::Merge(body))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -199,6 +199,7 @@ fn plan_cmd(args: &PlanArgs) -> Result<()> {
             Some(layout) => parse_numa(layout)?,
             None => vinod::host::facts::numa_nodes(Path::new("/sys")),
         },
+        down: false,
     };
     // A broken Vino is reported whether or not it selects this host.
     api::validate::check(&vino.spec)?;

@@ -122,5 +122,6 @@ fn node_facts(config: &Config) -> NodeFacts {
         labels: Default::default(),
         addresses,
         numa: facts::numa_nodes(Path::new("/sys")),
+        down: false,
     }
 }

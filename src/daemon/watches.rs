@@ -177,9 +177,9 @@ fn vino_change(v: &Vino) -> Option<u64> {
     )))
 }
 
-/// What of a Node makes a host act: its labels (which Vinos select it) and, for this host's
-/// own Node (`me`), its addresses (the BMC address). A Node's appearance and deletion are
-/// changes too.
+/// What of a Node makes a host act: its labels (which Vinos select it), whether it is down
+/// (who coordinates) and, for this host's own Node (`me`), its addresses (the BMC address).
+/// A Node's appearance and deletion are changes too.
 fn node_change(n: &Node, me: &str) -> u64 {
     let addresses: Vec<(String, String)> = n
         .status
@@ -192,7 +192,7 @@ fn node_change(n: &Node, me: &str) -> u64 {
                 .collect()
         })
         .unwrap_or_default();
-    digest(&(n.labels(), addresses))
+    digest(&(n.labels(), addresses, crate::kube::source::node_down(n)))
 }
 
 /// Whether metal3 changed what a host reports of `host` since it was last seen: its

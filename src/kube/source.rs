@@ -188,6 +188,7 @@ impl KubeSource {
             labels: me.labels().clone(),
             addresses: node_addresses(me),
             numa: self.numa.clone(),
+            down: node_down(me),
         }
     }
 
@@ -275,6 +276,7 @@ impl VinoSource for KubeSource {
             .map(|n| NodeFacts {
                 name: n.name_any(),
                 labels: n.labels().clone(),
+                down: node_down(n),
                 ..Default::default()
             })
             .collect();
@@ -403,6 +405,15 @@ fn selected_hosts(vino: &Vino, nodes: &[NodeFacts]) -> BTreeSet<String> {
         .filter(|n| plan::selects(vino, n))
         .map(|n| n.name.clone())
         .collect()
+}
+
+/// Whether `node`'s `Ready` condition is there and not `True` ([`NodeFacts::down`]).
+pub fn node_down(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status != "True")
 }
 
 /// A Node's addresses, InternalIP first, then the others that are IPs.

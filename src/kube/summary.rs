@@ -32,11 +32,13 @@ pub const FAST: Duration = Duration::from_secs(1);
 /// The longest pause between two reads of an unchanged summary.
 pub const SLOW: Duration = Duration::from_secs(10);
 
-/// The host that writes `vino`'s summary: the first by name of the `nodes` it selects.
+/// The host that writes `vino`'s summary: the first by name of the `nodes` it selects that
+/// are not down, so the summary goes on when the coordinating host dies (once its Node is no
+/// longer Ready).
 pub fn coordinator<'a>(vino: &Vino, nodes: &'a [NodeFacts]) -> Option<&'a str> {
     nodes
         .iter()
-        .filter(|n| plan::selects(vino, n))
+        .filter(|n| !n.down && plan::selects(vino, n))
         .map(|n| n.name.as_str())
         .min()
 }
@@ -251,5 +253,10 @@ mod tests {
         let nodes = vec![node("c", "a"), node("a", "b"), node("b", "a")];
         assert_eq!(coordinator(&vino, &nodes), Some("b"));
         assert_eq!(coordinator(&vino, &nodes[1..2]), None);
+        let mut b_down = nodes.clone();
+        b_down[2].down = true;
+        assert_eq!(coordinator(&vino, &b_down), Some("c"));
+        b_down[0].down = true;
+        assert_eq!(coordinator(&vino, &b_down), None);
     }
 }

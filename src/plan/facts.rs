@@ -25,6 +25,10 @@ pub struct NodeFacts {
     /// CPUs by NUMA node.
     #[serde(default)]
     pub numa: Vec<NumaNode>,
+    /// Whether the Node's `Ready` condition is there and not `True`: its kubelet stopped
+    /// reporting (e.g. the host died). A Node without the condition is not down.
+    #[serde(default)]
+    pub down: bool,
 }
 
 /// One NUMA node's CPUs.

@@ -173,6 +173,7 @@ pub fn node() -> NodeFacts {
             id: 0,
             cpus: "0-7".parse().unwrap(),
         }],
+        down: false,
     }
 }
 
