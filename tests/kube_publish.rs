@@ -13,11 +13,12 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use vinod::api::bmh::BareMetalHost;
+use vinod::api::hardware_data::HardwareData;
 use vinod::api::{self, Vino};
 use vinod::config::Config;
 use vinod::kube::KubeError;
-use vinod::kube::claims;
 use vinod::kube::publish::{self, PublishReport};
+use vinod::kube::{claims, hardware};
 use vinod::plan::{self, NodeFacts, PlanInput, VinoPlan};
 use vinod::state::Owner;
 use vinod::value::cpuset::CpuSet;
@@ -251,9 +252,37 @@ async fn spec_changes_reach_existing_hosts() {
     let Some((_env, admin, vino)) = setup().await else {
         return;
     };
-    publish_ok(&admin, &plan_on(&admin, &vino, "node-a").await).await;
+    let plan = plan_on(&admin, &vino, "node-a").await;
+    let report = publish_ok(&admin, &plan).await;
     let worker0 = "rack-node-a-worker-0";
     let uid0 = hosts(&admin).get(worker0).await.unwrap().uid();
+    let mut stored = hardware::Stored::default();
+    let written = hardware::publish(&admin, &plan, &report.uids, &mut stored).await;
+    assert_eq!(written.unwrap(), 3);
+    let details = |hd: HardwareData| {
+        let h = hd.spec.hardware.expect("hardware details");
+        (h.cpu.count, h.ram_mebibytes, h.storage[0].size_bytes)
+    };
+    let hardware_data: Api<HardwareData> = Api::namespaced(admin.clone(), NS);
+    let before = hardware_data.get(worker0).await.unwrap();
+    assert_eq!(details(before.clone()), (1, 256, 1 << 30));
+
+    // A bigger flavor: the hosts' HardwareData follow, in place, still owned by their hosts.
+    let vino = edit(&admin, |v| {
+        let small = v.spec.flavors.get_mut("small").unwrap();
+        (small.vcpus, small.memory_mib, small.root_disk_gib) = (2, 2048, 8);
+    })
+    .await;
+    let plan = plan_on(&admin, &vino, "node-a").await;
+    let report = publish_ok(&admin, &plan).await;
+    let written = hardware::publish(&admin, &plan, &report.uids, &mut stored).await;
+    assert_eq!(written.unwrap(), 3, "every VM's hardware changed");
+    let after = hardware_data.get(worker0).await.unwrap();
+    assert_eq!(details(after.clone()), (2, 2048, 8 << 30));
+    assert_eq!(after.uid(), before.uid(), "updated in place");
+    assert_eq!(Some(after.owner_references()[0].uid.clone()), uid0);
+    let again = hardware::publish(&admin, &plan, &report.uids, &mut stored).await;
+    assert_eq!(again.unwrap(), 0, "nothing left to write");
 
     // One more worker, a changed and a dropped bmhLabel, another root device.
     let vino = edit(&admin, |v| {
