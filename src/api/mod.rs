@@ -25,6 +25,8 @@ pub mod crd;
 pub mod flavor;
 pub mod hardware_data;
 pub mod host_use;
+pub mod metal3_options;
+pub mod network;
 pub mod pool_claim;
 pub mod status;
 pub mod validate;

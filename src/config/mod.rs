@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 mod address;
 mod dhcp;
 mod network;
+mod redfish;
 
 pub use dhcp::{BRIDGE_IP, DhcpConfig};
 pub use network::NetworkConfig;
+pub use redfish::RedfishConfig;
 
 /// Where the packaged configuration lives.
 pub const DEFAULT_PATH: &str = "/etc/vino/vinod.toml";
@@ -106,35 +108,6 @@ pub struct LibvirtConfig {
     pub console_log_dir: PathBuf,
 }
 
-/// Redfish BMC settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RedfishConfig {
-    /// Listen address. Empty: all addresses.
-    #[serde(with = "address::redfish_listen_address")]
-    pub listen_address: Option<IpAddr>,
-    /// TCP port.
-    pub port: u16,
-    /// Address published in BareMetalHosts. Empty: the Node's InternalIP.
-    #[serde(with = "address::redfish_advertise_address")]
-    pub advertise_address: Option<IpAddr>,
-    /// Serve HTTPS (with `tls_cert`/`tls_key`, or a self-signed certificate).
-    pub tls: bool,
-    /// PEM certificate chain. Empty: self-signed, kept in the state directory.
-    pub tls_cert: PathBuf,
-    /// PEM private key for `tls_cert`.
-    pub tls_key: PathBuf,
-    /// Largest virtual media image downloaded, in bytes.
-    pub media_max_bytes: u64,
-    /// Longest a virtual media download may take, in seconds.
-    pub media_timeout_secs: u64,
-    /// Verify the TLS certificate of https:// image URLs against the system's CAs.
-    pub media_verify_tls: bool,
-    /// Networks virtual media may be fetched from (checked after DNS and at every redirect).
-    /// Empty: no image URL is fetched.
-    pub media_allow: Vec<ipnet::IpNet>,
-}
-
 /// VNC settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -170,23 +143,6 @@ impl Default for LibvirtConfig {
             pool_name: "vinod".into(),
             pool_path: "/var/lib/vinod/pool".into(),
             console_log_dir: "/var/log/vinod/console".into(),
-        }
-    }
-}
-
-impl Default for RedfishConfig {
-    fn default() -> Self {
-        Self {
-            listen_address: None,
-            port: 8000,
-            advertise_address: None,
-            tls: true,
-            tls_cert: PathBuf::new(),
-            tls_key: PathBuf::new(),
-            media_max_bytes: 8 << 30,
-            media_timeout_secs: 900,
-            media_verify_tls: false,
-            media_allow: Vec::new(),
         }
     }
 }
@@ -314,22 +270,8 @@ impl Config {
         if self.resync_ms < 100 {
             return bad("resync_ms", format!("{} is below 100", self.resync_ms));
         }
-        if self.redfish.port == 0 {
-            return bad("redfish.port", "0 is not a usable port".into());
-        }
-        if self.redfish.media_max_bytes == 0 {
-            return bad("redfish.media_max_bytes", "must be more than 0".into());
-        }
-        if self.redfish.media_timeout_secs == 0 {
-            return bad("redfish.media_timeout_secs", "must be more than 0".into());
-        }
-        if self.redfish.tls_cert.as_os_str().is_empty()
-            != self.redfish.tls_key.as_os_str().is_empty()
-        {
-            return bad(
-                "redfish.tls_cert",
-                "tls_cert and tls_key go together".into(),
-            );
+        if let Some((key, reason)) = self.redfish.problem() {
+            return bad(&key, reason);
         }
         if let Some(e) = crate::value::syntax::label_key_error(&self.labels.rack_label) {
             return bad("labels.rack_label", e);
