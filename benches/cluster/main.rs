@@ -204,9 +204,14 @@ async fn main() {
     }
     if only != "p2" && !hosts.is_empty() {
         setup.push(format!(
-            "P4: {} hosts in this process, each the real cluster code (`Cluster` under `run_loop`) with simulated host adapters (`tests/common/sim.rs`: in-memory bridges, DHCP servers and hypervisor; no libvirt, no dnsmasq); a fresh control plane per size; time limit {} s (`VINOD_BENCH_P4_LIMIT_S`).",
+            "P4: {} hosts in this process, each the real cluster code (`Cluster` under `run_loop`) with simulated host adapters (`tests/common/sim.rs`: in-memory bridges, DHCP servers and hypervisor; no libvirt, no dnsmasq); a fresh control plane per size; time limit {} s (`VINOD_BENCH_P4_LIMIT_S`); {}.",
             hosts.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "),
-            limit.as_secs()
+            limit.as_secs(),
+            if p4::per_host_bindings() {
+                "the policy `vinod-node-facts` bound per host (`vinod policy-bindings`, so each write is checked against its host's Node only; `VINOD_BENCH_P4_BINDINGS=shared` keeps the shipped binding)"
+            } else {
+                "the policy `vinod-node-facts` with its shipped binding only (every Node a parameter)"
+            }
         ));
     }
     for &n in hosts.iter().filter(|_| only != "p2") {

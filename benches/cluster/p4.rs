@@ -60,6 +60,9 @@ pub async fn run(env: &KubeEnv, hosts: usize, workers: u32, limit: Duration) -> 
         .buffer_unordered(8)
         .collect::<Vec<()>>()
         .await;
+    if per_host_bindings() {
+        bind_per_host(env, &names).await;
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut tasks = Vec::new();
     for name in &names {
@@ -205,6 +208,45 @@ async fn create_node(admin: Client, name: &str, i: usize) {
         )
         .await
         .unwrap();
+}
+
+/// Whether the hosts' writes are checked by per-host bindings of `vinod-node-facts` (`vinod
+/// policy-bindings`, the fleet setup of docs/kubernetes.md; the default) rather than by the
+/// shipped binding alone (`VINOD_BENCH_P4_BINDINGS=shared`).
+pub fn per_host_bindings() -> bool {
+    std::env::var("VINOD_BENCH_P4_BINDINGS").map_or(true, |v| v != "shared")
+}
+
+/// Applies the per-host bindings of `names` and waits until the API server enforces them: a
+/// BareMetalHost of the first host with a BMC off its Node is refused by its own binding.
+async fn bind_per_host(env: &KubeEnv, names: &[String]) {
+    let yaml = vinod::render::policy_bindings::bindings(names).unwrap();
+    let file = env.dir().join("per-host-bindings.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    env.kubectl_ok(&["apply", "-f", &file.display().to_string()]);
+    let first = &names[0];
+    let api: Api<BareMetalHost> = Api::namespaced(env.node_client(first).await, NS);
+    let forged: BareMetalHost = serde_json::from_value(json!({
+        "apiVersion": "metal3.io/v1alpha1", "kind": "BareMetalHost",
+        "metadata": {"name": "binding-probe", "labels": {"vino.airshipit.org/node": first}},
+        "spec": {"bmc": {"address": "redfish+https://192.0.2.254:8000/redfish/v1/Systems/x",
+                         "credentialsName": "binding-probe-credentials"}, "online": false}
+    }))
+    .unwrap();
+    let own = format!("with binding 'vinod-node-facts.{first}'");
+    let began = Instant::now();
+    loop {
+        match api.create(&PostParams::default(), &forged).await {
+            Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains(&own) => return,
+            Err(kube::Error::Api(s)) if s.code == 403 => {}
+            other => panic!("the forged probe host was not refused: {other:?}"),
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "per-host bindings not enforced"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Waits until the hosts' first passes are over: the request counters stop moving for a second.

@@ -80,6 +80,15 @@ enum Command {
         #[arg(default_value = config::DEFAULT_PATH)]
         path: PathBuf,
     },
+    /// Print per-host bindings of the admission policy vinod-node-facts, for
+    /// `kubectl apply -f -`: each named host's BareMetalHosts and VinoNodes are then checked
+    /// against its own Node only, so a write no longer costs more the more Nodes there are
+    /// (see docs/kubernetes.md). Hosts not named stay checked by the shipped binding.
+    PolicyBindings {
+        /// The Node names of the vinod hosts.
+        #[arg(required = true)]
+        nodes: Vec<String>,
+    },
     /// Print the version.
     Version,
 }
@@ -136,6 +145,10 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Plan(args) => plan_cmd(&args),
+        Command::PolicyBindings { nodes } => {
+            print!("{}", vinod::render::policy_bindings::bindings(&nodes)?);
+            Ok(())
+        }
         Command::Status { config, json } => status_command::show(&config, json),
         Command::Crd {
             bmh,

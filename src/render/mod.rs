@@ -5,6 +5,7 @@ pub mod dnsmasq;
 pub mod domain;
 pub mod network_data;
 pub mod objects;
+pub mod policy_bindings;
 
 /// Escapes text for an XML attribute or element.
 pub fn xml_escape(s: &str) -> String {
