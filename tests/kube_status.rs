@@ -514,7 +514,7 @@ async fn vm_events_name_the_host_and_the_bare_metal_host() {
         .await
         .unwrap();
 
-    let list = Api::<Event>::namespaced(admin, NS)
+    let list = Api::<Event>::namespaced(admin.clone(), NS)
         .list(&Default::default())
         .await
         .unwrap();
@@ -572,5 +572,39 @@ async fn vm_events_name_the_host_and_the_bare_metal_host() {
     assert_eq!(
         failed.note.as_deref(),
         Some("node-a: VM lab.demo.master-0: volume pool is full")
+    );
+
+    // Several VMs in one pass: one Event each way, naming them all.
+    let two = [
+        (
+            "lab.demo.worker-2".to_string(),
+            Some("demo-node-a-worker-2".to_string()),
+        ),
+        ("lab.demo.worker-3".to_string(), None),
+    ];
+    events.vms_created(&created, &two).await.unwrap();
+    events.vms_deleted(&created, &two).await.unwrap();
+    let batches: BTreeSet<(String, String)> = Api::<Event>::namespaced(admin, NS)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.related.is_none())
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect();
+    let named = "lab.demo.worker-2 (BareMetalHost demo-node-a-worker-2), lab.demo.worker-3";
+    assert_eq!(
+        batches,
+        BTreeSet::from([
+            (
+                "VmCreated".into(),
+                format!("node-a: 2 VMs defined: {named}")
+            ),
+            (
+                "VmDeleted".into(),
+                format!("node-a: 2 VMs deleted: {named}")
+            ),
+        ])
     );
 }

@@ -56,29 +56,36 @@ impl Events {
         vino: &Vino,
         vms: &[(String, Option<String>)],
     ) -> Result<(), KubeError> {
-        match vms {
-            [] => Ok(()),
-            [(vm, bmh)] => self.vm_created(vino, vm, bmh.as_deref()).await,
-            _ => {
-                let note = format!("{}: {} VMs defined: {}", self.node, vms.len(), listed(vms));
-                self.publish(vino, EventType::Normal, "VmCreated", "Create", note, None)
-                    .await
-            }
-        }
+        self.batch(vino, vms, Batch::Created).await
     }
 
-    /// The VMs `vms` were removed in one pass: one Event for all of them.
+    /// The VMs `vms` were removed in one pass: one Event for all of them (one VM: as
+    /// [`Events::vm_deleted`]).
     pub async fn vms_deleted(
         &self,
         vino: &Vino,
         vms: &[(String, Option<String>)],
     ) -> Result<(), KubeError> {
-        match vms {
-            [] => Ok(()),
-            [(vm, bmh)] => self.vm_deleted(vino, vm, bmh.as_deref()).await,
+        self.batch(vino, vms, Batch::Deleted).await
+    }
+
+    async fn batch(
+        &self,
+        vino: &Vino,
+        vms: &[(String, Option<String>)],
+        what: Batch,
+    ) -> Result<(), KubeError> {
+        let (reason, action, done) = match what {
+            Batch::Created => ("VmCreated", "Create", "defined"),
+            Batch::Deleted => ("VmDeleted", "Delete", "deleted"),
+        };
+        match (vms, what) {
+            ([], _) => Ok(()),
+            ([(vm, bmh)], Batch::Created) => self.vm_created(vino, vm, bmh.as_deref()).await,
+            ([(vm, bmh)], Batch::Deleted) => self.vm_deleted(vino, vm, bmh.as_deref()).await,
             _ => {
-                let note = format!("{}: {} VMs deleted: {}", self.node, vms.len(), listed(vms));
-                self.publish(vino, EventType::Normal, "VmDeleted", "Delete", note, None)
+                let note = format!("{}: {} VMs {done}: {}", self.node, vms.len(), listed(vms));
+                self.publish(vino, EventType::Normal, reason, action, note, None)
                     .await
             }
         }
@@ -211,4 +218,11 @@ fn listed(vms: &[(String, Option<String>)]) -> String {
         })
         .collect();
     join(&parts).replace("; ", ", ")
+}
+
+/// What happened to a batch of VMs.
+#[derive(Clone, Copy)]
+enum Batch {
+    Created,
+    Deleted,
 }
