@@ -40,17 +40,26 @@ async fn vino(admin: &Client) -> Vino {
 
 async fn set_workers(admin: &Client, n: u32) {
     let api: Api<Vino> = Api::namespaced(admin.clone(), NS);
-    // The coordinator may write the status between the read and the replace.
-    for _ in 0..10 {
-        let mut v = api.get("x").await.unwrap();
-        v.spec.nodes[0].count = n;
-        match api.replace("x", &PostParams::default(), &v).await {
-            Ok(_) => return,
-            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+    // The coordinator may write the status between the read and the replace, and a server
+    // that has just been started may still refuse requests for a moment.
+    let began = std::time::Instant::now();
+    loop {
+        let replaced = match api.get("x").await {
+            Ok(mut v) => {
+                v.spec.nodes[0].count = n;
+                api.replace("x", &PostParams::default(), &v).await.map(drop)
+            }
+            Err(e) => Err(e),
+        };
+        match replaced {
+            Ok(()) => return,
+            Err(e) if began.elapsed() < Duration::from_secs(30) => {
+                println!("set workers: {e}; again");
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
             Err(e) => panic!("set workers: {e}"),
         }
     }
-    panic!("set workers: still conflicting");
 }
 
 async fn bmhs_of(admin: &Client, host: &str) -> Vec<BareMetalHost> {

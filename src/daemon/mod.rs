@@ -3,6 +3,7 @@
 
 pub mod metrics;
 pub mod notify;
+mod reconnect;
 pub mod status_socket;
 pub mod watches;
 

@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::AbortOnDrop;
+use super::reconnect::Reconnect;
 use crate::api::Vino;
 use crate::api::bmh::BareMetalHost;
 use crate::api::validate::LABEL_PREFIX;
@@ -60,10 +61,11 @@ impl Watches {
         let (node_store, node_writer) = reflector::store();
         let (t1, t2) = (tx.clone(), tx.clone());
         let me = node.to_string();
+        let me_vinos = node.to_string();
         let fixed = vec![
             AbortOnDrop(tokio::spawn(async move {
                 let stream = watcher(vinos, watcher::Config::default())
-                    .default_backoff()
+                    .backoff(Reconnect::of(&me_vinos, "Vinos"))
                     .reflect(vino_writer)
                     .touched_objects()
                     .predicate_filter(vino_change, Default::default());
@@ -72,7 +74,7 @@ impl Watches {
             AbortOnDrop(tokio::spawn(async move {
                 let mut seen: BTreeMap<String, u64> = BTreeMap::new();
                 let stream = watcher(nodes, watcher::Config::default())
-                    .default_backoff()
+                    .backoff(Reconnect::of(&me, "Nodes"))
                     .reflect(node_writer)
                     .filter_map(move |ev| {
                         let changed = match &ev {
@@ -116,9 +118,10 @@ impl Watches {
             debug!(namespace = %r.0, secret = %r.1, "watching a credentials Secret");
             let api: Api<Secret> = Api::namespaced(self.client.clone(), &r.0);
             let cfg = watcher::Config::default().fields(&format!("metadata.name={}", r.1));
-            let tx = self.tx.clone();
+            let (tx, node) = (self.tx.clone(), self.node_label.clone());
             let task = tokio::spawn(async move {
-                forward(watcher(api, cfg).default_backoff(), tx, "Secret").await
+                let backoff = Reconnect::of(&node, "Secret");
+                forward(watcher(api, cfg).backoff(backoff), tx, "Secret").await
             });
             self.secrets.insert(r.clone(), AbortOnDrop(task));
         }
@@ -137,10 +140,11 @@ impl Watches {
             let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &resource);
             let selector = format!("{LABEL_PREFIX}node={}", self.node_label);
             let cfg = watcher::Config::default().labels(&selector);
-            let tx = self.tx.clone();
+            let (tx, node) = (self.tx.clone(), self.node_label.clone());
             let task = tokio::spawn(async move {
                 let mut seen: BTreeMap<String, u64> = BTreeMap::new();
-                let stream = watcher(api, cfg).default_backoff().filter_map(move |ev| {
+                let backoff = Reconnect::of(&node, "BareMetalHosts");
+                let stream = watcher(api, cfg).backoff(backoff).filter_map(move |ev| {
                     let changed = match &ev {
                         Ok(watcher::Event::Apply(h) | watcher::Event::InitApply(h)) => {
                             metal3_change(&mut seen, h)
