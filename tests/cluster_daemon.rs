@@ -93,7 +93,7 @@ async fn label_node(client: &Client, on: bool) {
 async fn wait_built(admin: &Client, host: &ClusterHost, workers: usize) {
     until("BareMetalHosts published", || async {
         let (h, s, c) = count_objects(admin).await;
-        if (h, s, c) == (workers, 2 * workers, 1) {
+        if (h, s, c) == (workers, workers + 1, 1) {
             Ok(())
         } else {
             Err(format!("{h} hosts, {s} secrets, {c} claims"))

@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use common::kube_env::KubeEnv;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{
     Api, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
@@ -258,8 +258,9 @@ async fn hosts_may_write_only_their_own_objects() {
 
     // Secrets, as node-a.
     let secrets: Api<Secret> = Api::namespaced(a.clone(), NS);
-    let their_secret = format!("{}-credentials", theirs[0]);
-    let my_secret = format!("{}-credentials", mine[0]);
+    // Each host's VMs of the Vino share one credentials Secret named for the host.
+    let their_secret = "demo.node-b.credentials".to_string();
+    let my_secret = "demo.node-a.credentials".to_string();
     denied_by_policy(
         secrets
             .create(&pp, &secret("sneaky-credentials", Some("node-b")))
@@ -566,6 +567,18 @@ async fn hosts_may_write_only_their_own_objects() {
         .create(&pp, &secret("extra-a-credentials", Some("node-a")))
         .await
         .unwrap();
+    // A shared credentials Secret in node-b's name, even labelled for node-a: node-b's
+    // publication would find its name taken.
+    let mut squat = secret("other.node-b.credentials", Some("node-a"));
+    squat.type_ = Some("Opaque".into());
+    let msg = denied_by_policy(
+        secrets.create(&pp, &squat).await,
+        "create a shared credentials Secret named for node-b",
+    );
+    assert!(msg.contains("<vino>.node-a.credentials"), "{msg}");
+    let mut own = secret("other.node-a.credentials", Some("node-a"));
+    own.type_ = Some("Opaque".into());
+    secrets.create(&pp, &own).await.unwrap();
     // HardwareData in the name of node-b's host: BMO would take it as that host's hardware.
     let hardware_data = Api::<DynamicObject>::namespaced_with(
         a.clone(),
@@ -643,13 +656,42 @@ async fn hosts_may_write_only_their_own_objects() {
         msg.contains("whose BMC is on one of its Node addresses 10.0.0.2"),
         "{msg}"
     );
-    let mut borrowed = bmh("borrow-a", Some("node-a"));
+    let demo_uid = Api::<Vino>::namespaced(admin.clone(), NS)
+        .get("demo")
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let owned_by_demo = |mut h: BareMetalHost| {
+        h.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "airship.airshipit.org/v1".into(),
+            kind: "Vino".into(),
+            name: "demo".into(),
+            uid: demo_uid.clone(),
+            ..Default::default()
+        }]);
+        h
+    };
+    let mut borrowed = owned_by_demo(bmh("borrow-a", Some("node-a")));
     borrowed.spec.bmc.credentials_name = their_secret.clone();
     let msg = denied_by_node_facts(
         hosts.create(&pp, &borrowed).await,
         "point a host at node-b's credentials",
     );
     assert!(msg.contains("at its own Secrets"), "{msg}");
+    let mut unowned = bmh("unowned-a", Some("node-a"));
+    unowned.spec.bmc.credentials_name = my_secret.clone();
+    denied_by_node_facts(
+        hosts.create(&pp, &unowned).await,
+        "point a host that names no Vino at a shared Secret",
+    );
+    let mut shared = owned_by_demo(bmh("shared-a", Some("node-a")));
+    shared.spec.bmc.credentials_name = my_secret.clone();
+    hosts.create(&pp, &shared).await.unwrap();
+    hosts
+        .delete("shared-a", &DeleteParams::default())
+        .await
+        .unwrap();
     let mut on = bmh("on-a", Some("node-a"));
     on.spec.online = true;
     denied_by_node_facts(hosts.create(&pp, &on).await, "create a host powered on");

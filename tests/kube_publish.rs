@@ -163,7 +163,8 @@ async fn publishes_labelled_owned_objects_and_reapplying_changes_nothing() {
     let plan = plan_on(&admin, &vino, "node-a").await;
     let report = publish_ok(&admin, &plan).await;
     assert_eq!(report.created.len(), 3, "{report:?}");
-    assert_eq!(report.secrets_created.len(), 6, "{report:?}");
+    // Three network-data Secrets and the one credentials Secret the three hosts share.
+    assert_eq!(report.secrets_created.len(), 4, "{report:?}");
     assert!(report.is_complete());
 
     for want in &plan.bare_metal_hosts {
@@ -325,17 +326,17 @@ async fn spec_changes_reach_existing_hosts() {
         report.deleted,
         ["rack-node-a-worker-1", "rack-node-a-worker-2"]
     );
-    assert_eq!(report.secrets_deleted.len(), 4, "{report:?}");
+    // Their network data; the credentials Secret serves the hosts that stay.
+    assert_eq!(report.secrets_deleted.len(), 2, "{report:?}");
     let names: Vec<String> = versions(&admin).await.into_keys().collect();
     assert_eq!(
         names,
         [
             "bmh/rack-node-a-master-0",
             "bmh/rack-node-a-worker-0",
-            "secret/rack-node-a-master-0-credentials",
             "secret/rack-node-a-master-0-network-data",
-            "secret/rack-node-a-worker-0-credentials",
             "secret/rack-node-a-worker-0-network-data",
+            "secret/rack.node-a.credentials",
         ]
     );
 
@@ -438,10 +439,10 @@ async fn a_deleted_hosts_secrets_stay_until_the_host_is_gone() {
     let plan = plan_on(&admin, &vino, "node-a").await;
     let report = publish::publish(&admin, &plan).await.unwrap();
     assert_eq!(report.deleted, [name]);
-    assert_eq!(report.pending.len(), 2, "{report:?}");
+    assert_eq!(report.pending.len(), 1, "{report:?}");
     assert!(
         secrets(&admin)
-            .get(&format!("{name}-credentials"))
+            .get(&format!("{name}-network-data"))
             .await
             .is_ok()
     );
@@ -455,8 +456,76 @@ async fn a_deleted_hosts_secrets_stay_until_the_host_is_gone() {
         .await
         .unwrap();
     let report = publish_ok(&admin, &plan).await;
-    assert_eq!(report.secrets_deleted.len(), 2, "{report:?}");
+    assert_eq!(report.secrets_deleted, [format!("{name}-network-data")]);
     assert!(report.is_complete());
+}
+
+#[tokio::test]
+async fn hosts_share_one_credentials_secret_and_earlier_ones_keep_their_own() {
+    let Some((_env, admin, vino)) = setup().await else {
+        return;
+    };
+    let plan = plan_on(&admin, &vino, "node-a").await;
+    let shared = "rack.node-a.credentials";
+    assert!(
+        plan.bare_metal_hosts
+            .iter()
+            .all(|h| h.spec.bmc.credentials_name == shared)
+    );
+    // As an earlier version published it: the first host with a Secret of its own.
+    let mut earlier = plan.clone();
+    let first = earlier.bare_metal_hosts[0].name_any();
+    let own = format!("{first}-credentials");
+    earlier.bare_metal_hosts[0].spec.bmc.credentials_name = own.clone();
+    let mut own_secret = earlier
+        .secrets
+        .iter()
+        .find(|s| s.name_any() == shared)
+        .unwrap()
+        .clone();
+    own_secret.metadata.name = Some(own.clone());
+    earlier.secrets.push(own_secret);
+    publish_ok(&admin, &earlier).await;
+    let before = versions(&admin).await;
+    assert!(before.contains_key(&format!("secret/{own}")));
+
+    // This version leaves that host on its own Secret (moving it would leave the old one to
+    // BMO's finalizer for good) and writes nothing.
+    let report = publish_ok(&admin, &plan).await;
+    assert!(
+        report.secrets_deleted.is_empty() && report.secrets_created.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(versions(&admin).await, before);
+    assert_eq!(
+        hosts(&admin)
+            .get(&first)
+            .await
+            .unwrap()
+            .spec
+            .bmc
+            .credentials_name,
+        own
+    );
+
+    // Once that host is gone and planned again, it shares too, and its own Secret goes.
+    hosts(&admin)
+        .delete(&first, &Default::default())
+        .await
+        .unwrap();
+    let report = publish_ok(&admin, &plan).await;
+    assert_eq!(report.created, std::slice::from_ref(&first));
+    assert_eq!(report.secrets_deleted, [own]);
+    assert_eq!(
+        hosts(&admin)
+            .get(&first)
+            .await
+            .unwrap()
+            .spec
+            .bmc
+            .credentials_name,
+        shared
+    );
 }
 
 #[tokio::test]

@@ -31,7 +31,9 @@ use common::metal3::{
     LIMIT, Timeline, assert_no_ironic_errors, bmc_on_loopback, bmc_systems, bmhs, name,
     node_status, state, wait_bmhs, wait_vinos_gone,
 };
-use kube::Client;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams};
+use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 const NS: &str = "lab";
@@ -161,6 +163,33 @@ async fn bmo_takes_vinod_hosts_to_provisioned_and_vinod_keeps_them_until_release
         vms_reported(&env, &host, "available", "Off")
     })
     .await;
+
+    // Both hosts point at the one credentials Secret of the Vino on this host, and BMO took
+    // it for each (an owner reference per host, its finalizer).
+    let shared = format!("m3.{HOST}.credentials");
+    let secret = secrets(&admin).get(&shared).await.unwrap();
+    let owners: Vec<&str> = secret
+        .owner_references()
+        .iter()
+        .filter(|r| r.kind == "BareMetalHost")
+        .map(|r| r.uid.as_str())
+        .collect();
+    for h in &bmhs(&admin, NS).await {
+        assert_eq!(h["spec"]["bmc"]["credentialsName"], shared.as_str(), "{h}");
+        let uid = h["metadata"]["uid"].as_str().unwrap();
+        assert!(
+            owners.contains(&uid),
+            "BMO did not take {shared} for {uid}: {owners:?}"
+        );
+    }
+    assert!(
+        secret
+            .finalizers()
+            .iter()
+            .any(|f| f == "baremetalhost.metal3.io/secret"),
+        "{:?}",
+        secret.finalizers()
+    );
 
     // Ironic enrolled each VM at vinod's BMC, with the published address and System.
     let nodes = ironic_nodes(&ironic);
@@ -316,6 +345,8 @@ async fn bmo_takes_vinod_hosts_to_provisioned_and_vinod_keeps_them_until_release
     released_then_destroyed(&admin, &mut bmo, host.netns(), &second, &second_vm).await;
     timeline.mark("count-down: worker-1 released, destroyed");
     still_there(&admin, host.netns(), &[(&first, &first_vm)]).await;
+    // The shared credentials stay for the host that remains (BMO deprovisions it with them).
+    assert!(secrets(&admin).get(&shared).await.is_ok());
 
     // Deleting the Vino takes worker-0 the same way, then every Ironic node and the Vino go.
     env.kubectl_ok(&["delete", "-f", &manifest, "--wait=false"]);
@@ -334,6 +365,22 @@ async fn bmo_takes_vinod_hosts_to_provisioned_and_vinod_keeps_them_until_release
     timeline.mark("Ironic nodes gone");
     wait_vinos_gone(&env, NS).await;
     timeline.mark("Vino gone");
+    until("every Secret vinod published gone", LIMIT, || async {
+        let left: Vec<String> = secrets(&admin)
+            .list(&ListParams::default().labels("vino.airshipit.org/node"))
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .iter()
+            .map(|s| s.name_any())
+            .collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    })
+    .await;
     timeline.print(&format!(
         "metal3 timeline ({VMS} VMs, BMO v0.13.2, Ironic 39)"
     ));
@@ -341,6 +388,10 @@ async fn bmo_takes_vinod_hosts_to_provisioned_and_vinod_keeps_them_until_release
     drop(bmo);
     ironic.stop();
     assert_no_ironic_errors(&ironic.log());
+}
+
+fn secrets(admin: &Client) -> Api<Secret> {
+    Api::namespaced(admin.clone(), NS)
 }
 
 /// Whether this host's VinoNode and status socket report every VM ready, powered `power`, its

@@ -41,7 +41,7 @@ mod stored;
 mod writer;
 use crate::api::bmh::{BareMetalHost, webhook_check};
 use crate::api::host_use::HostUse;
-use crate::plan::{VinoPlan, names, ownership};
+use crate::plan::{VinoPlan, credentials, ownership};
 use crate::state::Owner;
 use stored::{delete, list, list_hosts};
 
@@ -139,6 +139,12 @@ async fn sync(
     let secret_api: Api<Secret> = Api::namespaced(client.clone(), ns);
     let (live_hosts, uses) = list_hosts(client, ns, &selector).await?;
     let live_secrets = list(&secret_api, &selector).await?;
+    let (mut hosts, mut secrets) = (hosts.to_vec(), secrets.to_vec());
+    let pointed: BTreeMap<String, String> = live_hosts
+        .iter()
+        .map(|(name, h)| (name.clone(), h.spec.bmc.credentials_name.clone()))
+        .collect();
+    credentials::keep_own_secrets(&mut hosts, &mut secrets, &pointed);
     let mut report = PublishReport {
         uses,
         uids: live_hosts
@@ -177,7 +183,7 @@ async fn sync(
 
     let mut to_write = Vec::new();
 
-    for h in hosts {
+    for h in &hosts {
         let name = h.name_any();
         let mut live = live_hosts.get(&name);
         if let Some(l) = live
@@ -281,10 +287,11 @@ async fn sync(
     }
     let wanted: BTreeSet<String> = secrets.iter().map(|s| s.name_any()).collect();
     for (name, s) in &live_secrets {
-        if wanted.contains(name) || referencing_host(name).is_some_and(|h| keep.contains(h)) {
+        let users = users_of(name, &live_hosts);
+        if wanted.contains(name) || users.iter().any(|h| keep.contains(*h)) {
             continue;
         }
-        if let Some(host) = referencing_host(name).filter(|h| remaining.contains(*h)) {
+        if let Some(host) = users.into_iter().find(|h| remaining.contains(*h)) {
             report.pending.push(format!(
                 "Secret {ns}/{name} (BareMetalHost {host} still exists)"
             ));
@@ -307,11 +314,19 @@ async fn sync(
     Ok(report)
 }
 
-/// The BareMetalHost a vinod Secret belongs to, from its name.
-fn referencing_host(secret: &str) -> Option<&str> {
-    secret
-        .strip_suffix(&names::credentials_secret(""))
-        .or_else(|| secret.strip_suffix(&names::network_data_secret("")))
+/// The stored BareMetalHosts that point at Secret `secret` (credentials or network data).
+fn users_of<'a>(secret: &str, hosts: &'a BTreeMap<String, BareMetalHost>) -> Vec<&'a str> {
+    hosts
+        .iter()
+        .filter(|(_, h)| {
+            h.spec.bmc.credentials_name == secret
+                || h.spec
+                    .network_data
+                    .as_ref()
+                    .is_some_and(|r| r.name == secret)
+        })
+        .map(|(name, _)| name.as_str())
+        .collect()
 }
 
 /// The applied configuration of a BareMetalHost: everything planned but `spec.online`.
@@ -376,15 +391,24 @@ mod tests {
     }
 
     #[test]
-    fn secrets_map_to_their_host() {
-        assert_eq!(
-            referencing_host("v-n-worker-0-credentials"),
-            Some("v-n-worker-0")
-        );
-        assert_eq!(
-            referencing_host("v-n-worker-0-network-data"),
-            Some("v-n-worker-0")
-        );
-        assert_eq!(referencing_host("unrelated"), None);
+    fn secrets_belong_to_the_hosts_that_point_at_them() {
+        let host = |name: &str, credentials: &str| {
+            let mut h = BareMetalHost::new(name, BareMetalHostSpec::default());
+            h.spec.bmc.credentials_name = credentials.into();
+            h.spec.network_data = Some(crate::api::bmh::SecretReference {
+                name: format!("{name}-network-data"),
+                namespace: None,
+            });
+            (name.to_string(), h)
+        };
+        let hosts = BTreeMap::from([
+            host("v-n-w-0", "v.n.credentials"),
+            host("v-n-w-1", "v.n.credentials"),
+            host("v-n-w-2", "v-n-w-2-credentials"),
+        ]);
+        assert_eq!(users_of("v.n.credentials", &hosts), ["v-n-w-0", "v-n-w-1"]);
+        assert_eq!(users_of("v-n-w-2-credentials", &hosts), ["v-n-w-2"]);
+        assert_eq!(users_of("v-n-w-1-network-data", &hosts), ["v-n-w-1"]);
+        assert!(users_of("unrelated", &hosts).is_empty());
     }
 }

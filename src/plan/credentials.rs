@@ -2,10 +2,13 @@
 //! `spec.bmcCredentials.secretRef` Secret, else the inline user name and password) and decodes
 //! the Secret.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::Secret;
 
-use super::PlanError;
+use super::{PlanError, names};
 use crate::api::Vino;
+use crate::api::bmh::BareMetalHost;
 use crate::render::objects::Credentials;
 use crate::state::Owner;
 
@@ -58,6 +61,39 @@ pub fn resolve(vino: &Vino, from_secret: Option<&Credentials>) -> Result<Credent
     })
 }
 
+/// Keeps BareMetalHosts of earlier versions on their own credentials Secret.
+///
+/// `live` maps each stored BareMetalHost to the `credentialsName` it points at. A planned
+/// host stored with its own Secret (`<name>-credentials`) keeps it, with the planned
+/// credentials: changing `credentialsName` under BMO would leave the old Secret to BMO's
+/// finalizer for good. A shared Secret no planned host points at is left out.
+pub fn keep_own_secrets(
+    hosts: &mut [BareMetalHost],
+    secrets: &mut Vec<Secret>,
+    live: &BTreeMap<String, String>,
+) {
+    for h in hosts.iter_mut() {
+        let name = h.metadata.name.clone().unwrap_or_default();
+        let own = names::credentials_secret(&name);
+        if live.get(&name) != Some(&own) || h.spec.bmc.credentials_name == own {
+            continue;
+        }
+        let shared = std::mem::replace(&mut h.spec.bmc.credentials_name, own.clone());
+        let copy = secrets
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(shared.as_str()))
+            .cloned();
+        if let Some(mut copy) = copy {
+            copy.metadata.name = Some(own);
+            secrets.push(copy);
+        }
+    }
+    secrets.retain(|s| {
+        let name = s.metadata.name.as_deref().unwrap_or_default();
+        !name.ends_with(".credentials") || hosts.iter().any(|h| h.spec.bmc.credentials_name == name)
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +134,61 @@ mod tests {
         assert!(
             matches!(decode(&partial), Err(PlanError::SecretKey { key, .. }) if key == "username")
         );
+    }
+
+    fn host(name: &str, credentials: &str) -> BareMetalHost {
+        let mut h = BareMetalHost::new(name, Default::default());
+        h.spec.bmc.credentials_name = credentials.into();
+        h
+    }
+
+    fn secret(name: &str) -> Secret {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "stringData": {"username": "admin", "password": "pw"}
+        }))
+        .unwrap()
+    }
+
+    fn names_of(secrets: &[Secret]) -> Vec<&str> {
+        secrets
+            .iter()
+            .filter_map(|s| s.metadata.name.as_deref())
+            .collect()
+    }
+
+    #[test]
+    fn hosts_of_earlier_versions_keep_their_own_secret() {
+        let shared = "v.n.credentials";
+        let mut hosts = vec![host("v-n-w-0", shared), host("v-n-w-1", shared)];
+        let mut secrets = vec![secret(shared), secret("v-n-w-0-network-data")];
+        // Nothing stored: every host shares the one Secret.
+        keep_own_secrets(&mut hosts, &mut secrets, &BTreeMap::new());
+        assert_eq!(names_of(&secrets), [shared, "v-n-w-0-network-data"]);
+
+        // v-n-w-0 was published by an earlier version with its own Secret; v-n-w-1 shares.
+        let live = BTreeMap::from([
+            ("v-n-w-0".to_string(), "v-n-w-0-credentials".to_string()),
+            ("v-n-w-1".to_string(), shared.to_string()),
+        ]);
+        keep_own_secrets(&mut hosts, &mut secrets, &live);
+        assert_eq!(hosts[0].spec.bmc.credentials_name, "v-n-w-0-credentials");
+        assert_eq!(hosts[1].spec.bmc.credentials_name, shared);
+        assert_eq!(
+            names_of(&secrets),
+            [shared, "v-n-w-0-network-data", "v-n-w-0-credentials"]
+        );
+        assert_eq!(
+            decode(&secrets[2]).unwrap(),
+            decode(&secrets[0]).unwrap(),
+            "the kept Secret carries the planned credentials"
+        );
+
+        // Every host on its own Secret: the shared one is not published.
+        let mut hosts = vec![host("v-n-w-0", shared)];
+        let mut secrets = vec![secret(shared)];
+        let live = BTreeMap::from([("v-n-w-0".to_string(), "v-n-w-0-credentials".to_string())]);
+        keep_own_secrets(&mut hosts, &mut secrets, &live);
+        assert_eq!(names_of(&secrets), ["v-n-w-0-credentials"]);
     }
 }

@@ -301,7 +301,14 @@ pub fn plan(input: PlanInput<'_>) -> Result<VinoPlan, PlanError> {
             ));
         }
         out.bare_metal_hosts.push(objects::bare_metal_host(&objs));
-        out.secrets.extend(objects::secrets(&objs));
+        if !out
+            .secrets
+            .iter()
+            .any(|s| s.metadata.name.as_deref() == Some(objs.credentials_secret.as_str()))
+        {
+            out.secrets.push(objects::credentials_secret(&objs));
+        }
+        out.secrets.push(objects::network_data_secret(&objs));
         out.vms.push(VmPlan {
             name: vm.names.domain.clone(),
             bare_metal_host: vm.names.bmh.clone(),

@@ -33,9 +33,21 @@ pub fn vm_names(namespace: &str, vino: &str, node: &str, set: &str, index: u32) 
     }
 }
 
-/// Name of the BareMetalHost's credentials Secret.
+/// Name of a BareMetalHost's own credentials Secret (earlier versions published one per
+/// host; a host that still points at its own keeps it).
 pub fn credentials_secret(bmh: &str) -> String {
     format!("{bmh}-credentials")
+}
+
+/// Name of the credentials Secret that every BareMetalHost of Vino `vino` on `node` shares:
+/// `<vino>.<node>.credentials`. The credentials are the Vino's, so one Secret per host and
+/// Vino serves all its VMs. `None` when that name would exceed 253 characters: those hosts
+/// keep one Secret each ([`credentials_secret`]). The dots keep the name apart from every
+/// per-host name (which end in `-credentials`), and the admission policy can tie the node in
+/// it to the writer.
+pub fn shared_credentials_secret(vino: &str, node: &str) -> Option<String> {
+    let name = format!("{vino}.{node}.credentials");
+    (name.len() <= 253).then_some(name)
 }
 
 /// Name of the BareMetalHost's network-data Secret.

@@ -100,7 +100,8 @@ pub(super) fn vm_objects(
         inspection_disabled: metal3.inspection.unwrap_or_default() == Inspection::Disabled,
         automated_cleaning_mode: metal3.automated_cleaning_mode.unwrap_or_default().as_str(),
         bmh: vm.names.bmh.clone(),
-        credentials_secret: names::credentials_secret(&vm.names.bmh),
+        credentials_secret: names::shared_credentials_secret(&owner.name, &input.node.name)
+            .unwrap_or_else(|| names::credentials_secret(&vm.names.bmh)),
         network_data_secret: names::network_data_secret(&vm.names.bmh),
         namespace: owner.namespace.clone(),
         labels: bmh_labels(

@@ -34,7 +34,7 @@ impl std::fmt::Debug for Credentials {
 pub struct VmObjects {
     /// BareMetalHost name.
     pub bmh: String,
-    /// Credentials Secret name.
+    /// Credentials Secret name (one Secret serves every VM of the Vino on this host).
     pub credentials_secret: String,
     /// Network-data Secret name.
     pub network_data_secret: String,
@@ -101,10 +101,10 @@ pub fn bare_metal_host(v: &VmObjects) -> BareMetalHost {
     host
 }
 
-/// The credentials Secret (keys `username`, `password`) and the network-data Secret
-/// (key `networkData`).
-pub fn secrets(v: &VmObjects) -> [Secret; 2] {
-    let credentials = Secret {
+/// The credentials Secret (keys `username`, `password`), which VMs of one Vino on one host
+/// may share ([`VmObjects::credentials_secret`]).
+pub fn credentials_secret(v: &VmObjects) -> Secret {
+    Secret {
         metadata: meta(&v.credentials_secret, v, &v.secret_labels),
         type_: Some("Opaque".into()),
         string_data: Some(BTreeMap::from([
@@ -112,8 +112,12 @@ pub fn secrets(v: &VmObjects) -> [Secret; 2] {
             ("password".to_string(), v.credentials.password.clone()),
         ])),
         ..Default::default()
-    };
-    let network_data = Secret {
+    }
+}
+
+/// The VM's own network-data Secret (key `networkData`).
+pub fn network_data_secret(v: &VmObjects) -> Secret {
+    Secret {
         metadata: meta(&v.network_data_secret, v, &v.secret_labels),
         type_: Some("Opaque".into()),
         string_data: Some(BTreeMap::from([(
@@ -121,8 +125,7 @@ pub fn secrets(v: &VmObjects) -> [Secret; 2] {
             v.network_data.clone(),
         )])),
         ..Default::default()
-    };
-    [credentials, network_data]
+    }
 }
 
 fn meta(name: &str, v: &VmObjects, labels: &BTreeMap<String, String>) -> ObjectMeta {
