@@ -584,7 +584,7 @@ async fn vm_events_name_the_host_and_the_bare_metal_host() {
     ];
     events.vms_created(&created, &two).await.unwrap();
     events.vms_deleted(&created, &two).await.unwrap();
-    let batches: BTreeSet<(String, String)> = Api::<Event>::namespaced(admin, NS)
+    let batches: BTreeSet<(String, String)> = Api::<Event>::namespaced(admin.clone(), NS)
         .list(&Default::default())
         .await
         .unwrap()
@@ -606,5 +606,34 @@ async fn vm_events_name_the_host_and_the_bare_metal_host() {
                 format!("node-a: 2 VMs deleted: {named}")
             ),
         ])
+    );
+
+    // A batch whose note would pass the API's 1024 bytes is cut short, and still accepted.
+    let many: Vec<(String, Option<String>)> = (0..64)
+        .map(|i| {
+            (
+                format!("lab.demo.worker-{i}"),
+                Some(format!("demo-node-a-worker-{i}")),
+            )
+        })
+        .collect();
+    // A recorder of its own: the one above would count this as a repeat of its VmCreated.
+    let fresh = Events::new(hosts[0].client.clone(), "node-a");
+    fresh.vms_created(&created, &many).await.unwrap();
+    let notes: Vec<String> = Api::<Event>::namespaced(admin, NS)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.note)
+        .filter(|n| n.starts_with("node-a: 64 VMs defined: lab.demo.worker-0 "))
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].len() <= 1024 && notes[0].ends_with('…'),
+        "{} bytes: {}",
+        notes[0].len(),
+        notes[0]
     );
 }
