@@ -497,16 +497,14 @@ async fn hosts_share_one_credentials_secret_and_earlier_ones_keep_their_own() {
         "{report:?}"
     );
     assert_eq!(versions(&admin).await, before);
-    assert_eq!(
-        hosts(&admin)
-            .get(&first)
-            .await
-            .unwrap()
-            .spec
-            .bmc
-            .credentials_name,
-        own
-    );
+    let credentials_of = |name: String| {
+        let admin = admin.clone();
+        async move {
+            let h = hosts(&admin).get(&name).await.unwrap();
+            h.spec.bmc.credentials_name
+        }
+    };
+    assert_eq!(credentials_of(first.clone()).await, own);
 
     // Once that host is gone and planned again, it shares too, and its own Secret goes.
     hosts(&admin)
@@ -516,16 +514,7 @@ async fn hosts_share_one_credentials_secret_and_earlier_ones_keep_their_own() {
     let report = publish_ok(&admin, &plan).await;
     assert_eq!(report.created, std::slice::from_ref(&first));
     assert_eq!(report.secrets_deleted, [own]);
-    assert_eq!(
-        hosts(&admin)
-            .get(&first)
-            .await
-            .unwrap()
-            .spec
-            .bmc
-            .credentials_name,
-        shared
-    );
+    assert_eq!(credentials_of(first.clone()).await, shared);
 }
 
 #[tokio::test]
