@@ -608,6 +608,42 @@ async fn vm_events_name_the_host_and_the_bare_metal_host() {
         ])
     );
 
+    // Another batch soon after is an Event of its own (not a repeat of the first, whose
+    // note names other VMs); the same batch again is counted as a repeat.
+    let next = [
+        ("lab.demo.worker-4".to_string(), None),
+        ("lab.demo.worker-5".to_string(), None),
+    ];
+    events.vms_created(&created, &next).await.unwrap();
+    events.vms_created(&created, &next).await.unwrap();
+    let found: Vec<Event> = Api::<Event>::namespaced(admin.clone(), NS)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("VmCreated") && e.related.is_none())
+        .collect();
+    let notes: BTreeMap<String, i32> = found
+        .iter()
+        .map(|e| {
+            (
+                e.note.clone().unwrap_or_default(),
+                e.series.as_ref().map_or(1, |s| s.count),
+            )
+        })
+        .collect();
+    assert_eq!(
+        notes,
+        BTreeMap::from([
+            (format!("node-a: 2 VMs defined: {named}"), 1),
+            (
+                "node-a: 2 VMs defined: lab.demo.worker-4, lab.demo.worker-5".to_string(),
+                2
+            ),
+        ])
+    );
+
     // A batch whose note would pass the API's 1024 bytes is cut short, and still accepted.
     let many: Vec<(String, Option<String>)> = (0..64)
         .map(|i| {

@@ -11,6 +11,7 @@ pub mod finalizer;
 pub mod hardware;
 pub mod membership;
 pub mod publish;
+pub mod recorder;
 pub mod source;
 pub mod status;
 pub mod summary;

@@ -1,16 +1,17 @@
 //! Events about a Vino's VMs on this host (`events.k8s.io/v1`).
 
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use tracing::warn;
 
 use super::KubeError;
+use super::recorder::{Occurrence, Recorder};
 use super::status::join;
 use crate::api::Vino;
 
 /// Events about a Vino's VMs on this host (`events.k8s.io/v1`, reporting controller `vinod`,
 /// instance the node name). Each event is about the Vino, related to the VM's BareMetalHost,
-/// so repeats of one event for one VM are counted in a series rather than duplicated.
+/// so repeats of one event for one VM (the same note) are counted in a series rather than
+/// duplicated.
 #[derive(Clone)]
 pub struct Events {
     recorder: Recorder,
@@ -20,12 +21,8 @@ pub struct Events {
 impl Events {
     /// Events published as host `node`.
     pub fn new(client: Client, node: &str) -> Self {
-        let reporter = Reporter {
-            controller: "vinod".into(),
-            instance: Some(node.to_string()),
-        };
         Events {
-            recorder: Recorder::new(client, reporter),
+            recorder: Recorder::new(client, "vinod", node),
             node: node.to_string(),
         }
     }
@@ -45,7 +42,7 @@ impl Events {
             ),
             None => format!("{}: VM {vm} defined", self.node),
         };
-        self.publish(vino, EventType::Normal, "VmCreated", "Create", note, bmh)
+        self.publish(vino, NORMAL, "VmCreated", "Create", note, bmh)
             .await
     }
 
@@ -85,8 +82,7 @@ impl Events {
             ([(vm, bmh)], Batch::Deleted) => self.vm_deleted(vino, vm, bmh.as_deref()).await,
             _ => {
                 let note = format!("{}: {} VMs {done}: {}", self.node, vms.len(), listed(vms));
-                self.publish(vino, EventType::Normal, reason, action, note, None)
-                    .await
+                self.publish(vino, NORMAL, reason, action, note, None).await
             }
         }
     }
@@ -109,15 +105,8 @@ impl Events {
                     vms.len(),
                     join(&names)
                 );
-                self.publish(
-                    vino,
-                    EventType::Warning,
-                    "VmFailed",
-                    "Reconcile",
-                    note,
-                    None,
-                )
-                .await
+                self.publish(vino, WARNING, "VmFailed", "Reconcile", note, None)
+                    .await
             }
         }
     }
@@ -134,7 +123,7 @@ impl Events {
             Some(bmh) => format!("{}: VM {vm} and BareMetalHost {bmh} deleted", self.node),
             None => format!("{}: VM {vm} deleted", self.node),
         };
-        self.publish(vino, EventType::Normal, "VmDeleted", "Delete", note, bmh)
+        self.publish(vino, NORMAL, "VmDeleted", "Delete", note, bmh)
             .await
     }
 
@@ -147,15 +136,8 @@ impl Events {
         error: &str,
     ) -> Result<(), KubeError> {
         let note = format!("{}: VM {vm}: {error}", self.node);
-        self.publish(
-            vino,
-            EventType::Warning,
-            "VmFailed",
-            "Reconcile",
-            note,
-            Some(bmh),
-        )
-        .await
+        self.publish(vino, WARNING, "VmFailed", "Reconcile", note, Some(bmh))
+            .await
     }
 
     /// BareMetalHost `bmh` was deleted to be created again (its boot MAC changed).
@@ -166,7 +148,7 @@ impl Events {
         );
         self.publish(
             vino,
-            EventType::Warning,
+            WARNING,
             "BareMetalHostRecreated",
             "Recreate",
             note,
@@ -178,7 +160,7 @@ impl Events {
     async fn publish(
         &self,
         vino: &Vino,
-        type_: EventType,
+        type_: &str,
         reason: &str,
         action: &str,
         note: String,
@@ -191,20 +173,18 @@ impl Events {
             namespace: vino.namespace(),
             ..Default::default()
         });
-        let event = Event {
+        let occurrence = Occurrence {
+            regarding: vino.object_ref(&()),
+            related,
             type_,
-            reason: reason.into(),
-            note: Some(join(&[note])),
-            action: action.into(),
-            secondary: related,
+            reason,
+            action,
+            note: join(&[note]),
         };
-        self.recorder
-            .publish(&event, &vino.object_ref(&()))
-            .await
-            .map_err(|e| {
-                warn!(reason, error = %e, "cannot publish an event");
-                KubeError::api(format!("publish event {reason} for {}", vino.name_any()), e)
-            })
+        self.recorder.publish(occurrence).await.map_err(|e| {
+            warn!(reason, error = %e, "cannot publish an event");
+            KubeError::api(format!("publish event {reason} for {}", vino.name_any()), e)
+        })
     }
 }
 
@@ -219,6 +199,9 @@ fn listed(vms: &[(String, Option<String>)]) -> String {
         .collect();
     join(&parts).replace("; ", ", ")
 }
+
+const NORMAL: &str = "Normal";
+const WARNING: &str = "Warning";
 
 /// What happened to a batch of VMs.
 #[derive(Clone, Copy)]
