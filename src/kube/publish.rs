@@ -43,7 +43,7 @@ use crate::api::bmh::{BareMetalHost, webhook_check};
 use crate::api::host_use::HostUse;
 use crate::plan::{VinoPlan, credentials, ownership};
 use crate::state::Owner;
-use stored::{delete, list, list_hosts};
+use stored::{delete, list, list_hosts, users_of};
 
 /// Object writes a publication keeps in flight at once.
 const WRITES_IN_FLIGHT: usize = 8;
@@ -314,21 +314,6 @@ async fn sync(
     Ok(report)
 }
 
-/// The stored BareMetalHosts that point at Secret `secret` (credentials or network data).
-fn users_of<'a>(secret: &str, hosts: &'a BTreeMap<String, BareMetalHost>) -> Vec<&'a str> {
-    hosts
-        .iter()
-        .filter(|(_, h)| {
-            h.spec.bmc.credentials_name == secret
-                || h.spec
-                    .network_data
-                    .as_ref()
-                    .is_some_and(|r| r.name == secret)
-        })
-        .map(|(name, _)| name.as_str())
-        .collect()
-}
-
 /// The applied configuration of a BareMetalHost: everything planned but `spec.online`.
 fn host_body(h: &BareMetalHost) -> Value {
     let mut v = serde_json::to_value(h).unwrap_or_default();
@@ -388,27 +373,5 @@ mod tests {
         assert!(body.get("stringData").is_none());
         assert_eq!(body["data"]["password"], "cHc=");
         assert_eq!(body["kind"], "Secret");
-    }
-
-    #[test]
-    fn secrets_belong_to_the_hosts_that_point_at_them() {
-        let host = |name: &str, credentials: &str| {
-            let mut h = BareMetalHost::new(name, BareMetalHostSpec::default());
-            h.spec.bmc.credentials_name = credentials.into();
-            h.spec.network_data = Some(crate::api::bmh::SecretReference {
-                name: format!("{name}-network-data"),
-                namespace: None,
-            });
-            (name.to_string(), h)
-        };
-        let hosts = BTreeMap::from([
-            host("v-n-w-0", "v.n.credentials"),
-            host("v-n-w-1", "v.n.credentials"),
-            host("v-n-w-2", "v-n-w-2-credentials"),
-        ]);
-        assert_eq!(users_of("v.n.credentials", &hosts), ["v-n-w-0", "v-n-w-1"]);
-        assert_eq!(users_of("v-n-w-2-credentials", &hosts), ["v-n-w-2"]);
-        assert_eq!(users_of("v-n-w-1-network-data", &hosts), ["v-n-w-1"]);
-        assert!(users_of("unrelated", &hosts).is_empty());
     }
 }

@@ -1,5 +1,5 @@
 //! vinod's objects as the API server stores them: listed by this host's ownership labels (a
-//! BareMetalHost with how metal3 uses it), and deleted by UID.
+//! BareMetalHost with how metal3 uses it), deleted by UID, and which hosts use a Secret.
 
 use std::collections::BTreeMap;
 
@@ -71,5 +71,51 @@ where
             format!("delete {} {}", K::kind(&()), live.name_any()),
             e,
         )),
+    }
+}
+
+/// The stored BareMetalHosts that point at Secret `secret` (credentials or network data).
+pub(super) fn users_of<'a>(
+    secret: &str,
+    hosts: &'a BTreeMap<String, BareMetalHost>,
+) -> Vec<&'a str> {
+    hosts
+        .iter()
+        .filter(|(_, h)| {
+            h.spec.bmc.credentials_name == secret
+                || h.spec
+                    .network_data
+                    .as_ref()
+                    .is_some_and(|r| r.name == secret)
+        })
+        .map(|(name, _)| name.as_str())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::bmh::{BareMetalHostSpec, SecretReference};
+
+    #[test]
+    fn secrets_belong_to_the_hosts_that_point_at_them() {
+        let host = |name: &str, credentials: &str| {
+            let mut h = BareMetalHost::new(name, BareMetalHostSpec::default());
+            h.spec.bmc.credentials_name = credentials.into();
+            h.spec.network_data = Some(SecretReference {
+                name: format!("{name}-network-data"),
+                namespace: None,
+            });
+            (name.to_string(), h)
+        };
+        let hosts = BTreeMap::from([
+            host("v-n-w-0", "v.n.credentials"),
+            host("v-n-w-1", "v.n.credentials"),
+            host("v-n-w-2", "v-n-w-2-credentials"),
+        ]);
+        assert_eq!(users_of("v.n.credentials", &hosts), ["v-n-w-0", "v-n-w-1"]);
+        assert_eq!(users_of("v-n-w-2-credentials", &hosts), ["v-n-w-2"]);
+        assert_eq!(users_of("v-n-w-1-network-data", &hosts), ["v-n-w-1"]);
+        assert!(users_of("unrelated", &hosts).is_empty());
     }
 }
