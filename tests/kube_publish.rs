@@ -285,6 +285,29 @@ async fn spec_changes_reach_existing_hosts() {
     let again = hardware::publish(&admin, &plan, &report.uids, &mut stored).await;
     assert_eq!(again.unwrap(), 0, "nothing left to write");
 
+    // New BMC credentials: the one Secret the hosts share changes, in place, for all of them.
+    let shared = "rack.node-a.credentials";
+    let old = secrets(&admin).get(shared).await.unwrap();
+    let vino = edit(&admin, |v| {
+        v.spec.bmc_credentials.as_mut().unwrap().password = Some("n3w".into());
+    })
+    .await;
+    let report = publish_ok(&admin, &plan_on(&admin, &vino, "node-a").await).await;
+    assert!(report.secrets_created.is_empty(), "{report:?}");
+    let new = secrets(&admin).get(shared).await.unwrap();
+    assert_eq!(
+        (new.uid(), data(&new, "password")),
+        (old.uid(), "n3w".into())
+    );
+    for h in [
+        "rack-node-a-master-0",
+        "rack-node-a-worker-0",
+        "rack-node-a-worker-1",
+    ] {
+        let host = hosts(&admin).get(h).await.unwrap();
+        assert_eq!(host.spec.bmc.credentials_name, shared, "{h}");
+    }
+
     // One more worker, a changed and a dropped bmhLabel, another root device.
     let vino = edit(&admin, |v| {
         let w = &mut v.spec.nodes[1];
