@@ -140,11 +140,7 @@ async fn sync(
     let (live_hosts, uses) = list_hosts(client, ns, &selector).await?;
     let live_secrets = list(&secret_api, &selector).await?;
     let (mut hosts, mut secrets) = (hosts.to_vec(), secrets.to_vec());
-    let pointed: BTreeMap<String, String> = live_hosts
-        .iter()
-        .map(|(name, h)| (name.clone(), h.spec.bmc.credentials_name.clone()))
-        .collect();
-    credentials::keep_own_secrets(&mut hosts, &mut secrets, &pointed);
+    credentials::keep_own_secrets(&mut hosts, &mut secrets, &live_hosts);
     let mut report = PublishReport {
         uses,
         uids: live_hosts

@@ -2,7 +2,7 @@
 //! `spec.bmcCredentials.secretRef` Secret, else the inline user name and password) and decodes
 //! the Secret.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Secret;
 
@@ -63,19 +63,21 @@ pub fn resolve(vino: &Vino, from_secret: Option<&Credentials>) -> Result<Credent
 
 /// Keeps BareMetalHosts of earlier versions on their own credentials Secret.
 ///
-/// `live` maps each stored BareMetalHost to the `credentialsName` it points at. A planned
-/// host stored with its own Secret (`<name>-credentials`) keeps it, with the planned
-/// credentials: changing `credentialsName` under BMO would leave the old Secret to BMO's
-/// finalizer for good. A shared Secret no planned host points at is left out.
+/// `live` are the stored BareMetalHosts by name. A planned host stored pointing at its own
+/// Secret (`<name>-credentials`) keeps it, with the planned credentials: changing
+/// `credentialsName` under BMO would leave the old Secret to BMO's finalizer for good. A
+/// shared Secret that no planned host points at any more is left out.
 pub fn keep_own_secrets(
     hosts: &mut [BareMetalHost],
     secrets: &mut Vec<Secret>,
-    live: &BTreeMap<String, String>,
+    live: &BTreeMap<String, BareMetalHost>,
 ) {
+    let mut replaced = BTreeSet::new();
     for h in hosts.iter_mut() {
         let name = h.metadata.name.clone().unwrap_or_default();
         let own = names::credentials_secret(&name);
-        if live.get(&name) != Some(&own) || h.spec.bmc.credentials_name == own {
+        let stored = live.get(&name).map(|l| &l.spec.bmc.credentials_name);
+        if stored != Some(&own) || h.spec.bmc.credentials_name == own {
             continue;
         }
         let shared = std::mem::replace(&mut h.spec.bmc.credentials_name, own.clone());
@@ -87,10 +89,11 @@ pub fn keep_own_secrets(
             copy.metadata.name = Some(own);
             secrets.push(copy);
         }
+        replaced.insert(shared);
     }
     secrets.retain(|s| {
         let name = s.metadata.name.as_deref().unwrap_or_default();
-        !name.ends_with(".credentials") || hosts.iter().any(|h| h.spec.bmc.credentials_name == name)
+        !replaced.contains(name) || hosts.iter().any(|h| h.spec.bmc.credentials_name == name)
     });
 }
 
@@ -142,6 +145,13 @@ mod tests {
         h
     }
 
+    fn stored(hosts: &[(&str, &str)]) -> BTreeMap<String, BareMetalHost> {
+        hosts
+            .iter()
+            .map(|(name, credentials)| (name.to_string(), host(name, credentials)))
+            .collect()
+    }
+
     fn secret(name: &str) -> Secret {
         serde_json::from_value(serde_json::json!({
             "metadata": {"name": name},
@@ -167,10 +177,7 @@ mod tests {
         assert_eq!(names_of(&secrets), [shared, "v-n-w-0-network-data"]);
 
         // v-n-w-0 was published by an earlier version with its own Secret; v-n-w-1 shares.
-        let live = BTreeMap::from([
-            ("v-n-w-0".to_string(), "v-n-w-0-credentials".to_string()),
-            ("v-n-w-1".to_string(), shared.to_string()),
-        ]);
+        let live = stored(&[("v-n-w-0", "v-n-w-0-credentials"), ("v-n-w-1", shared)]);
         keep_own_secrets(&mut hosts, &mut secrets, &live);
         assert_eq!(hosts[0].spec.bmc.credentials_name, "v-n-w-0-credentials");
         assert_eq!(hosts[1].spec.bmc.credentials_name, shared);
@@ -187,7 +194,7 @@ mod tests {
         // Every host on its own Secret: the shared one is not published.
         let mut hosts = vec![host("v-n-w-0", shared)];
         let mut secrets = vec![secret(shared)];
-        let live = BTreeMap::from([("v-n-w-0".to_string(), "v-n-w-0-credentials".to_string())]);
+        let live = stored(&[("v-n-w-0", "v-n-w-0-credentials")]);
         keep_own_secrets(&mut hosts, &mut secrets, &live);
         assert_eq!(names_of(&secrets), ["v-n-w-0-credentials"]);
     }
