@@ -28,15 +28,11 @@ impl Reconnect {
     }
 
     fn new(node: &str, what: &str) -> Reconnect {
-        // FNV-1a of the names: a spread that differs between hosts and watches.
-        let seed = node
-            .bytes()
-            .chain([0])
-            .chain(what.bytes())
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            })
-            | 1;
+        // A spread that differs between hosts and watches (never 0: xorshift would stay there).
+        let digest = crate::hash::digest16(&format!("{node}\0{what}"));
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        let seed = u64::from_le_bytes(first) | 1;
         Reconnect {
             next: FIRST,
             state: seed,
