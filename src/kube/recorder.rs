@@ -12,6 +12,7 @@ use k8s_openapi::api::events::v1::{Event, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, Patch, PatchParams, PostParams};
+pub use kube::runtime::events::EventType;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -27,7 +28,7 @@ const REPEAT_WINDOW: SignedDuration = SignedDuration::from_mins(6);
 struct Key {
     regarding: (Option<String>, Option<String>, Option<String>),
     related: Option<(Option<String>, Option<String>)>,
-    type_: String,
+    type_: &'static str,
     reason: String,
     action: String,
     note: String,
@@ -56,8 +57,8 @@ pub struct Occurrence<'a> {
     pub regarding: ObjectReference,
     /// Another object it involves.
     pub related: Option<ObjectReference>,
-    /// `Normal` or `Warning`.
-    pub type_: &'a str,
+    /// Normal or Warning.
+    pub type_: EventType,
     /// Why (PascalCase).
     pub reason: &'a str,
     /// What was done (PascalCase).
@@ -88,7 +89,7 @@ impl Recorder {
                 o.regarding.name.clone(),
             ),
             related: o.related.as_ref().map(|r| (r.kind.clone(), r.name.clone())),
-            type_: o.type_.to_string(),
+            type_: type_text(o.type_),
             reason: o.reason.to_string(),
             action: o.action.to_string(),
             note: o.note.clone(),
@@ -134,7 +135,7 @@ impl Recorder {
             },
             action: Some(o.action.to_string()),
             reason: Some(o.reason.to_string()),
-            type_: Some(o.type_.to_string()),
+            type_: Some(type_text(o.type_).to_string()),
             note: Some(o.note),
             event_time: Some(MicroTime(now)),
             regarding: Some(o.regarding),
@@ -153,5 +154,13 @@ impl Recorder {
             },
         );
         Ok(())
+    }
+}
+
+/// The API's spelling of an Event type.
+fn type_text(t: EventType) -> &'static str {
+    match t {
+        EventType::Normal => "Normal",
+        EventType::Warning => "Warning",
     }
 }

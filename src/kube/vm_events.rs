@@ -4,7 +4,7 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::warn;
 
 use super::KubeError;
-use super::recorder::{Occurrence, Recorder};
+use super::recorder::{EventType, Occurrence, Recorder};
 use super::status::join;
 use crate::api::Vino;
 
@@ -42,7 +42,7 @@ impl Events {
             ),
             None => format!("{}: VM {vm} defined", self.node),
         };
-        self.publish(vino, NORMAL, "VmCreated", "Create", note, bmh)
+        self.publish(vino, EventType::Normal, "VmCreated", "Create", note, bmh)
             .await
     }
 
@@ -82,7 +82,8 @@ impl Events {
             ([(vm, bmh)], Batch::Deleted) => self.vm_deleted(vino, vm, bmh.as_deref()).await,
             _ => {
                 let note = format!("{}: {} VMs {done}: {}", self.node, vms.len(), listed(vms));
-                self.publish(vino, NORMAL, reason, action, note, None).await
+                self.publish(vino, EventType::Normal, reason, action, note, None)
+                    .await
             }
         }
     }
@@ -105,8 +106,15 @@ impl Events {
                     vms.len(),
                     join(&names)
                 );
-                self.publish(vino, WARNING, "VmFailed", "Reconcile", note, None)
-                    .await
+                self.publish(
+                    vino,
+                    EventType::Warning,
+                    "VmFailed",
+                    "Reconcile",
+                    note,
+                    None,
+                )
+                .await
             }
         }
     }
@@ -123,7 +131,7 @@ impl Events {
             Some(bmh) => format!("{}: VM {vm} and BareMetalHost {bmh} deleted", self.node),
             None => format!("{}: VM {vm} deleted", self.node),
         };
-        self.publish(vino, NORMAL, "VmDeleted", "Delete", note, bmh)
+        self.publish(vino, EventType::Normal, "VmDeleted", "Delete", note, bmh)
             .await
     }
 
@@ -136,8 +144,15 @@ impl Events {
         error: &str,
     ) -> Result<(), KubeError> {
         let note = format!("{}: VM {vm}: {error}", self.node);
-        self.publish(vino, WARNING, "VmFailed", "Reconcile", note, Some(bmh))
-            .await
+        self.publish(
+            vino,
+            EventType::Warning,
+            "VmFailed",
+            "Reconcile",
+            note,
+            Some(bmh),
+        )
+        .await
     }
 
     /// BareMetalHost `bmh` was deleted to be created again (its boot MAC changed).
@@ -148,7 +163,7 @@ impl Events {
         );
         self.publish(
             vino,
-            WARNING,
+            EventType::Warning,
             "BareMetalHostRecreated",
             "Recreate",
             note,
@@ -160,7 +175,7 @@ impl Events {
     async fn publish(
         &self,
         vino: &Vino,
-        type_: &str,
+        type_: EventType,
         reason: &str,
         action: &str,
         note: String,
@@ -199,9 +214,6 @@ fn listed(vms: &[(String, Option<String>)]) -> String {
         .collect();
     join(&parts).replace("; ", ", ")
 }
-
-const NORMAL: &str = "Normal";
-const WARNING: &str = "Warning";
 
 /// What happened to a batch of VMs.
 #[derive(Clone, Copy)]
